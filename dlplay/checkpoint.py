@@ -1,0 +1,81 @@
+"""Save and load models as safetensors files whose metadata says how to rebuild and feed them."""
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from .models import MODELS, build_model
+
+METADATA_KEY = "dlplay"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a saved model is: architecture, classes, input shape and the normalisation baked into it."""
+
+    architecture: str
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]  # (C, H, W); inputs are scaled to 0..1 before the model's Normalize layer
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    dataset: str = ""
+    test_accuracy: float | None = None
+
+
+class ModelFileError(ValueError):
+    """A model file is unreadable or does not match its declared architecture; the message is for the user."""
+
+
+def save_model(path: str | Path, model: nn.Module, card: ModelCard) -> Path:
+    """Write the model's weights and its card to a .safetensors file; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {METADATA_KEY: json.dumps({"format": FORMAT_VERSION, **asdict(card)})}
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The ModelCard stored in a dlplay .safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise ModelFileError(f"{Path(path).name} is not a readable .safetensors file") from err
+    if METADATA_KEY not in meta:
+        raise ModelFileError(f"{Path(path).name} has no dlplay metadata, so its architecture is unknown")
+    try:
+        fields = json.loads(meta[METADATA_KEY])
+        fields.pop("format", None)
+        card = ModelCard(**fields)
+        return ModelCard(**{**asdict(card), "class_names": tuple(card.class_names),
+                            "input_shape": tuple(card.input_shape), "mean": tuple(card.mean), "std": tuple(card.std)})
+    except (ValueError, TypeError) as err:
+        raise ModelFileError(f"{Path(path).name} has malformed dlplay metadata") from err
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
+    """Rebuild the architecture named in the file and load its weights, checking that every tensor fits."""
+    card = read_card(path)
+    if card.architecture not in MODELS:
+        raise ModelFileError(f"unknown architecture {card.architecture!r}; dlplay knows {', '.join(MODELS)}")
+    model = build_model(card.architecture, card.input_shape, len(card.class_names), card.mean, card.std)
+    weights = load_file(str(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [f"{k}: file {tuple(weights[k].shape)} vs model {tuple(v.shape)}"
+             for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = [f"missing {', '.join(missing)}" if missing else "",
+                 f"unexpected {', '.join(unexpected)}" if unexpected else "",
+                 f"shape mismatch {'; '.join(wrong)}" if wrong else ""]
+        raise ModelFileError(f"weights do not fit {card.architecture}: " + "; ".join(p for p in parts if p))
+    model.load_state_dict(weights)
+    model.eval()
+    return model, card

@@ -1,0 +1,134 @@
+"""Command line: `python -m dlplay train ...` trains a model on a registered dataset and can save it."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .augment import LIGHT, Augmentation
+from .checkpoint import ModelCard, save_model
+from .data import DATASETS, DatasetUnavailable, ImageSet, load_dataset
+from .device import DEVICE_CHOICES, configure_threads, pick_device
+from .evaluate import evaluate
+from .models import MODELS, build_model
+from .train import OPTIMIZERS, SCHEDULES, BatchEvent, EpochEvent, Trainer, build_optimizer
+
+AUGMENTATIONS = {"none": Augmentation(), "light": LIGHT}
+BAR_WIDTH = 30
+
+
+def _positive(kind):
+    """An argparse type accepting values of `kind` greater than zero."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `python -m dlplay`."""
+    parser = argparse.ArgumentParser(prog="python -m dlplay", description="dlplay: train real CNNs on real images.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a model and report its test accuracy")
+    train.add_argument("--dataset", choices=list(DATASETS), default="mnist5k")
+    train.add_argument("--model", choices=list(MODELS), default="small-cnn")
+    train.add_argument("--epochs", type=_positive(int), default=10)
+    train.add_argument("--batch-size", type=_positive(int), default=64)
+    train.add_argument("--lr", type=_positive(float), default=3e-3, help="(peak) learning rate")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
+    train.add_argument("--schedule", choices=SCHEDULES, default="onecycle")
+    train.add_argument("--augment", choices=list(AUGMENTATIONS), default="light")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    train.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
+    train.add_argument("--save", type=Path, default=None, metavar="PATH", help="write the model as .safetensors")
+    train.add_argument("--dry-run", action="store_true", help="train on two batches only (a quick smoke test)")
+    return parser
+
+
+class ProgressBar:
+    """One line per epoch: redrawn after each batch on a terminal, written once per epoch otherwise."""
+
+    def __init__(self, epochs: int, stream=sys.stderr):
+        self.epochs, self.stream, self.live = epochs, stream, stream.isatty()
+
+    def batch(self, e: BatchEvent) -> None:
+        if not self.live:
+            return
+        done = (e.step - 1) % e.steps_per_epoch + 1
+        filled = BAR_WIDTH * done // e.steps_per_epoch
+        self.stream.write(f"\repoch {e.epoch}/{self.epochs} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+                          f"{done}/{e.steps_per_epoch} loss {e.loss:.3f} acc {e.accuracy:.3f} "
+                          f"{e.images_per_sec:,.0f} img/s")
+        self.stream.flush()
+
+    def epoch(self, e: EpochEvent) -> None:
+        carriage_return = "\r" if self.live else ""
+        self.stream.write(f"{carriage_return}epoch {e.epoch}/{self.epochs} [{'#' * BAR_WIDTH}] loss {e.train_loss:.4f} "
+                          f"acc {e.train_accuracy:.4f} {e.images_per_sec:,.0f} img/s {e.seconds:.1f}s\n")
+        self.stream.flush()
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Run `train`; returns the process exit code."""
+    configure_threads()
+    try:
+        device = pick_device(args.device)
+        dataset = load_dataset(args.dataset, args.data_dir)
+    except (ValueError, DatasetUnavailable) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ValueError) else 1
+    train = dataset.train
+    if args.dry_run:
+        n = 2 * args.batch_size
+        train, args.epochs = ImageSet(train.images[:n], train.labels[:n]), 1
+    print(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name}")
+    torch.manual_seed(args.seed)
+    mean, std = dataset.channel_stats()
+    try:
+        model = build_model(args.model, dataset.input_shape, dataset.num_classes, mean, std).to(device.device)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
+    trainer = Trainer(model, optimizer, train, device, batch_size=args.batch_size, epochs=args.epochs,
+                      schedule=args.schedule, seed=args.seed, augmentation=AUGMENTATIONS[args.augment])
+    bar = ProgressBar(args.epochs)
+    trainer.on("batch_end", bar.batch)
+    trainer.on("epoch_end", bar.epoch)
+    start = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    result = evaluate(model, dataset.test, device)
+    print(f"trained in {seconds:.1f}s; test accuracy {result.accuracy:.4f} ({result.accuracy:.2%}), "
+          f"test loss {result.loss:.4f}")
+    if args.save:
+        card = ModelCard(args.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name,
+                         result.accuracy)
+        print(f"saved {save_model(args.save, model, card)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; argparse exits with code 2 on invalid arguments."""
+    args = build_parser().parse_args(argv)
+    return train_command(args)

@@ -1,0 +1,154 @@
+"""Dataset registry: embedded mnist5k and torchvision downloads, all held in memory as uint8 tensors."""
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ASSETS = Path(__file__).with_name("assets")
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images (N, C, H, W) uint8 and labels (N,) int64 on the CPU."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        assert self.images.dtype == torch.uint8 and self.images.ndim == 4, (self.images.dtype, self.images.shape)
+        assert self.labels.dtype == torch.int64 and self.labels.shape == (len(self.images),)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named train/test pair of ImageSets with class names."""
+
+    name: str
+    class_names: tuple[str, ...]
+    train: ImageSet
+    test: ImageSet
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image."""
+        return tuple(self.train.images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the labels range over."""
+        return len(self.class_names)
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images on the 0..1 scale (for normalisation)."""
+        x = self.train.images.float().div_(255)  # (N, C, H, W)
+        return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset could not be loaded or downloaded; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to get one registered dataset."""
+
+    description: str
+    downloads: bool
+    load: Callable[[Path], Dataset]
+
+
+def default_data_dir() -> Path:
+    """Where downloads go: $DLPLAY_DATA_DIR, else the user's cache dir (~/.cache/dlplay/data)."""
+    if os.environ.get("DLPLAY_DATA_DIR"):
+        return Path(os.environ["DLPLAY_DATA_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "dlplay" / "data"
+
+
+def _from_numpy(images: np.ndarray, labels) -> ImageSet:
+    """Wrap (N, H, W) or (N, H, W, C) uint8 arrays as an ImageSet in (N, C, H, W)."""
+    x = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.uint8)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    return ImageSet(x, torch.as_tensor(np.asarray(labels), dtype=torch.int64))
+
+
+def load_mnist5k(_data_dir: Path | None = None) -> Dataset:
+    """The embedded 5,000 real MNIST digits: a fixed stratified 4,000 train / 1,000 test split."""
+    with np.load(ASSETS / "mnist5k.npz") as f:
+        train = _from_numpy(f["x_train"], f["y_train"])
+        test = _from_numpy(f["x_test"], f["y_test"])
+    return Dataset("mnist5k", DIGIT_NAMES, train, test)
+
+
+def _hand_placement_hint(name: str, folder: Path) -> str:
+    """Where a user can put the files when the download cannot work."""
+    files = {
+        "mnist": f"the four MNIST .gz files in {folder / 'MNIST' / 'raw'}",
+        "fashion-mnist": f"the four Fashion-MNIST .gz files in {folder / 'FashionMNIST' / 'raw'}",
+        "cifar10": f"cifar-10-python.tar.gz in {folder}",
+    }[name]
+    return f"To use it offline, download it on another machine and place {files}"
+
+
+def _torchvision_loader(name: str) -> Callable[[Path], Dataset]:
+    """A loader that reads (or first downloads) a torchvision dataset into memory."""
+
+    def load(data_dir: Path | None) -> Dataset:
+        from torchvision import datasets  # imported here: torchvision is slow to import and only needed here
+
+        folder = Path(data_dir) if data_dir else default_data_dir()
+        cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            splits = [cls(str(folder), train=train, download=True) for train in (True, False)]
+        except (OSError, RuntimeError, ValueError) as err:
+            raise DatasetUnavailable(
+                f"Could not load the {name} dataset into {folder} (download failed or files unreadable: "
+                f"{type(err).__name__}). {_hand_placement_hint(name, folder)}, or use the embedded 'mnist5k' "
+                "dataset, which needs no download."
+            ) from err
+        train, test = (_from_numpy(np.asarray(s.data), s.targets) for s in splits)
+        return Dataset(name, tuple(splits[0].classes), train, test)
+
+    return load
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist5k": DatasetSpec("5,000 real MNIST digits, embedded (no download)", False, load_mnist5k),
+    "mnist": DatasetSpec("MNIST, 70,000 handwritten digits (downloads ~12 MB)", True, _torchvision_loader("mnist")),
+    "fashion-mnist": DatasetSpec(
+        "Fashion-MNIST, 70,000 clothing images (downloads ~30 MB)", True, _torchvision_loader("fashion-mnist")
+    ),
+    "cifar10": DatasetSpec("CIFAR-10, 60,000 colour photos (downloads ~170 MB)", True, _torchvision_loader("cifar10")),
+}
+
+
+def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
+    """Load a registered dataset by name; unknown names and failed downloads raise DatasetUnavailable."""
+    if name not in DATASETS:
+        raise DatasetUnavailable(f"Unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}.")
+    return DATASETS[name].load(data_dir)
+
+
+def sample_per_class(data: ImageSet, per_class: int, seed: int = 0) -> ImageSet:
+    """A seeded pick of `per_class` images of each class, ordered by class."""
+    generator = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in data.labels.unique().tolist():
+        idx = torch.nonzero(data.labels == c).flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
+    order = torch.cat(picks)
+    return ImageSet(data.images[order], data.labels[order])
+
+
+def to_display(images: torch.Tensor) -> list[np.ndarray]:
+    """uint8 (N, C, H, W) -> list of (H, W) grayscale or (H, W, C) colour arrays for drawing."""
+    arrays = images.permute(0, 2, 3, 1).numpy()
+    return [a[..., 0] if a.shape[-1] == 1 else a for a in arrays]

@@ -1,0 +1,56 @@
+"""Evaluate a classifier on an in-memory ImageSet: accuracy, loss, confusion matrix, per-class accuracy."""
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from .data import ImageSet
+from .device import DeviceInfo
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test metrics; confusion[i, j] counts images of true class i predicted as class j."""
+
+    accuracy: float
+    loss: float
+    confusion: torch.Tensor  # (K, K) int64
+    predictions: torch.Tensor  # (N,) int64
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        """Recall of each class (nan for a class with no test images)."""
+        totals = self.confusion.sum(dim=1).double()
+        return (self.confusion.diag().double() / totals).tolist()
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, device: DeviceInfo, batch_size: int = 500) -> torch.Tensor:
+    """Logits (N, K) on the CPU for uint8 images (N, C, H, W), in eval mode, batch by batch."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for chunk in images.split(batch_size):
+            x = chunk.to(device.device).float().div_(255)
+            if device.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.device.type, dtype=torch.float16, enabled=device.mixed_precision):
+                out.append(model(x).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate(model: torch.nn.Module, data: ImageSet, device: DeviceInfo, num_classes: int | None = None) -> Evaluation:
+    """Accuracy, mean cross-entropy, confusion matrix and predictions of `model` on `data`."""
+    logits = predict_logits(model, data.images, device)
+    k = num_classes or logits.shape[1]
+    predictions = logits.argmax(1)
+    confusion = torch.bincount(data.labels * k + predictions, minlength=k * k).view(k, k)
+    return Evaluation(
+        accuracy=float((predictions == data.labels).double().mean()),
+        loss=float(F.cross_entropy(logits, data.labels)),
+        confusion=confusion,
+        predictions=predictions,
+    )

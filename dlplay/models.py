@@ -1,0 +1,162 @@
+"""The article's CNNs and a small MNIST CNN, built for any input shape and class count, with a Keras-style summary."""
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Normalize(nn.Module):
+    """Subtract the per-channel mean and divide by the std; inputs are images scaled to 0..1."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Upsample(nn.Module):
+    """Resize small images up to the size a stack of valid convolutions needs (like Keras' target_size)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+def _valid_conv_blocks(in_channels: int, widths: Sequence[int]) -> list[nn.Module]:
+    """Keras-style blocks: Conv2D(w, 3x3, 'valid', relu) then MaxPooling2D(2)."""
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Conv2d(in_channels, width, 3), nn.ReLU(), nn.MaxPool2d(2)]
+        in_channels = width
+    return layers
+
+
+def _min_size_for_valid_blocks(blocks: int) -> int:
+    """Smallest square input for which `blocks` (3x3 valid conv + 2x2 pool) leave at least a 1x1 map."""
+    size = 1
+    for _ in range(blocks):
+        size = size * 2 + 2
+    return size
+
+
+def _features_then_head(features: list[nn.Module], head: Callable[[int], list[nn.Module]], input_shape) -> nn.Sequential:
+    """Join conv features and a dense head whose first layer's width is the flattened feature size."""
+    trunk = nn.Sequential(*features, nn.Flatten()).eval()  # eval: batch-norm accepts a batch of one
+    try:
+        with torch.no_grad():
+            flat = trunk(torch.zeros(1, *input_shape)).shape[1]
+    except RuntimeError as err:
+        raise ValueError(f"images of shape {tuple(input_shape)} are too small for this model") from err
+    return nn.Sequential(*features, nn.Flatten(), *head(flat))
+
+
+def article_cifar10_cnn(input_shape, num_classes: int) -> list[nn.Module]:
+    """§5.3: Conv32-Pool-Conv64-Pool-Conv128-Pool-Flatten-Dense128-Dropout(0.5)-Dense(classes)."""
+    return _article_cnn(input_shape, (32, 64, 128), lambda flat: [
+        nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, num_classes)])
+
+
+def article_150_cnn(input_shape, num_classes: int) -> list[nn.Module]:
+    """§5.2: four Conv-Pool blocks (32-64-128-128), Flatten, Dense512, Dense(classes) (softmax is in the loss)."""
+    return _article_cnn(input_shape, (32, 64, 128, 128), lambda flat: [
+        nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_classes)])
+
+
+def _article_cnn(input_shape, widths, head) -> list[nn.Module]:
+    """Valid-convolution CNN; inputs smaller than the stack allows are first upsampled to its minimum size."""
+    channels, height, width = input_shape
+    need = _min_size_for_valid_blocks(len(widths))
+    resize = [Upsample(need)] if min(height, width) < need else []
+    shape = (channels, max(height, need), max(width, need)) if resize else input_shape
+    body = _features_then_head(_valid_conv_blocks(channels, widths), head, shape)
+    return [*resize, *body]
+
+
+def small_cnn(input_shape, num_classes: int) -> list[nn.Module]:
+    """A fast, accurate digit CNN: three same-padded Conv-BN-ReLU-Pool blocks (16-32-64), Dense128, Dropout."""
+    channels, height, width = input_shape
+
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+
+    features = [*block(channels, 16), *block(16, 32), *block(32, 64)]
+    head = lambda flat: [nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, num_classes)]
+    return list(_features_then_head(features, head, input_shape))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture: what it is and how to build its layers."""
+
+    description: str
+    layers: Callable[[tuple[int, int, int], int], list[nn.Module]]
+
+
+MODELS: dict[str, ModelSpec] = {
+    "small-cnn": ModelSpec("Small CNN (3 conv blocks + batch-norm), fast on CPU", small_cnn),
+    "article-cifar10": ModelSpec("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout", article_cifar10_cnn),
+    "article-150": ModelSpec("The article's 150x150 CNN (§5.2): 4 conv blocks, Dense512", article_150_cnn),
+}
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
+                mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> nn.Sequential:
+    """Build a registered model taking (N, C, H, W) images in 0..1 and returning class logits."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    channels = input_shape[0]
+    mean = tuple(mean) if mean is not None else (0.5,) * channels
+    std = tuple(std) if std is not None else (0.5,) * channels
+    return nn.Sequential(Normalize(mean, std), *MODELS[name].layers(tuple(input_shape), num_classes))
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One line of a model summary."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+
+
+def summary(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerRow]:
+    """Like Keras model.summary(): each leaf layer with its output shape (batch dim omitted) and parameter count."""
+    rows: list[LayerRow] = []
+    hooks = [
+        module.register_forward_hook(
+            lambda m, _inp, out, name=name: rows.append(
+                LayerRow(name, type(m).__name__, tuple(out.shape[1:]), sum(p.numel() for p in m.parameters())))
+        )
+        for name, module in model.named_modules() if not list(module.children())
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return rows
+
+
+def format_summary(rows: Sequence[LayerRow]) -> str:
+    """The summary as a fixed-width text table with the total parameter count."""
+    lines = [f"{'Layer':<24}{'Output shape':<20}{'Params':>10}", "-" * 54]
+    lines += [f"{f'{r.name} ({r.kind})':<24}{str(r.output_shape):<20}{r.params:>10,}" for r in rows]
+    lines += ["-" * 54, f"Total params: {sum(r.params for r in rows):,}"]
+    return "\n".join(lines)

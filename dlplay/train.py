@@ -1,0 +1,164 @@
+"""A model-agnostic Trainer: explicit model, optimizer, data and device; events per batch and epoch; cooperative stop."""
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .augment import Augmentation, random_affine
+from .data import ImageSet
+from .device import DeviceInfo
+from .evaluate import evaluate
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "onecycle", "cosine")
+
+
+def build_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """One of OPTIMIZERS ('momentum' is SGD with momentum 0.9) over `params`."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+
+def build_schedule(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
+    """A per-batch learning-rate schedule (None for 'constant')."""
+    if name == "constant":
+        return None
+    if name == "onecycle":
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=0.25)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """Metrics after one optimizer step."""
+
+    epoch: int  # 1-based
+    step: int  # 1-based, counted over the whole run
+    steps_per_epoch: int
+    loss: float
+    accuracy: float
+    images_per_sec: float  # over this epoch so far
+    lr: float
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """Metrics after one epoch; validation fields are None without validation data."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    images_per_sec: float
+    seconds: float
+
+
+@dataclass
+class History:
+    """Everything a run reported, and whether it was stopped early."""
+
+    batches: list[BatchEvent] = field(default_factory=list)
+    epochs: list[EpochEvent] = field(default_factory=list)
+    stopped: bool = False
+
+
+class Trainer:
+    """Trains any classifier on an in-memory ImageSet; the caller owns model, optimizer, data and device."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train: ImageSet, device: DeviceInfo, *,
+                 batch_size: int = 64, epochs: int = 1, schedule: str = "constant", seed: int = 0,
+                 augmentation: Augmentation = Augmentation(), val: ImageSet | None = None,
+                 label_smoothing: float = 0.0):
+        if batch_size < 1 or epochs < 1:
+            raise ValueError("batch_size and epochs must be at least 1")
+        self.model, self.optimizer, self.train_set, self.val_set = model, optimizer, train, val
+        self.device, self.batch_size, self.epochs, self.seed = device, batch_size, epochs, seed
+        self.augmentation = augmentation
+        self.steps_per_epoch = -(-len(train) // batch_size)
+        self.scheduler = build_schedule(schedule, optimizer, self.steps_per_epoch * epochs)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.scaler = torch.amp.GradScaler(device.device.type, enabled=device.mixed_precision)
+        self._listeners: dict[str, list[Callable]] = {"batch_end": [], "epoch_end": []}
+        self._stop = threading.Event()
+
+    def on(self, event: str, callback: Callable) -> None:
+        """Call `callback(BatchEvent)` on 'batch_end' or `callback(EpochEvent)` on 'epoch_end'."""
+        self._listeners[event].append(callback)
+
+    def stop(self) -> None:
+        """Ask the run to stop; honoured before the next batch (safe to call from another thread)."""
+        self._stop.set()
+
+    def _emit(self, event: str, payload) -> None:
+        for callback in self._listeners[event]:
+            callback(payload)
+
+    def _prepare(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) on the device -> float 0..1 in the device's preferred memory format."""
+        x = images_uint8.float().div_(255)
+        return x.contiguous(memory_format=torch.channels_last) if self.device.channels_last else x
+
+    def fit(self) -> History:
+        """Run all epochs (or until stop()); returns the History."""
+        dev = self.device.device
+        torch.manual_seed(self.seed)  # dropout masks
+        shuffle_gen = torch.Generator().manual_seed(self.seed)
+        aug_gen = torch.Generator().manual_seed(self.seed + 1)
+        images = self.train_set.images.to(dev)
+        labels = self.train_set.labels.to(dev)
+        if self.device.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        history, step = History(), 0
+        for epoch in range(1, self.epochs + 1):
+            self.model.train()
+            order = torch.randperm(len(labels), generator=shuffle_gen).to(dev)
+            start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+            for i in range(self.steps_per_epoch):
+                if self._stop.is_set():
+                    history.stopped = True
+                    return history
+                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                x = random_affine(self._prepare(images[idx]), self.augmentation, aug_gen)
+                y = labels[idx]
+                with torch.autocast(dev.type, dtype=torch.float16, enabled=self.device.mixed_precision):
+                    logits = self.model(x)
+                    loss = self.loss_fn(logits, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                lr = self.optimizer.param_groups[0]["lr"]
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                step += 1
+                n = len(y)
+                batch_loss = loss.item()
+                batch_correct = int((logits.argmax(1) == y).sum())
+                seen, loss_sum, correct = seen + n, loss_sum + batch_loss * n, correct + batch_correct
+                event = BatchEvent(epoch, step, self.steps_per_epoch, batch_loss, batch_correct / n,
+                                   seen / (time.perf_counter() - start), lr)
+                history.batches.append(event)
+                self._emit("batch_end", event)
+            seconds = time.perf_counter() - start
+            val = evaluate(self.model, self.val_set, self.device) if self.val_set is not None else None
+            event = EpochEvent(epoch, loss_sum / seen, correct / seen, val and val.loss, val and val.accuracy,
+                               seen / seconds, seconds)
+            history.epochs.append(event)
+            self._emit("epoch_end", event)
+        return history

@@ -1,0 +1,75 @@
+"""Home: the path through the playground, the training loop, the device, and a look at the embedded digits."""
+import streamlit as st
+
+from dlplay.data import Dataset, load_dataset, sample_per_class, to_display
+from dlplay.device import pick_device
+
+TRAINING_LOOP_DOT = """
+digraph loop {
+  layout=circo; bgcolor="transparent"; mindist=0.4;
+  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a6fa5", fontname="Helvetica", fontsize=16,
+        margin="0.2,0.1"];
+  edge [color="#4a6fa5"];
+  input [label="Input\\n(image pixels)"]; hidden [label="Hidden layers\\n(weights, activations)"];
+  output [label="Output\\n(class probabilities)"]; loss [label="Loss\\n(cross-entropy)", fillcolor="#fdf0e6"];
+  backprop [label="Backprop\\n(gradients by chain rule)", fillcolor="#fdf0e6"];
+  update [label="Update\\n(optimizer step)", fillcolor="#e9f6ec"];
+  input -> hidden -> output -> loss -> backprop -> update;
+  update -> input [label="iterate", style=dashed, fontname="Helvetica"];
+}
+"""
+
+
+@st.cache_resource
+def embedded_digits() -> Dataset:
+    """The embedded mnist5k dataset, loaded once per process and shared read-only."""
+    return load_dataset("mnist5k")
+
+
+st.title("dlplay: learn deep learning by doing")
+st.markdown(
+    "A playground that runs **real PyTorch**: you move a control, a real model computes, and you see the numbers "
+    "and pictures change. It follows one tutorial's syllabus from a single neuron to a convolutional network "
+    "trained on real images."
+)
+
+st.subheader("The path through the playground")
+st.markdown(
+    "1. **Neuron math**: one neuron, then a small network's forward and backward pass, every number checked "
+    "against autograd.\n"
+    "2. **Activations and optimizers**: curves, derivatives, vanishing gradients, optimizers racing on loss surfaces.\n"
+    "3. **Network playground**: a small network learning 2-D data with a live decision boundary.\n"
+    "4. **CNN trainer**: train a CNN on real images and look inside it.\n"
+    "5. **Upload & classify**: your own picture in; probabilities and where the model looked out.\n\n"
+    "The pages open in the menu as they are built. Today the core already trains a real CNN from the command "
+    "line: `python -m dlplay train --dataset mnist5k` reaches about 98.5% test accuracy in about ten seconds on a "
+    "laptop CPU."
+)
+
+st.subheader("The training loop")
+st.caption("Every page is a piece of this loop: data flows forward, the loss flows back, the optimizer updates.")
+st.graphviz_chart(TRAINING_LOOP_DOT)
+
+device = pick_device("auto")
+st.subheader("Where your models run")
+if device.device.type == "cpu":
+    st.info(f"**{device.name}**: no GPU found, so training runs on the processor. The embedded digits still "
+            "train in seconds.")
+else:
+    st.success(f"**{device.name}** ({device.device.type.upper()}): training runs on the GPU"
+               f"{' with mixed precision' if device.mixed_precision else ''}.")
+
+digits = embedded_digits()
+st.subheader("The data: 5,000 real handwritten digits, built in")
+st.markdown(
+    f"`mnist5k` holds **{len(digits.train):,} training** and **{len(digits.test):,} test** digits, "
+    f"{len(digits.train) // digits.num_classes} and {len(digits.test) // digits.num_classes} per class, "
+    "so every training feature works offline. Two training examples of each class:"
+)
+preview = sample_per_class(digits.train, per_class=2, seed=0)
+pictures, labels = to_display(preview.images), preview.labels.tolist()
+for class_index, column in enumerate(st.columns(digits.num_classes)):
+    picks = [picture for picture, label in zip(pictures, labels) if label == class_index]
+    column.image(picks, caption=[f"label {digits.class_names[class_index]}"] * len(picks), width=64,
+                 output_format="PNG")
+st.caption("MNIST © Y. LeCun, C. Cortes, C. J. C. Burges, CC BY-SA 3.0.")

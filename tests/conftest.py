@@ -1,0 +1,16 @@
+"""Shared fixtures: the CPU device and the embedded dataset, loaded once per test session."""
+import pytest
+
+from dlplay.data import Dataset, load_dataset
+from dlplay.device import DeviceInfo, configure_threads, pick_device
+
+
+@pytest.fixture(scope="session")
+def cpu() -> DeviceInfo:
+    configure_threads()
+    return pick_device("cpu")
+
+
+@pytest.fixture(scope="session")
+def mnist5k() -> Dataset:
+    return load_dataset("mnist5k")

@@ -1,0 +1,36 @@
+"""AppTest: every page renders without an exception; the Home page shows the device and the digits."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+PAGES = ["pages/home.py"]
+TIMEOUT = 120  # a cold `import torch` takes longer than AppTest's default 3 s
+
+
+def test_every_page_file_is_covered_here():
+    assert sorted(str(p.relative_to(REPO)) for p in (REPO / "pages").glob("*.py")) == sorted(PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_without_exception(page):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert at.title
+
+
+def test_home_shows_the_path_device_and_digits():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.title[0].value.startswith("dlplay")
+    text = " ".join(m.value for m in at.markdown)
+    assert "Neuron math" in text and "CNN trainer" in text and "Upload & classify" in text
+    assert "4,000 training" in text and "1,000 test" in text
+    assert "**Device:**" in text and "CPU" in text
+    assert any("CPU" in box.value for box in at.info)  # no GPU on the test machine
+    captions = [[img.caption for img in column.proto.imgs] for column in at.get("image")]
+    assert captions == [[f"label {c}"] * 2 for c in range(10)]  # two digits of every class
+    assert at.get("graphviz_chart")  # the training-loop diagram
+    assert at.caption[-1].value.startswith("MNIST")
