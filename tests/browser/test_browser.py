@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("DLPLAY_CHROMIUM", "/usr/bin/chromium")
@@ -69,7 +69,7 @@ def test_home_page_in_a_real_browser(app_url, browser):
     page.get_by_text("Two training examples of each class").wait_for(timeout=60_000)
     page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator('[data-testid="stImageContainer"] img').count() == 20  # the digit preview grid
+    expect(page.locator('[data-testid="stImageContainer"] img')).to_have_count(20)  # the digit preview grid
     assert "CPU" in page.locator('[data-testid="stSidebar"]').inner_text()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"))
