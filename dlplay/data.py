@@ -108,7 +108,7 @@ def _torchvision_loader(name: str) -> Callable[[Path], Dataset]:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             splits = [cls(str(folder), train=train, download=True) for train in (True, False)]
-        except (OSError, RuntimeError, ValueError) as err:
+        except (OSError, RuntimeError, ValueError, EOFError) as err:  # EOFError: a truncated file
             raise DatasetUnavailable(
                 f"Could not load the {name} dataset into {folder} (download failed or files unreadable: "
                 f"{type(err).__name__}). {_hand_placement_hint(name, folder)}, or use the embedded 'mnist5k' "

@@ -61,6 +61,16 @@ def _features_then_head(features: list[nn.Module], head: Callable[[int], list[nn
     return nn.Sequential(*features, nn.Flatten(), *head(flat))
 
 
+def _article_cnn(input_shape, widths, head) -> list[nn.Module]:
+    """Valid-convolution CNN; inputs smaller than the stack allows are first upsampled to its minimum size."""
+    channels, height, width = input_shape
+    need = _min_size_for_valid_blocks(len(widths))
+    resize = [Upsample(need)] if min(height, width) < need else []
+    shape = (channels, max(height, need), max(width, need)) if resize else input_shape
+    body = _features_then_head(_valid_conv_blocks(channels, widths), head, shape)
+    return [*resize, *body]
+
+
 def article_cifar10_cnn(input_shape, num_classes: int) -> list[nn.Module]:
     """§5.3: Conv32-Pool-Conv64-Pool-Conv128-Pool-Flatten-Dense128-Dropout(0.5)-Dense(classes)."""
     return _article_cnn(input_shape, (32, 64, 128), lambda flat: [
@@ -73,25 +83,18 @@ def article_150_cnn(input_shape, num_classes: int) -> list[nn.Module]:
         nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_classes)])
 
 
-def _article_cnn(input_shape, widths, head) -> list[nn.Module]:
-    """Valid-convolution CNN; inputs smaller than the stack allows are first upsampled to its minimum size."""
-    channels, height, width = input_shape
-    need = _min_size_for_valid_blocks(len(widths))
-    resize = [Upsample(need)] if min(height, width) < need else []
-    shape = (channels, max(height, need), max(width, need)) if resize else input_shape
-    body = _features_then_head(_valid_conv_blocks(channels, widths), head, shape)
-    return [*resize, *body]
-
-
 def small_cnn(input_shape, num_classes: int) -> list[nn.Module]:
     """A fast, accurate digit CNN: three same-padded Conv-BN-ReLU-Pool blocks (16-32-64), Dense128, Dropout."""
-    channels, height, width = input_shape
+    channels = input_shape[0]
 
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
 
     features = [*block(channels, 16), *block(16, 32), *block(32, 64)]
-    head = lambda flat: [nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, num_classes)]
+
+    def head(flat: int) -> list[nn.Module]:
+        return [nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, num_classes)]
+
     return list(_features_then_head(features, head, input_shape))
 
 

@@ -122,8 +122,8 @@ class Trainer:
         aug_gen = torch.Generator().manual_seed(self.seed + 1)
         images = self.train_set.images.to(dev)
         labels = self.train_set.labels.to(dev)
-        if self.device.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        # Module.to keeps the Parameter objects, so the optimizer built on them still updates this model.
+        self.model.to(dev, memory_format=torch.channels_last if self.device.channels_last else torch.preserve_format)
         history, step = History(), 0
         for epoch in range(1, self.epochs + 1):
             self.model.train()
@@ -157,8 +157,8 @@ class Trainer:
                 self._emit("batch_end", event)
             seconds = time.perf_counter() - start
             val = evaluate(self.model, self.val_set, self.device) if self.val_set is not None else None
-            event = EpochEvent(epoch, loss_sum / seen, correct / seen, val and val.loss, val and val.accuracy,
-                               seen / seconds, seconds)
+            event = EpochEvent(epoch, loss_sum / seen, correct / seen, val.loss if val else None,
+                               val.accuracy if val else None, seen / seconds, seconds)
             history.epochs.append(event)
             self._emit("epoch_end", event)
         return history
