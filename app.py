@@ -1,4 +1,8 @@
-"""dlplay router: page config, navigation over the pages that exist, and the sidebar device badge."""
+"""dlplay router: page config, navigation over the pages that exist, and the sidebar device badge.
+
+The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/ as its old multipage layout and,
+on a fresh server, runs a page's file without this router when its URL is opened directly.
+"""
 import streamlit as st
 
 from dlplay.device import DeviceInfo, configure_threads, pick_device
@@ -13,6 +17,9 @@ def start_up() -> DeviceInfo:
 
 st.set_page_config(page_title="dlplay: learn deep learning by doing", page_icon="🧠", layout="wide")
 device = start_up()
-page = st.navigation([st.Page("pages/home.py", title="Home", icon="🏠", default=True)])
-st.sidebar.markdown(f"**Device:** {'🟢' if device.device.type != 'cpu' else '⚪'} {device.name}")
+page = st.navigation([
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/trainer.py", title="CNN trainer", icon=":material/model_training:"),
+])
+st.sidebar.markdown(f"**Device:** {device.name}")
 page.run()

@@ -44,8 +44,7 @@ def hand_loop(model, optimizer, train: ImageSet, device, batch_size: int, seed: 
 
 
 def fresh(arch, data, device, seed=0, lr=1e-3):
-    torch.manual_seed(seed)
-    model = build_model(arch, data.input_shape, data.num_classes).to(device.device)
+    model = build_model(arch, data.input_shape, data.num_classes, seed=seed).to(device.device)
     if device.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, build_optimizer("adam", model.parameters(), lr)
@@ -68,9 +67,8 @@ def throughput(arch: str, data, device, batch_size: int, repeats: int) -> None:
 
 def recipe(data, device, seed: int) -> None:
     """The CLI defaults (small-cnn, AdamW 3e-3 one-cycle, light augmentation, 10 epochs, batch 64)."""
-    torch.manual_seed(seed)
     mean, std = data.channel_stats()
-    model = build_model("small-cnn", data.input_shape, data.num_classes, mean, std)
+    model = build_model("small-cnn", data.input_shape, data.num_classes, mean, std, seed=seed)
     trainer = Trainer(model, build_optimizer("adamw", model.parameters(), 3e-3, 5e-4), data.train, device,
                       batch_size=64, epochs=10, schedule="onecycle", seed=seed, augmentation=LIGHT)
     h = trainer.fit()

@@ -25,6 +25,9 @@ class Augmentation:
 
 
 LIGHT = Augmentation(rotation_deg=5, width_shift=0.05, height_shift=0.05, zoom=0.05)  # the CLI default
+# The article's ImageDataGenerator (§5.2). Keras reads shear_range=0.2 as 0.2 degrees: almost no shear at all.
+ARTICLE = Augmentation(rotation_deg=40, width_shift=0.2, height_shift=0.2, shear_deg=0.2, zoom=0.2,
+                       horizontal_flip=True)
 
 
 def _uniform(n: int, bound: float, generator: torch.Generator) -> torch.Tensor:

@@ -1,10 +1,11 @@
 """Save and load models as safetensors files whose metadata says how to rebuild and feed them."""
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save, save_file
 from torch import nn
 
 from .models import MODELS, build_model
@@ -31,13 +32,28 @@ class ModelFileError(ValueError):
 
 
 def save_model(path: str | Path, model: nn.Module, card: ModelCard) -> Path:
-    """Write the model's weights and its card to a .safetensors file; returns the path."""
+    """Write the model's weights and its card to a .safetensors file atomically; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {METADATA_KEY: json.dumps({"format": FORMAT_VERSION, **asdict(card)})}
-    save_file(tensors, str(path), metadata=meta)
+    partial = path.with_name(path.name + ".partial")
+    save_file(model_tensors(model), str(partial), metadata=card_metadata(card))
+    os.replace(partial, path)  # readers never see a half-written file
     return path
+
+
+def model_tensors(model: nn.Module) -> dict:
+    """The state dict as contiguous CPU tensors, as safetensors needs."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def card_metadata(card: ModelCard) -> dict[str, str]:
+    """The safetensors metadata that carries a ModelCard."""
+    return {METADATA_KEY: json.dumps({"format": FORMAT_VERSION, **asdict(card)})}
+
+
+def model_bytes(model: nn.Module, card: ModelCard) -> bytes:
+    """The .safetensors file contents, for a download button."""
+    return save(model_tensors(model), metadata=card_metadata(card))
 
 
 def read_card(path: str | Path) -> ModelCard:

@@ -4,7 +4,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from .augment import LIGHT, Augmentation
 from .checkpoint import ModelCard, save_model
@@ -102,10 +101,9 @@ def train_command(args: argparse.Namespace) -> int:
         n = 2 * args.batch_size
         train, args.epochs = ImageSet(train.images[:n], train.labels[:n]), 1
     print(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name}")
-    torch.manual_seed(args.seed)
     mean, std = dataset.channel_stats()
     try:
-        model = build_model(args.model, dataset.input_shape, dataset.num_classes, mean, std).to(device.device)
+        model = build_model(args.model, dataset.input_shape, dataset.num_classes, mean, std, seed=args.seed)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

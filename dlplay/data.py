@@ -152,3 +152,17 @@ def to_display(images: torch.Tensor) -> list[np.ndarray]:
     """uint8 (N, C, H, W) -> list of (H, W) grayscale or (H, W, C) colour arrays for drawing."""
     arrays = images.permute(0, 2, 3, 1).numpy()
     return [a[..., 0] if a.shape[-1] == 1 else a for a in arrays]
+
+
+def stratified_split(data: ImageSet, test_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Seeded per-class split; each class with 2+ images keeps at least one image on each side."""
+    generator = torch.Generator().manual_seed(seed)
+    train_idx, test_idx = [], []
+    for c in data.labels.unique().tolist():
+        idx = torch.nonzero(data.labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n_test = min(max(1, round(len(idx) * test_fraction)), len(idx) - 1) if len(idx) > 1 else 0
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    tr, te = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+    return ImageSet(data.images[tr], data.labels[tr]), ImageSet(data.images[te], data.labels[te])

@@ -16,6 +16,19 @@ class Evaluation:
     loss: float
     confusion: torch.Tensor  # (K, K) int64
     predictions: torch.Tensor  # (N,) int64
+    probabilities: torch.Tensor  # (N, K) float32, softmax of the logits
+    labels: torch.Tensor  # (N,) int64, the true classes
+
+    def confident_mistakes(self, k: int) -> list[int]:
+        """Indices of up to k wrongly classified images, most confident wrong prediction first."""
+        wrong = torch.nonzero(self.predictions != self.labels).flatten()
+        confidence = self.probabilities[wrong, self.predictions[wrong]]
+        return wrong[confidence.argsort(descending=True)[:k]].tolist()
+
+    def cell(self, true_class: int, predicted_class: int) -> list[int]:
+        """Indices of the images of `true_class` that were predicted as `predicted_class`."""
+        hits = (self.labels == true_class) & (self.predictions == predicted_class)
+        return torch.nonzero(hits).flatten().tolist()
 
     @property
     def per_class_accuracy(self) -> list[float]:
@@ -53,4 +66,6 @@ def evaluate(model: torch.nn.Module, data: ImageSet, device: DeviceInfo, num_cla
         loss=float(F.cross_entropy(logits, data.labels)),
         confusion=confusion,
         predictions=predictions,
+        probabilities=logits.softmax(1),
+        labels=data.labels,
     )

@@ -1,4 +1,5 @@
 """The article's CNNs and a small MNIST CNN, built for any input shape and class count, with a Keras-style summary."""
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,33 @@ class Upsample(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout that can draw its masks from its own generator.
+
+    The global torch RNG is shared by every thread of the process: a page building a model for its summary table
+    while another session trains would change that run's dropout masks. With `generator` set (the Trainer sets it),
+    the masks depend only on the run's seed. Masks are drawn on the CPU, so a seed gives the same run on any device.
+    """
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.rand(x.shape, generator=self.generator) >= self.p
+        return x * keep.to(x.device, x.dtype) / (1 - self.p)
+
+
+def init_weights(model: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default initialisation of every conv and linear layer, drawn from `generator`."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                bound = 1 / math.sqrt(module.weight[0].numel())  # 1 / sqrt(fan_in)
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
 
 
 def _valid_conv_blocks(in_channels: int, widths: Sequence[int]) -> list[nn.Module]:
@@ -74,7 +102,7 @@ def _article_cnn(input_shape, widths, head) -> list[nn.Module]:
 def article_cifar10_cnn(input_shape, num_classes: int) -> list[nn.Module]:
     """§5.3: Conv32-Pool-Conv64-Pool-Conv128-Pool-Flatten-Dense128-Dropout(0.5)-Dense(classes)."""
     return _article_cnn(input_shape, (32, 64, 128), lambda flat: [
-        nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, num_classes)])
+        nn.Linear(flat, 128), nn.ReLU(), Dropout(0.5), nn.Linear(128, num_classes)])
 
 
 def article_150_cnn(input_shape, num_classes: int) -> list[nn.Module]:
@@ -93,7 +121,7 @@ def small_cnn(input_shape, num_classes: int) -> list[nn.Module]:
     features = [*block(channels, 16), *block(16, 32), *block(32, 64)]
 
     def head(flat: int) -> list[nn.Module]:
-        return [nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, num_classes)]
+        return [nn.Linear(flat, 128), nn.ReLU(), Dropout(0.3), nn.Linear(128, num_classes)]
 
     return list(_features_then_head(features, head, input_shape))
 
@@ -114,14 +142,17 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
-                mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> nn.Sequential:
-    """Build a registered model taking (N, C, H, W) images in 0..1 and returning class logits."""
+                mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                seed: int = 0) -> nn.Sequential:
+    """Build a registered model taking (N, C, H, W) images in 0..1 and returning class logits; weights from `seed`."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     channels = input_shape[0]
     mean = tuple(mean) if mean is not None else (0.5,) * channels
     std = tuple(std) if std is not None else (0.5,) * channels
-    return nn.Sequential(Normalize(mean, std), *MODELS[name].layers(tuple(input_shape), num_classes))
+    model = nn.Sequential(Normalize(mean, std), *MODELS[name].layers(tuple(input_shape), num_classes))
+    init_weights(model, torch.Generator().manual_seed(seed))
+    return model
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """A model-agnostic Trainer: explicit model, optimizer, data and device; events per batch and epoch; cooperative stop."""
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -11,8 +12,12 @@ from .augment import Augmentation, random_affine
 from .data import ImageSet
 from .device import DeviceInfo
 from .evaluate import evaluate
+from .models import Dropout
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+# A batch loss above this multiple of the first batch's (at least 1), or not finite, means the run has diverged: with too high
+# a learning rate, cross-entropy jumps from ~2.3 to 1e6 and beyond long before it overflows to inf or NaN.
+DIVERGENCE_FACTOR = 100.0
 SCHEDULES = ("constant", "onecycle", "cosine")
 
 
@@ -76,6 +81,14 @@ class History:
     batches: list[BatchEvent] = field(default_factory=list)
     epochs: list[EpochEvent] = field(default_factory=list)
     stopped: bool = False
+    diverged_at: int | None = None  # the step whose loss blew up; the model keeps the weights from before it
+
+    @property
+    def divergence_message(self) -> str | None:
+        """What to tell the user when the loss diverged."""
+        if self.diverged_at is None:
+            return None
+        return f"loss diverged at step {self.diverged_at}: lower the learning rate"
 
 
 class Trainer:
@@ -96,6 +109,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.device.type, enabled=device.mixed_precision)
         self._listeners: dict[str, list[Callable]] = {"batch_end": [], "epoch_end": []}
         self._stop = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
 
     def on(self, event: str, callback: Callable) -> None:
         """Call `callback(BatchEvent)` on 'batch_end' or `callback(EpochEvent)` on 'epoch_end'."""
@@ -104,6 +119,20 @@ class Trainer:
     def stop(self) -> None:
         """Ask the run to stop; honoured before the next batch (safe to call from another thread)."""
         self._stop.set()
+        self._unpaused.set()
+
+    def pause(self) -> None:
+        """Hold the run before its next batch until resume() or stop()."""
+        self._unpaused.clear()
+
+    def resume(self) -> None:
+        """Continue a paused run."""
+        self._unpaused.set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether pause() is in force."""
+        return not self._unpaused.is_set()
 
     def _emit(self, event: str, payload) -> None:
         for callback in self._listeners[event]:
@@ -117,19 +146,30 @@ class Trainer:
     def fit(self) -> History:
         """Run all epochs (or until stop()); returns the History."""
         dev = self.device.device
-        torch.manual_seed(self.seed)  # dropout masks
+        # Every random draw comes from the run's own generators, never the process-wide RNG that other threads use.
         shuffle_gen = torch.Generator().manual_seed(self.seed)
         aug_gen = torch.Generator().manual_seed(self.seed + 1)
+        dropout_gen = torch.Generator().manual_seed(self.seed + 2)
+        for module in self.model.modules():
+            if isinstance(module, Dropout):
+                module.generator = dropout_gen
         images = self.train_set.images.to(dev)
         labels = self.train_set.labels.to(dev)
         # Module.to keeps the Parameter objects, so the optimizer built on them still updates this model.
         self.model.to(dev, memory_format=torch.channels_last if self.device.channels_last else torch.preserve_format)
         history, step = History(), 0
+        # Weights and float buffers before the latest step: restored if the next loss is not finite.
+        state = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        last_good = [t.detach().clone() for t in state]
+        loss_limit = math.inf
         for epoch in range(1, self.epochs + 1):
             self.model.train()
             order = torch.randperm(len(labels), generator=shuffle_gen).to(dev)
             start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             for i in range(self.steps_per_epoch):
+                waited = time.perf_counter()
+                self._unpaused.wait()
+                start += time.perf_counter() - waited  # time spent paused does not count against images/s
                 if self._stop.is_set():
                     history.stopped = True
                     return history
@@ -139,6 +179,18 @@ class Trainer:
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=self.device.mixed_precision):
                     logits = self.model(x)
                     loss = self.loss_fn(logits, y)
+                batch_loss = loss.item()
+                if step == 0:
+                    loss_limit = DIVERGENCE_FACTOR * max(batch_loss, 1.0)  # NaN stays NaN: caught below
+                if not batch_loss <= loss_limit:  # also true for NaN
+                    with torch.no_grad():
+                        for tensor, good in zip(state, last_good, strict=True):
+                            tensor.copy_(good)
+                    history.diverged_at = step + 1
+                    return history
+                with torch.no_grad():
+                    for tensor, good in zip(state, last_good, strict=True):
+                        good.copy_(tensor)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
@@ -148,7 +200,6 @@ class Trainer:
                     self.scheduler.step()
                 step += 1
                 n = len(y)
-                batch_loss = loss.item()
                 batch_correct = int((logits.argmax(1) == y).sum())
                 seen, loss_sum, correct = seen + n, loss_sum + batch_loss * n, correct + batch_correct
                 event = BatchEvent(epoch, step, self.steps_per_epoch, batch_loss, batch_correct / n,

@@ -1,4 +1,5 @@
 """Browser: `streamlit run app.py` headless on a free port, opened in headless Chromium through Playwright."""
+import contextlib
 import os
 import socket
 import subprocess
@@ -23,8 +24,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url():
+@contextlib.contextmanager
+def streamlit_server():
+    """`streamlit run app.py` headless on a free localhost port; yields its URL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
@@ -45,6 +47,12 @@ def app_url():
     finally:
         server.terminate()
         server.wait(30)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    with streamlit_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -73,4 +81,32 @@ def test_home_page_in_a_real_browser(app_url, browser):
     assert "CPU" in page.locator('[data-testid="stSidebar"]').inner_text()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"))
+    page.close()
+
+
+def test_a_page_url_opened_first_on_a_fresh_server_goes_through_the_router(browser):
+    with streamlit_server() as url:
+        page = open_page(browser, f"{url}/trainer", height=900)
+        page.get_by_text("1. Data").wait_for(timeout=60_000)
+        sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert "Device:" in sidebar and "CNN trainer" in sidebar  # app.py ran: its badge and menu are there
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.close()
+
+
+def test_train_one_epoch_and_see_the_curves(app_url, browser):
+    page = open_page(browser, f"{app_url}/trainer", height=2600)
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("1")
+    epochs.press("Enter")
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120_000)
+    accuracy = page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    assert float(accuracy.rstrip("%")) >= 90.0
+    expect(page.locator(".js-plotly-plot")).not_to_have_count(0)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.get_by_text("4. Train").scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "trainer.png"), full_page=True)
     page.close()

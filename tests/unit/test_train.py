@@ -14,8 +14,7 @@ from dlplay.train import OPTIMIZERS, Trainer, build_optimizer
 
 
 def make_trainer(data, device, seed=0, epochs=1, batch_size=64, optimizer="adamw", lr=3e-3, **kwargs):
-    torch.manual_seed(seed)
-    model = build_model("small-cnn", tuple(data.train.images.shape[1:]), 10)
+    model = build_model("small-cnn", tuple(data.train.images.shape[1:]), 10, seed=seed)
     opt = build_optimizer(optimizer, model.parameters(), lr)
     return Trainer(model, opt, data.train, device, batch_size=batch_size, epochs=epochs, seed=seed, **kwargs)
 
@@ -62,10 +61,31 @@ def test_same_seed_same_losses_other_seed_differs(mnist5k, cpu):
     assert runs[0] != runs[2]
 
 
+def test_other_threads_using_the_global_rng_do_not_change_a_seeded_run(mnist5k, cpu):
+    small = type(mnist5k)(mnist5k.name, mnist5k.class_names, ImageSet(mnist5k.train.images[:640],
+                          mnist5k.train.labels[:640]), mnist5k.test)
+    quiet = [e.loss for e in make_trainer(small, cpu, seed=5).fit().batches]
+    done = threading.Event()
+
+    def noisy_neighbour():  # another session: building models and drawing from torch's global RNG
+        while not done.is_set():
+            build_model("article-cifar10", (1, 28, 28), 10, seed=1)
+            torch.nn.Linear(50, 50)  # default init: draws from the global RNG
+            torch.rand(1000)
+
+    neighbour = threading.Thread(target=noisy_neighbour)
+    neighbour.start()
+    try:
+        busy = [e.loss for e in make_trainer(small, cpu, seed=5).fit().batches]
+    finally:
+        done.set()
+        neighbour.join()
+    assert busy == quiet
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_every_optimizer_lowers_the_loss(mnist5k, cpu, name):
     small = ImageSet(mnist5k.train.images[:256], mnist5k.train.labels[:256])
-    torch.manual_seed(0)
     model = build_model("small-cnn", (1, 28, 28), 10)
     lr = {"sgd": 0.05, "momentum": 0.02}.get(name, 2e-3)
     trainer = Trainer(model, build_optimizer(name, model.parameters(), lr), small, cpu, batch_size=256, epochs=15)

@@ -1,0 +1,165 @@
+"""Import a user's .zip of class folders (Keras' flow_from_directory layout) safely into an in-memory Dataset."""
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from .data import Dataset, ImageSet, stratified_split
+from .images import ImageRejected, decode_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+TEST_FOLDERS = ("test", "validation", "val")
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Caps checked while extracting, against the bytes actually written (not the sizes the zip declares)."""
+
+    max_entries: int = 20_000
+    max_member_bytes: int = 25 * 1024 * 1024
+    max_total_bytes: int = 1024 * 1024 * 1024
+    max_ratio: float = 200.0  # uncompressed / compressed, per member
+
+
+class ZipRejected(ValueError):
+    """The zip as a whole cannot be used; the message is one plain sentence for the user."""
+
+
+@dataclass
+class ZipImport:
+    """The dataset built from a zip, and the files that were skipped with the reason for each."""
+
+    dataset: Dataset
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _safe_parts(name: str) -> tuple[str, ...]:
+    """The path components of a member name; refuses absolute paths and '..' (paths escaping the folder)."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise ZipRejected(f"The zip contains a path that escapes its folder ({name!r}); it was not imported.")
+    return path.parts
+
+
+def _ignored(parts: tuple[str, ...]) -> bool:
+    """macOS resource forks and hidden files or folders are not data."""
+    return parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
+def extract_zip(source, folder: Path, limits: ZipLimits = ZipLimits()) -> list[tuple[str, ...]]:
+    """Extract regular files member by member into `folder`; returns their relative path parts."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError):
+        raise ZipRejected("This file is not a readable .zip archive.") from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > limits.max_entries:
+            raise ZipRejected(f"The zip has {len(members):,} entries; the limit is {limits.max_entries:,}.")
+        folder.mkdir(parents=True, exist_ok=True)
+        written, total = [], 0
+        for info in members:
+            parts = _safe_parts(info.filename)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise ZipRejected(f"The zip contains a symbolic link ({info.filename!r}); it was not imported.")
+            if info.is_dir() or not parts or _ignored(parts):
+                continue
+            if info.flag_bits & 0x1:
+                raise ZipRejected("The zip is encrypted; please upload an unencrypted zip.")
+            target = folder.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            size = 0
+            with archive.open(info) as src, open(target, "wb") as dst:
+                while chunk := src.read(1 << 16):
+                    size += len(chunk)
+                    total += len(chunk)
+                    if size > limits.max_member_bytes:
+                        raise ZipRejected(f"{info.filename!r} is larger than {limits.max_member_bytes / 1e6:.0f} MB.")
+                    if size > limits.max_ratio * max(info.compress_size, 1) and size > 1 << 20:
+                        raise ZipRejected(f"{info.filename!r} is compressed suspiciously well (a zip bomb?).")
+                    if total > limits.max_total_bytes:
+                        raise ZipRejected(f"The zip unpacks to more than {limits.max_total_bytes / 1e9:.0f} GB.")
+                    dst.write(chunk)
+            written.append(parts)
+    return written
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One extracted file: its path parts in the folder, its split and its class (None when loose)."""
+
+    parts: tuple[str, ...]
+    split: str
+    label: str | None
+
+
+def _class_layout(files: list[tuple[str, ...]]) -> list[_Entry]:
+    """Assign files to split ('train'/'test') and class folder, looking inside a single wrapping folder."""
+    depth = 0
+    while files and len({f[depth] for f in files}) == 1 and any(len(f) > depth + 2 for f in files):
+        depth += 1  # one folder wraps everything: look inside it
+    rel = [f[depth:] for f in files]
+    has_splits = any(r[0].lower() == "train" and len(r) > 2 for r in rel)
+    entries = []
+    for full, r in zip(files, rel, strict=True):
+        split = "train"
+        if has_splits:
+            if r[0].lower() != "train" and r[0].lower() not in TEST_FOLDERS:
+                entries.append(_Entry(full, split, None))  # beside train/ and test/: not in a class folder
+                continue
+            split, r = ("train" if r[0].lower() == "train" else "test"), r[1:]
+        entries.append(_Entry(full, split, r[0] if len(r) >= 2 else None))
+    return entries
+
+
+def _load_split(folder: Path, entries: list[_Entry], size: int, skipped: list) -> dict[str, list[np.ndarray]]:
+    """Decode every image once, resized to size x size RGB; unreadable files go to `skipped`."""
+    by_class: dict[str, list[np.ndarray]] = {}
+    for entry in sorted(entries, key=lambda e: e.parts):
+        name = "/".join(entry.parts)
+        if PurePosixPath(entry.parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append((name, "not an image file (PNG, JPEG, WebP, BMP or GIF)"))
+            continue
+        try:
+            image = decode_image(folder.joinpath(*entry.parts).read_bytes(), draft_size=(size, size))
+        except ImageRejected as err:
+            skipped.append((name, str(err)))
+            continue
+        by_class.setdefault(entry.label, []).append(np.asarray(image.convert("RGB").resize((size, size))))
+    return by_class
+
+
+def _to_imageset(by_class: dict[str, list[np.ndarray]], classes: list[str], gray: bool) -> ImageSet:
+    """Stack decoded (H, W, 3) arrays into an ImageSet, one channel when every image is gray."""
+    arrays = [(a, i) for i, c in enumerate(classes) for a in by_class.get(c, [])]
+    images = torch.from_numpy(np.stack([a for a, _ in arrays])).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    images = images[:, :1].contiguous() if gray else images
+    return ImageSet(images, torch.tensor([i for _, i in arrays], dtype=torch.int64))
+
+
+def import_zip(source, folder: Path, *, image_size: int = 64, test_fraction: float = 0.2, seed: int = 0,
+               limits: ZipLimits = ZipLimits(), name: str = "my images") -> ZipImport:
+    """Extract a zip of class folders (optionally train/ and test/) into `folder` and build a Dataset."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    entries = _class_layout(extract_zip(source, folder, limits))
+    skipped = [("/".join(e.parts), "not inside a class folder") for e in entries if e.label is None]
+    train = _load_split(folder, [e for e in entries if e.label and e.split == "train"], image_size, skipped)
+    test = _load_split(folder, [e for e in entries if e.label and e.split == "test"], image_size, skipped)
+    classes = sorted(train)
+    if len(classes) < 2:
+        raise ZipRejected(f"Found {len(classes)} class folder(s) with readable images; at least 2 are needed "
+                          "(one folder per class, e.g. cats/ and dogs/).")
+    unknown = sorted(set(test) - set(classes))
+    skipped += [(f"test/{c}", "this test class has no training folder") for c in unknown]
+    gray = all((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all()
+               for group in (*train.values(), *test.values()) for a in group)
+    if any(test.get(c) for c in classes):
+        train_set, test_set = _to_imageset(train, classes, gray), _to_imageset(test, classes, gray)
+    else:
+        train_set, test_set = stratified_split(_to_imageset(train, classes, gray), test_fraction, seed)
+    return ZipImport(Dataset(name, tuple(classes), train_set, test_set), skipped)

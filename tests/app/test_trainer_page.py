@@ -1,0 +1,131 @@
+"""AppTest drives the CNN trainer page: train, stop, switch pages mid-run, diverge, and import zips."""
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from helpers import class_folders_zip, noise_png, zip_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_KEY = "trainer.run"
+
+
+def open_trainer() -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/trainer.py").run()
+    assert not at.exception
+    return at
+
+
+def by_label(widgets, label):
+    return next(w for w in widgets if w.label == label)
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    return by_label(at.button, label).click().run()
+
+
+def run_state(at: AppTest):
+    return at.session_state[RUN_KEY].snapshot()
+
+
+def poll_until(at: AppTest, predicate, timeout=180.0) -> AppTest:
+    """AppTest does not tick st.fragment(run_every=...): rerun the script until the run reaches the state."""
+    deadline = time.monotonic() + timeout
+    while not predicate(at):
+        assert time.monotonic() < deadline, "timed out waiting for the run"
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception
+    return at
+
+
+def test_one_epoch_on_mnist5k_shows_test_accuracy(tmp_path):
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(1).run()
+    click(at, "Train")
+    poll_until(at, lambda a: not run_state(a).active)
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Test accuracy"].rstrip("%")) >= 90.0
+    assert any("no sign of overfitting" in box.value or "points above" in box.value for box in at.info)
+    assert "Runs" in [h.value for h in at.header][-1]
+
+
+def test_stop_mid_run_and_switching_pages_does_not_lose_it():
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(30).run()
+    click(at, "Train")
+    poll_until(at, lambda a: run_state(a).step >= 2)
+    at.switch_page("app_pages/home.py").run()
+    assert not at.exception
+    seen = run_state(at).step
+    time.sleep(1.0)
+    at.switch_page("app_pages/trainer.py").run()
+    assert run_state(at).active and run_state(at).step > seen  # kept training while we were away
+    assert any(p.proto.text.startswith("step ") for p in at.get("progress"))
+    click(at, "Stop")
+    poll_until(at, lambda a: not run_state(a).active, timeout=30)
+    snap = run_state(at)
+    assert snap.status == "stopped" and snap.step < snap.total_steps
+    at.run()
+    assert any("Stopped" in w.value for w in at.warning)
+
+
+def test_learning_rate_ten_shows_the_divergence_message():
+    at = open_trainer()
+    by_label(at.select_slider, "Learning rate").set_value(10.0).run()
+    by_label(at.number_input, "Epochs").set_value(1).run()
+    click(at, "Train")
+    poll_until(at, lambda a: not run_state(a).active, timeout=60)
+    at.run()
+    assert any("Loss diverged at step" in e.value and "lower the learning rate" in e.value for e in at.error)
+
+
+def test_seeded_runs_give_identical_curves():
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(1).run()
+    curves = []
+    for _ in range(2):
+        click(at, "Train")
+        poll_until(at, lambda a: not run_state(a).active)
+        curves.append([b.loss for b in run_state(at).batches])
+        at.run()
+    assert curves[0] == curves[1] and len(curves[0]) > 10
+    assert len(at.session_state["trainer.runs"]) == 2
+
+
+def upload(at: AppTest, data: bytes, name="photos.zip") -> AppTest:
+    by_label(at.selectbox, "Dataset").set_value("zip").run()
+    at.get("file_uploader")[0].upload(name, data, "application/zip").run()
+    assert not at.exception
+    return at
+
+
+def test_zip_import_shows_classes_counts_and_samples_as_text():
+    weird = "<img src=x onerror=alert(1)> <b>bold"
+    at = upload(open_trainer(), class_folders_zip({"cats": 6, weird: 6}, prefix="pets/",
+                                                   extra={"pets/cats/broken.png": b"\x89PNG\r\n\x1a\n..."}))
+    table = next(d.value for d in at.dataframe if "class" in d.value.columns)
+    assert sorted(table["class"]) == sorted(["cats", weird]) and table["train"].sum() + table["test"].sum() == 12
+    assert weird in [t.value for t in at.text]  # drawn as plain text, never as HTML
+    assert any("1 file(s) skipped" in e.label for e in at.expander)
+    click(at, "Train")
+    poll_until(at, lambda a: not run_state(a).active)
+    assert run_state(at).status == "finished"
+
+
+@pytest.mark.parametrize("data, message", [
+    (zip_bytes({"a/0.png": noise_png(0), "b/0.png": noise_png(1), "../escape.png": noise_png(2)}), "escapes its folder"),
+    (zip_bytes({"a/0.png": noise_png(0), "b/0.png": noise_png(1)}, symlinks={"a/x.png": "/etc/passwd"}),
+     "symbolic link"),
+    (zip_bytes({f"a/{i}.png": b"" for i in range(20_001)}), "the limit is 20,000"),
+    (class_folders_zip({"only": 5}), "at least 2 are needed"),
+    (b"PK\x03\x04 not really a zip", "not a readable .zip"),
+])
+def test_bad_zips_get_one_sentence_and_the_page_keeps_working(data, message):
+    at = upload(open_trainer(), data)
+    assert any(message in e.value for e in at.error)
+    by_label(at.selectbox, "Dataset").set_value("mnist5k").run()  # the page still works
+    assert not at.exception and at.dataframe

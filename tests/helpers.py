@@ -1,0 +1,45 @@
+"""Builders for the small image and zip files the tests feed to dlplay."""
+import io
+import stat
+import zipfile
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def image_bytes(value=128, size=(20, 20), mode="RGB", fmt="PNG", **save_args) -> bytes:
+    """An image filled with `value` (an int, or a tuple per channel), encoded as `fmt`."""
+    image = Image.new(mode, size, value)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save_args)
+    return buffer.getvalue()
+
+
+def noise_png(seed: int, size=(20, 20), gray=False) -> bytes:
+    """A PNG of random pixels (so that classes differ and images are not all alike)."""
+    rng = np.random.default_rng(seed)
+    shape = size[::-1] if gray else (*size[::-1], 3)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def zip_bytes(files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+    """A zip holding `files` (name -> content) and optional symbolic links (name -> target)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def class_folders_zip(classes: dict[str, int], prefix: str = "", gray: bool = False, extra=None) -> bytes:
+    """A zip of class folders, `classes` mapping folder name -> image count, each image distinct."""
+    files = {f"{prefix}{name}/{i}.png": noise_png(zlib.crc32(f"{name}/{i}".encode()), gray=gray)
+             for name, count in classes.items() for i in range(count)}
+    return zip_bytes({**files, **(extra or {})})

@@ -1,0 +1,125 @@
+"""Drawing pieces of the CNN trainer page; each takes what it shows as arguments."""
+import math
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from dlplay.augment import Augmentation, random_affine
+from dlplay.data import Dataset, ImageSet, sample_per_class, to_display
+from dlplay.evaluate import Evaluation
+from dlplay.interpret import read_curves
+from dlplay.models import LayerRow
+from dlplay.runs import RunSnapshot
+from ui import charts
+
+GRID_COLUMNS = 8
+
+
+def image_grid(images: torch.Tensor, captions: list[str], width: int = 72) -> None:
+    """uint8 (N, C, H, W) images in rows of GRID_COLUMNS, each with a plain-text caption."""
+    pictures = to_display(images)
+    for start in range(0, len(pictures), GRID_COLUMNS):
+        columns = st.columns(GRID_COLUMNS)
+        for column, picture, caption in zip(columns, pictures[start:start + GRID_COLUMNS],
+                                            captions[start:start + GRID_COLUMNS], strict=False):
+            column.image(picture, width=width, output_format="PNG")
+            column.text(caption)
+
+
+def data_overview(dataset: Dataset) -> None:
+    """Class names and counts (chart and table) and a few samples of each class."""
+    train_counts = torch.bincount(dataset.train.labels, minlength=dataset.num_classes).tolist()
+    test_counts = torch.bincount(dataset.test.labels, minlength=dataset.num_classes).tolist()
+    c, h, w = dataset.input_shape
+    st.markdown(f"**{len(dataset.train):,} training** and **{len(dataset.test):,} test** images of {w}×{h} pixels, "
+                f"{'grayscale' if c == 1 else 'colour'}, in **{dataset.num_classes} classes**.")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.class_counts(dataset.class_names, train_counts, test_counts))
+    right.dataframe(pd.DataFrame({"class": dataset.class_names, "train": train_counts, "test": test_counts}),
+                    hide_index=True, height=260)
+    per_class = max(1, GRID_COLUMNS // min(dataset.num_classes, GRID_COLUMNS)) if dataset.num_classes <= 4 else 1
+    shown = sample_per_class(dataset.train, per_class=per_class, seed=0)
+    limit = GRID_COLUMNS * 2
+    image_grid(shown.images[:limit], [dataset.class_names[i] for i in shown.labels[:limit].tolist()])
+
+
+def augmentation_preview(sample: ImageSet, class_names, augmentation: Augmentation, seed: int) -> None:
+    """Each sample image beside random augmented versions, as the training loop will see them."""
+    generator = torch.Generator().manual_seed(seed)
+    for image, label in zip(sample.images, sample.labels.tolist(), strict=True):
+        batch = image.unsqueeze(0).float().div(255).repeat(GRID_COLUMNS - 1, 1, 1, 1)  # (7, C, H, W)
+        moved = random_affine(batch, augmentation, generator).mul(255).round().clamp(0, 255).to(torch.uint8)
+        images = torch.cat([image.unsqueeze(0), moved])
+        image_grid(images, [f"original ({class_names[label]})"] + ["augmented"] * (GRID_COLUMNS - 1), width=64)
+
+
+def summary_table(rows: list[LayerRow]) -> None:
+    """The Keras-style model summary (layers, output shapes, parameters), folded under its totals."""
+    total = sum(r.params for r in rows)
+    expander = st.expander(f"Model summary: {len(rows)} layers, {total:,} parameters, output {rows[-1].output_shape}")
+    table = pd.DataFrame({"layer": [f"{r.name} {r.kind}" for r in rows],
+                          "output shape": [" × ".join(map(str, r.output_shape)) for r in rows],
+                          "parameters": [r.params for r in rows]})
+    expander.dataframe(table, hide_index=True, height=min(420, 36 + 35 * len(rows)))
+    expander.caption(f"Total parameters: {total:,}. Softmax is applied inside the cross-entropy loss.")
+
+
+def progress(snapshot: RunSnapshot, epochs: int) -> None:
+    """Status line, progress bar with images/s and ETA."""
+    fraction = snapshot.step / snapshot.total_steps if snapshot.total_steps else 0.0
+    parts = [f"step {snapshot.step:,}/{snapshot.total_steps:,}"]
+    if snapshot.batches:
+        last = snapshot.batches[-1]
+        parts += [f"epoch {last.epoch}/{epochs}", f"{last.images_per_sec:,.0f} images/s"]
+        if snapshot.active and snapshot.eta_seconds is not None:
+            parts.append(f"about {math.ceil(snapshot.eta_seconds)} s left")
+    if snapshot.device_name:
+        parts.append(f"on {snapshot.device_name}")
+    st.progress(min(1.0, fraction), text=" · ".join(parts))
+    message = f"**{snapshot.status.capitalize()}.** {snapshot.message}"
+    {"diverged": st.error, "failed": st.error, "stopped": st.warning}.get(snapshot.status, st.caption)(message)
+
+
+def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:
+    """Final test accuracy and loss, and a one-line reading of the curves."""
+    a, b, c = st.columns(3)
+    a.metric("Test accuracy", f"{evaluation.accuracy:.1%}")
+    b.metric("Test loss", f"{evaluation.loss:.3f}")
+    c.metric("Epochs run", len(snapshot.epochs))
+    st.info(read_curves(snapshot.epochs))
+
+
+def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str) -> None:
+    """Confusion matrix and per-class accuracy; choose a cell to see its test images."""
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.confusion_matrix(evaluation.confusion, dataset.class_names))
+    right.plotly_chart(charts.per_class_accuracy(dataset.class_names, evaluation.per_class_accuracy))
+    off_diagonal = evaluation.confusion.clone().fill_diagonal_(-1)
+    worst = divmod(int(off_diagonal.argmax()), dataset.num_classes)
+    names = list(range(dataset.num_classes))
+    a, b = st.columns(2)
+    true_class = a.selectbox("True class", names, index=worst[0], format_func=dataset.class_names.__getitem__,
+                             key=f"{key}.true")
+    predicted = b.selectbox("Predicted as", names, index=worst[1], format_func=dataset.class_names.__getitem__,
+                            key=f"{key}.predicted")
+    indices = evaluation.cell(true_class, predicted)
+    st.caption(f"{len(indices)} test image(s) of class “{dataset.class_names[true_class]}” predicted as "
+               f"“{dataset.class_names[predicted]}”" + (" (showing 16)." if len(indices) > 16 else "."))
+    if indices:
+        shown = indices[:16]
+        image_grid(dataset.test.images[shown],
+                   [f"{evaluation.probabilities[i, predicted]:.0%} sure" for i in shown])
+
+
+def mistakes_section(evaluation: Evaluation, dataset: Dataset) -> None:
+    """The most confident wrong predictions with their probabilities."""
+    worst = evaluation.confident_mistakes(16)
+    if not worst:
+        st.success("No test image was misclassified.")
+        return
+    st.caption("The test images the model got wrong while being most sure of itself.")
+    names = dataset.class_names
+    image_grid(dataset.test.images[worst],
+               [f"{names[evaluation.labels[i]]} → {names[evaluation.predictions[i]]} "
+                f"({evaluation.probabilities[i, evaluation.predictions[i]]:.0%})" for i in worst])
