@@ -7,10 +7,10 @@ import streamlit as st
 
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
 from dlplay.checkpoint import model_bytes
-from dlplay.data import DATASETS, Dataset, DatasetUnavailable, load_dataset, sample_per_class
+from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset, sample_per_class
 from dlplay.device import DEVICE_CHOICES
 from dlplay.models import MODELS, build_model, summary
-from dlplay.runs import RunConfig, RunSlots, TrainingRun, epochs_csv
+from dlplay.runs import REMEDIES, RunConfig, RunSlots, TrainingRun, epochs_csv
 from dlplay.train import OPTIMIZERS, SCHEDULES
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, trainer_views as views
@@ -102,12 +102,21 @@ def choose_settings(dataset: Dataset, model: str) -> RunConfig:
     epochs = b.number_input("Epochs", 1, 100, 3)
     seed = c.number_input("Seed", 0, 1_000_000, 0)
     device = d.selectbox("Device", DEVICE_CHOICES)
-    a, b = st.columns(2)
-    fraction = a.slider("Training images used", 10, 100, 100, step=10, format="%d%%",
-                        help="Why does deep learning need much data? Train on less and compare the test accuracy.")
-    mixed = b.checkbox("Mixed precision (CUDA GPUs only)", value=True)
-    preset = st.radio("Augmentation (training images only)", list(AUGMENTATIONS), index=1, horizontal=True)
-    augmentation = AUGMENTATIONS[preset]
+    mixed = st.checkbox("Mixed precision (CUDA GPUs only)", value=True)
+    with st.expander("The article's FAQ as experiments: data size, class imbalance, overfitting"):
+        fraction = st.slider("Training images used", 10, 100, 100, step=10, format="%d%%",
+                             help="Why does deep learning need much data? Train on less and compare test accuracy.")
+        a, b = st.columns(2)
+        shrunk = a.multiselect("Make these classes rare", range(dataset.num_classes),
+                               format_func=dataset.class_names.__getitem__)
+        keep = b.slider("...keeping this share of their images", 1, 100, 10, format="%d%%", disabled=not shrunk)
+        remedy = st.radio("Remedy for the imbalance", REMEDIES, horizontal=True, disabled=not shrunk,
+                          help="A class-weighted loss counts each rare image more; a weighted sampler shows rare "
+                               "images more often. Compare the per-class accuracy of the rare classes.")
+        dropout = st.checkbox("Dropout layers on", value=True,
+                              help="Overfitting remedies: dropout, weight decay (above) and augmentation (below).")
+    preset = st.radio("Augmentation (training images only)", [*AUGMENTATIONS, "custom"], index=1, horizontal=True)
+    augmentation = AUGMENTATIONS.get(preset) or custom_augmentation()
     with st.expander("Augmentation: preview and why only training images"):
         st.markdown("Each epoch sees new random versions of the training images, so the model cannot memorise "
                     "them. The article's code also augments its **test** data: that is a mistake, because the test "
@@ -115,14 +124,29 @@ def choose_settings(dataset: Dataset, model: str) -> RunConfig:
                     "Note too that Keras reads `shear_range=0.2` as 0.2 *degrees*, and that a horizontal flip "
                     "turns digits into mirror writing.")
         preview = sample_per_class(dataset.train, per_class=1, seed=0)
-        views.augmentation_preview(preview.__class__(preview.images[:2], preview.labels[:2]), dataset.class_names,
+        views.augmentation_preview(ImageSet(preview.images[:2], preview.labels[:2]), dataset.class_names,
                                    augmentation, st.session_state.get("trainer.preview_seed", 0))
         if st.button("New random versions"):
             st.session_state["trainer.preview_seed"] = st.session_state.get("trainer.preview_seed", 0) + 1
             st.rerun()
     return RunConfig(model=model, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                      batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,
-                     augmentation=augmentation, train_fraction=fraction / 100)
+                     augmentation=augmentation, train_fraction=fraction / 100, shrunk_classes=tuple(shrunk),
+                     shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout)
+
+
+def custom_augmentation() -> Augmentation:
+    """Sliders for Keras ImageDataGenerator's geometric options."""
+    a, b, c = st.columns(3)
+    rotation = a.slider("Rotation range (°)", 0, 90, 40)
+    width = b.slider("Width shift", 0.0, 0.5, 0.2, step=0.05)
+    height = c.slider("Height shift", 0.0, 0.5, 0.2, step=0.05)
+    a, b, c = st.columns(3)
+    shear = a.slider("Shear (°)", 0.0, 45.0, 0.2, step=0.1)
+    zoom = b.slider("Zoom", 0.0, 0.5, 0.2, step=0.05)
+    flip = c.checkbox("Horizontal flip", value=True)
+    return Augmentation(rotation_deg=rotation, width_shift=width, height_shift=height, shear_deg=shear, zoom=zoom,
+                        horizontal_flip=flip)
 
 
 def start_run(config: RunConfig, dataset: Dataset) -> None:
@@ -217,9 +241,12 @@ else:
     final = run.snapshot()
     if not final.active and final.evaluation is not None:
         views.results(final.evaluation, final)
-        confusion_tab, mistakes_tab = st.tabs(["Confusion matrix", "Most confident mistakes"])
+        confusion_tab, mistakes_tab, inside_tab = st.tabs(["Confusion matrix", "Most confident mistakes",
+                                                            "Inside the network"])
         with confusion_tab:
             views.confusion_section(final.evaluation, run.dataset, key="trainer.cell")
         with mistakes_tab:
             views.mistakes_section(final.evaluation, run.dataset)
+        with inside_tab:
+            views.inside_section(run.model, run.dataset, run.device)
 runs_section()

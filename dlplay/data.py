@@ -1,6 +1,6 @@
 """Dataset registry: embedded mnist5k and torchvision downloads, all held in memory as uint8 tensors."""
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,3 +166,23 @@ def stratified_split(data: ImageSet, test_fraction: float, seed: int) -> tuple[I
         train_idx.append(idx[n_test:])
     tr, te = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
     return ImageSet(data.images[tr], data.labels[tr]), ImageSet(data.images[te], data.labels[te])
+
+
+def shrink_classes(data: ImageSet, classes: Sequence[int], keep: float, seed: int) -> ImageSet:
+    """Keep a seeded `keep` share (at least one image) of each class in `classes`; other classes are untouched."""
+    generator = torch.Generator().manual_seed(seed)
+    kept = []
+    for c in data.labels.unique().tolist():
+        idx = torch.nonzero(data.labels == c).flatten()
+        if c in classes:
+            idx = idx[torch.randperm(len(idx), generator=generator)[:max(1, round(len(idx) * keep))]]
+        kept.append(idx)
+    order = torch.cat(kept).sort().values
+    return ImageSet(data.images[order], data.labels[order])
+
+
+def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Weights n / (k * count_c) over the k classes present, so each counts as much in total (absent ones: 0)."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    weights = len(labels) / (int((counts > 0).sum()) * counts)
+    return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()

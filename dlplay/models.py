@@ -51,6 +51,13 @@ class Dropout(nn.Dropout):
         return x * keep.to(x.device, x.dtype) / (1 - self.p)
 
 
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Set the drop probability of every dropout layer (0 turns dropout off)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+
+
 def init_weights(model: nn.Module, generator: torch.Generator) -> None:
     """PyTorch's default initialisation of every conv and linear layer, drawn from `generator`."""
     for module in model.modules():

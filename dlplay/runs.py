@@ -7,13 +7,14 @@ from pathlib import Path
 
 from .augment import LIGHT, Augmentation
 from .checkpoint import ModelCard, save_model
-from .data import Dataset, ImageSet, stratified_split
-from .device import pick_device
+from .data import Dataset, ImageSet, balanced_class_weights, shrink_classes, stratified_split
+from .device import DeviceInfo, pick_device
 from .evaluate import Evaluation, evaluate
-from .models import build_model
+from .models import build_model, set_dropout
 from .train import BatchEvent, EpochEvent, Trainer, build_optimizer
 
 log = logging.getLogger(__name__)
+REMEDIES = ("none", "weighted loss", "weighted sampler")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class RunConfig:
     augmentation: Augmentation = LIGHT
     train_fraction: float = 1.0  # share of the training images used ("why does deep learning need much data")
     validation_fraction: float = 0.1  # held out of the training images to draw the validation curve
+    shrunk_classes: tuple[int, ...] = ()  # the class-imbalance lab: these classes keep only `shrunk_keep`
+    shrunk_keep: float = 0.1
+    remedy: str = "none"  # for imbalance: "none", "weighted loss" or "weighted sampler"
+    dropout: bool = True  # off: every dropout layer's p is set to 0
 
 
 class RunSlots:
@@ -111,17 +116,24 @@ class TrainingRun:
 
     def __init__(self, config: RunConfig, dataset: Dataset, slots: RunSlots, checkpoint: Path | None = None):
         self.config, self.dataset, self.slots, self.checkpoint = config, dataset, slots, checkpoint
+        if config.remedy not in REMEDIES:
+            raise ValueError(f"unknown remedy {config.remedy!r}; choose one of: {', '.join(REMEDIES)}")
         train = take_fraction(dataset.train, config.train_fraction, config.seed)
+        if config.shrunk_classes:
+            train = shrink_classes(train, config.shrunk_classes, config.shrunk_keep, config.seed)
         self.train_set, self.val_set = (stratified_split(train, config.validation_fraction, config.seed)
                                         if config.validation_fraction > 0 else (train, None))
         self.mean, self.std = dataset.channel_stats()
         # Built here, not in the thread, so that an impossible architecture is refused before anything starts.
         self.model = build_model(config.model, dataset.input_shape, dataset.num_classes, self.mean, self.std,
                                  seed=config.seed)
+        if not config.dropout:
+            set_dropout(self.model, 0.0)
         self.steps_per_epoch = -(-len(self.train_set) // config.batch_size)
         self._progress = _Progress()
         self._cancelled = threading.Event()
         self._trainer: Trainer | None = None
+        self.device: DeviceInfo | None = None  # where the model lives once training has started
         self._thread = threading.Thread(target=self._work, name="dlplay-training", daemon=True)
 
     def start(self) -> "TrainingRun":
@@ -201,7 +213,11 @@ class TrainingRun:
                                     self.config.weight_decay)
         trainer = Trainer(self.model, optimizer, self.train_set, device, batch_size=self.config.batch_size,
                           epochs=self.config.epochs, schedule=self.config.schedule, seed=self.config.seed,
-                          augmentation=self.config.augmentation, val=self.val_set)
+                          augmentation=self.config.augmentation, val=self.val_set,
+                          class_weights=(balanced_class_weights(self.train_set.labels, self.dataset.num_classes)
+                                         if self.config.remedy == "weighted loss" else None),
+                          balanced_sampling=self.config.remedy == "weighted sampler")
+        self.device = device
         trainer.on("batch_end", self._on_batch)
         trainer.on("epoch_end", self._on_epoch)
         self._trainer = trainer

@@ -97,7 +97,8 @@ class Trainer:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train: ImageSet, device: DeviceInfo, *,
                  batch_size: int = 64, epochs: int = 1, schedule: str = "constant", seed: int = 0,
                  augmentation: Augmentation = Augmentation(), val: ImageSet | None = None,
-                 label_smoothing: float = 0.0):
+                 label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None,
+                 balanced_sampling: bool = False):
         if batch_size < 1 or epochs < 1:
             raise ValueError("batch_size and epochs must be at least 1")
         self.model, self.optimizer, self.train_set, self.val_set = model, optimizer, train, val
@@ -105,7 +106,9 @@ class Trainer:
         self.augmentation = augmentation
         self.steps_per_epoch = -(-len(train) // batch_size)
         self.scheduler = build_schedule(schedule, optimizer, self.steps_per_epoch * epochs)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.balanced_sampling = balanced_sampling
+        weight = class_weights.to(device.device) if class_weights is not None else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self.scaler = torch.amp.GradScaler(device.device.type, enabled=device.mixed_precision)
         self._listeners: dict[str, list[Callable]] = {"batch_end": [], "epoch_end": []}
         self._stop = threading.Event()
@@ -143,6 +146,15 @@ class Trainer:
         x = images_uint8.float().div_(255)
         return x.contiguous(memory_format=torch.channels_last) if self.device.channels_last else x
 
+    def _epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """A shuffle of the training indices, or with balanced sampling a draw (with replacement) in which every
+        class is equally likely."""
+        labels = self.train_set.labels
+        if not self.balanced_sampling:
+            return torch.randperm(len(labels), generator=generator)
+        per_image = (1.0 / torch.bincount(labels).double())[labels]
+        return torch.multinomial(per_image, len(labels), replacement=True, generator=generator)
+
     def fit(self) -> History:
         """Run all epochs (or until stop()); returns the History."""
         dev = self.device.device
@@ -164,7 +176,7 @@ class Trainer:
         loss_limit = math.inf
         for epoch in range(1, self.epochs + 1):
             self.model.train()
-            order = torch.randperm(len(labels), generator=shuffle_gen).to(dev)
+            order = self._epoch_order(shuffle_gen).to(dev)
             start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             for i in range(self.steps_per_epoch):
                 waited = time.perf_counter()

@@ -94,3 +94,16 @@ def per_class_accuracy(class_names: Sequence[str], accuracy: Sequence[float]) ->
     fig.update_layout(height=max(220, 24 * len(class_names)), margin=dict(l=10, r=10, t=10, b=10),
                       xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(type="category", autorange="reversed"))
     return fig
+
+
+def layer_bars(names: Sequence[str], values: Sequence[float], axis_title: str, log: bool = False,
+               percent: bool = False) -> go.Figure:
+    """One bar per layer, input side on the left."""
+    fig = go.Figure(go.Bar(x=[text(n) for n in names], y=list(values)))
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=axis_title,
+                      xaxis=dict(type="category"))
+    if log:
+        fig.update_yaxes(type="log")
+    if percent:
+        fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    return fig

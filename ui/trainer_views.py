@@ -8,6 +8,7 @@ import torch
 from dlplay.augment import Augmentation, random_affine
 from dlplay.data import Dataset, ImageSet, sample_per_class, to_display
 from dlplay.evaluate import Evaluation
+from dlplay.explain import dead_relus, feature_maps, first_layer_filters, gradient_norms, to_uint8
 from dlplay.interpret import read_curves
 from dlplay.models import LayerRow
 from dlplay.runs import RunSnapshot
@@ -18,7 +19,8 @@ GRID_COLUMNS = 8
 
 def image_grid(images: torch.Tensor, captions: list[str], width: int = 72) -> None:
     """uint8 (N, C, H, W) images in rows of GRID_COLUMNS, each with a plain-text caption."""
-    pictures = to_display(images)
+    scale = max(1, 48 // images.shape[-1])  # enlarge tiny images (filters, late feature maps) with crisp pixels
+    pictures = to_display(images.repeat_interleave(scale, 2).repeat_interleave(scale, 3))
     for start in range(0, len(pictures), GRID_COLUMNS):
         columns = st.columns(GRID_COLUMNS)
         for column, picture, caption in zip(columns, pictures[start:start + GRID_COLUMNS],
@@ -123,3 +125,29 @@ def mistakes_section(evaluation: Evaluation, dataset: Dataset) -> None:
     image_grid(dataset.test.images[worst],
                [f"{names[evaluation.labels[i]]} → {names[evaluation.predictions[i]]} "
                 f"({evaluation.probabilities[i, evaluation.predictions[i]]:.0%})" for i in worst])
+
+
+def inside_section(model, dataset: Dataset, device) -> None:
+    """First-layer filters, feature maps of a chosen test image, gradient norms and dead ReLUs."""
+    filters = to_uint8(first_layer_filters(model))  # (out, in, k, k)
+    st.markdown(f"**First-layer filters**: the {len(filters)} {filters.shape[-1]}×{filters.shape[-1]} kernels of "
+                "the first convolution, each scaled from black (most negative) to white (most positive).")
+    if filters.shape[1] in (1, 3):
+        image_grid(filters[:16], [f"filter {i}" for i in range(min(16, len(filters)))], width=48)
+    st.markdown("**Feature maps**: what each convolutional block outputs for one test image (first 8 channels, "
+                "after ReLU; black is 0).")
+    index = st.slider("Test image", 0, len(dataset.test) - 1, 0, key="trainer.inside_image")
+    image = dataset.test.images[index]
+    image_grid(image.unsqueeze(0), [f"input ({dataset.class_names[int(dataset.test.labels[index])]})"])
+    for name, maps in feature_maps(model, image, device):
+        st.caption(f"layer {name}: {maps.shape[0]} maps of {maps.shape[2]}×{maps.shape[1]}")
+        shown = to_uint8(maps[:GRID_COLUMNS].unsqueeze(1))
+        image_grid(shown, [f"channel {c}" for c in range(len(shown))], width=64)
+    batch = ImageSet(dataset.train.images[:256], dataset.train.labels[:256])
+    norms = gradient_norms(model, batch, device)
+    dead = dead_relus(model, dataset.test.images[:500], device)
+    left, right = st.columns(2)
+    left.markdown("**Gradient norm per layer** (one batch of 256 training images)")
+    left.plotly_chart(charts.layer_bars([n.name for n in norms], [n.value for n in norms], "‖∂loss/∂W‖", log=True))
+    right.markdown("**Dead ReLUs**: share of units that output 0 for all of 500 test images")
+    right.plotly_chart(charts.layer_bars([d.name for d in dead], [d.value for d in dead], "dead", percent=True))

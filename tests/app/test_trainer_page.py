@@ -51,6 +51,25 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy(tmp_path):
     assert float(metrics["Test accuracy"].rstrip("%")) >= 90.0
     assert any("no sign of overfitting" in box.value or "points above" in box.value for box in at.info)
     assert "Runs" in [h.value for h in at.header][-1]
+    text = " ".join(m.value for m in at.markdown)
+    assert "First-layer filters" in text and "Dead ReLUs" in text  # the look-inside tab
+    by_label(at.slider, "Test image").set_value(7).run()
+    assert not at.exception
+
+
+def test_imbalance_lab_with_a_weighted_sampler():
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(1).run()
+    by_label(at.multiselect, "Make these classes rare").set_value([3, 8]).run()
+    by_label(at.radio, "Remedy for the imbalance").set_value("weighted sampler").run()
+    by_label(at.checkbox, "Dropout layers on").uncheck().run()
+    click(at, "Train")
+    run = at.session_state[RUN_KEY]
+    assert run.config.shrunk_classes == (3, 8) and run.config.remedy == "weighted sampler" and not run.config.dropout
+    counts = run.train_set.labels.bincount().tolist()
+    assert counts[3] < counts[4] / 5 and counts[8] < counts[4] / 5
+    poll_until(at, lambda a: not run_state(a).active)
+    assert run_state(at).status == "finished"
 
 
 def test_stop_mid_run_and_switching_pages_does_not_lose_it():

@@ -157,3 +157,32 @@ def test_charts_carry_the_numbers_and_escape_labels(mnist5k):
     confusion = charts.confusion_matrix(snap.evaluation.confusion, mnist5k.class_names)
     assert [list(row) for row in confusion.data[0].z] == snap.evaluation.confusion.tolist()
     assert charts.smooth([1.0, 1.0, 1.0]) == pytest.approx([1.0, 1.0, 1.0])  # bias-corrected: no warm-up dip
+
+
+def test_imbalance_lab_shrinks_the_chosen_classes_and_remedies_reach_the_trainer(mnist5k):
+    from dlplay.data import balanced_class_weights, shrink_classes
+    shrunk = shrink_classes(mnist5k.train, [3, 5], keep=0.05, seed=0)
+    assert torch.bincount(shrunk.labels).tolist() == [400, 400, 400, 20, 400, 20, 400, 400, 400, 400]
+    weights = balanced_class_weights(torch.tensor([0, 0, 0, 0, 1]), 3)
+    assert weights.tolist() == pytest.approx([5 / 8, 5 / 2, 0.0])
+
+    config = RunConfig(epochs=1, shrunk_classes=(3,), shrunk_keep=0.1, remedy="weighted loss", dropout=False)
+    run = TrainingRun(config, mnist5k, RunSlots(1))
+    counts = torch.bincount(run.train_set.labels)
+    assert counts[3] < counts[4] / 5
+    assert all(m.p == 0 for m in run.model.modules() if isinstance(m, torch.nn.Dropout))
+    with pytest.raises(ValueError, match="weighted sampler"):
+        TrainingRun(RunConfig(remedy="oversample"), mnist5k, RunSlots(1))
+
+
+def test_weighted_sampler_draws_every_class_equally_often(mnist5k, cpu):
+    from dlplay.models import build_model
+    from dlplay.train import Trainer, build_optimizer
+    labels = torch.tensor([0] * 900 + [1] * 100)
+    data = ImageSet(torch.zeros(1000, 1, 28, 28, dtype=torch.uint8), labels)
+    model = build_model("small-cnn", (1, 28, 28), 2)
+    trainer = Trainer(model, build_optimizer("sgd", model.parameters(), 0.01), data, cpu, balanced_sampling=True)
+    drawn = labels[trainer._epoch_order(torch.Generator().manual_seed(0))]
+    assert 440 <= int((drawn == 1).sum()) <= 560  # binomial(1000, 0.5): about 500, not 100
+    plain = Trainer(model, build_optimizer("sgd", model.parameters(), 0.01), data, cpu)
+    assert sorted(plain._epoch_order(torch.Generator().manual_seed(0)).tolist()) == list(range(1000))
