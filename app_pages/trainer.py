@@ -6,11 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
-from dlplay.checkpoint import model_bytes
+from dlplay.checkpoint import ModelFileError, model_bytes
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset, sample_per_class
 from dlplay.device import DEVICE_CHOICES
 from dlplay.models import MODELS, build_model, summary
-from dlplay.runs import REMEDIES, RunConfig, RunSlots, TrainingRun, epochs_csv
+from dlplay.runs import (REMEDIES, ResumePoint, RunConfig, RunSlots, TrainingRun, epochs_csv, new_run_id,
+                         read_resume_point, state_path)
 from dlplay.train import OPTIMIZERS, SCHEDULES
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, trainer_views as views
@@ -29,6 +30,12 @@ LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0]
 def run_slots() -> RunSlots:
     """The process-wide cap on concurrent training runs."""
     return RunSlots(MAX_CONCURRENT_RUNS)
+
+
+@st.cache_resource
+def live_runs() -> dict[str, TrainingRun]:
+    """Every run started in this server process, by run id: a refreshed page finds its run here."""
+    return {}
 
 
 @st.cache_resource(show_spinner="Loading the dataset (the first time it is downloaded)...")
@@ -149,14 +156,47 @@ def custom_augmentation() -> Augmentation:
                         horizontal_flip=flip)
 
 
-def start_run(config: RunConfig, dataset: Dataset) -> None:
-    """Start a run for this session, or say in one sentence why it cannot start."""
+def start_run(config: RunConfig, dataset: Dataset, run_id: str | None = None,
+              resume: ResumePoint | None = None) -> None:
+    """Start (or resume) a run for this session and put its id in the URL, or say why it cannot start."""
+    run_id = run_id or new_run_id()
     try:
-        run = TrainingRun(config, dataset, run_slots(), checkpoint=session_folder() / "checkpoint.safetensors")
+        run = TrainingRun(config, dataset, run_slots(), checkpoint=state_path(run_id), resume=resume)
     except ValueError as err:
         st.error(f"This model cannot be trained on these images: {err}.")
         return
-    st.session_state[RUN] = run.start()
+    live_runs()[run_id] = st.session_state[RUN] = run.start()
+    st.query_params["run"] = run_id  # a refresh keeps the id, so the run can be found again
+
+
+def find_run_from_url() -> TrainingRun | None:
+    """After a refresh: the run named in the URL if it still lives in this process, else offer to resume it."""
+    run_id = st.query_params.get("run", "")
+    if run_id in live_runs():
+        st.session_state[RUN] = live_runs()[run_id]
+        return live_runs()[run_id]
+    try:
+        path = state_path(run_id)
+    except ValueError:
+        return None
+    if not path.exists():
+        return None
+    try:
+        point = read_resume_point(path)
+    except (ModelFileError, ValueError, TypeError, KeyError):
+        st.warning("The interrupted run's checkpoint could not be read; start a new run.")
+        return None
+    done = len(point.epochs)
+    if done >= point.config.epochs:
+        return None  # it had finished: nothing to resume
+    st.info(f"An interrupted run was found: {point.config.model} on {point.dataset}, {done} of "
+            f"{point.config.epochs} epochs done (checkpoint saved after epoch {done}).")
+    if point.dataset not in DATASETS:
+        st.caption("Its images came from an uploaded zip, which is not kept: upload it again and start a new run.")
+    elif st.button("Resume the interrupted run"):
+        start_run(point.config, builtin_dataset(point.dataset), run_id, resume=point)
+        return st.session_state.get(RUN)
+    return None
 
 
 def archive(run: TrainingRun) -> None:
@@ -220,7 +260,7 @@ st.header("3. Settings")
 config = choose_settings(dataset, model_name)
 
 st.header("4. Train")
-run: TrainingRun | None = st.session_state.get(RUN)
+run: TrainingRun | None = st.session_state.get(RUN) or find_run_from_url()
 active = bool(run and run.snapshot().active)
 a, b, c, _ = st.columns([1, 1, 1, 3])
 if a.button("Train", type="primary", disabled=active):

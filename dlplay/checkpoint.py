@@ -11,6 +11,7 @@ from torch import nn
 from .models import MODELS, build_model
 
 METADATA_KEY = "dlplay"
+TRAINING_KEY = "dlplay.training"
 FORMAT_VERSION = 1
 
 
@@ -39,6 +40,30 @@ def save_model(path: str | Path, model: nn.Module, card: ModelCard) -> Path:
     save_file(model_tensors(model), str(partial), metadata=card_metadata(card))
     os.replace(partial, path)  # readers never see a half-written file
     return path
+
+
+def save_training_state(path: str | Path, model: nn.Module, card: ModelCard, tensors: dict, plain: dict) -> Path:
+    """Atomically write a resumable training state: the model, its card, extra tensors and JSON-ready data."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    everything = {f"model.{k}": v for k, v in model_tensors(model).items()} | tensors
+    save_file(everything, str(partial), metadata=card_metadata(card) | {TRAINING_KEY: json.dumps(plain)})
+    os.replace(partial, path)
+    return path
+
+
+def read_training_state(path: str | Path) -> tuple[dict, dict, dict, ModelCard]:
+    """(model weights, other tensors, plain data, card) from a file written by save_training_state."""
+    card = read_card(path)
+    with safe_open(str(path), framework="pt") as f:
+        plain = json.loads((f.metadata() or {}).get(TRAINING_KEY, "null"))
+    if plain is None:
+        raise ModelFileError(f"{Path(path).name} holds no training state to resume")
+    tensors = load_file(str(path))
+    weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    others = {k: v for k, v in tensors.items() if not k.startswith("model.")}
+    return weights, others, plain, card
 
 
 def model_tensors(model: nn.Module) -> dict:

@@ -55,9 +55,10 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, device: DeviceI
     return torch.cat(out)
 
 
-def evaluate(model: torch.nn.Module, data: ImageSet, device: DeviceInfo, num_classes: int | None = None) -> Evaluation:
+def evaluate(model: torch.nn.Module, data: ImageSet, device: DeviceInfo, num_classes: int | None = None,
+             batch_size: int = 500) -> Evaluation:
     """Accuracy, mean cross-entropy, confusion matrix and predictions of `model` on `data`."""
-    logits = predict_logits(model, data.images, device)
+    logits = predict_logits(model, data.images, device, batch_size)
     k = num_classes or logits.shape[1]
     predictions = logits.argmax(1)
     confusion = torch.bincount(data.labels * k + predictions, minlength=k * k).view(k, k)

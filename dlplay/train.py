@@ -114,6 +114,44 @@ class Trainer:
         self._stop = threading.Event()
         self._unpaused = threading.Event()
         self._unpaused.set()
+        # Every random draw comes from the run's own generators, never the process-wide RNG that other threads use.
+        self.generators = {name: torch.Generator().manual_seed(seed + offset)
+                           for offset, name in enumerate(("shuffle", "augment", "dropout"))}
+        self.epochs_done, self.steps_done = 0, 0
+        self.loss_limit = math.inf  # set from the first batch's loss
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """What continuing this run exactly needs besides the model: tensors, and JSON-ready plain data."""
+        optimizer = self.optimizer.state_dict()
+        tensors = {f"generator.{name}": g.get_state() for name, g in self.generators.items()}
+        scalars: dict[str, dict] = {}
+        for index, values in optimizer["state"].items():
+            for name, value in values.items():
+                if torch.is_tensor(value):
+                    tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
+                else:
+                    scalars.setdefault(str(index), {})[name] = value
+        plain = {"param_groups": optimizer["param_groups"], "optimizer_scalars": scalars,
+                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                 "epochs_done": self.epochs_done, "steps_done": self.steps_done, "loss_limit": self.loss_limit}
+        return tensors, plain
+
+    def load_state(self, tensors: dict[str, torch.Tensor], plain: dict) -> None:
+        """Restore what state() returned, so that fit() continues where the saved run stopped."""
+        optimizer_state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            kind, _, rest = key.partition(".")
+            if kind == "generator":
+                self.generators[rest].set_state(value)
+            elif kind == "optimizer":
+                index, name = rest.split(".", 1)
+                optimizer_state.setdefault(int(index), {})[name] = value.to(self.device.device)
+        for index, values in plain["optimizer_scalars"].items():
+            optimizer_state.setdefault(int(index), {}).update(values)
+        self.optimizer.load_state_dict({"state": optimizer_state, "param_groups": plain["param_groups"]})
+        if self.scheduler and plain["scheduler"]:
+            self.scheduler.load_state_dict(plain["scheduler"])
+        self.epochs_done, self.steps_done, self.loss_limit = plain["epochs_done"], plain["steps_done"], plain["loss_limit"]
 
     def on(self, event: str, callback: Callable) -> None:
         """Call `callback(BatchEvent)` on 'batch_end' or `callback(EpochEvent)` on 'epoch_end'."""
@@ -156,27 +194,25 @@ class Trainer:
         return torch.multinomial(per_image, len(labels), replacement=True, generator=generator)
 
     def fit(self) -> History:
-        """Run all epochs (or until stop()); returns the History."""
+        """Run the remaining epochs (or until stop()); returns the History of this call."""
         dev = self.device.device
-        # Every random draw comes from the run's own generators, never the process-wide RNG that other threads use.
-        shuffle_gen = torch.Generator().manual_seed(self.seed)
-        aug_gen = torch.Generator().manual_seed(self.seed + 1)
-        dropout_gen = torch.Generator().manual_seed(self.seed + 2)
         for module in self.model.modules():
             if isinstance(module, Dropout):
-                module.generator = dropout_gen
+                module.generator = self.generators["dropout"]
         images = self.train_set.images.to(dev)
         labels = self.train_set.labels.to(dev)
         # Module.to keeps the Parameter objects, so the optimizer built on them still updates this model.
         self.model.to(dev, memory_format=torch.channels_last if self.device.channels_last else torch.preserve_format)
-        history, step = History(), 0
+        history, step = History(), self.steps_done
         # Weights and float buffers before the latest step: restored if the next loss is not finite.
         state = [t for t in self.model.state_dict().values() if t.is_floating_point()]
         last_good = [t.detach().clone() for t in state]
-        loss_limit = math.inf
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(self.epochs_done + 1, self.epochs + 1):
+            if self._stop.is_set():  # before drawing the epoch's order, so a saved state stays exact
+                history.stopped = True
+                return history
             self.model.train()
-            order = self._epoch_order(shuffle_gen).to(dev)
+            order = self._epoch_order(self.generators["shuffle"]).to(dev)
             start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             for i in range(self.steps_per_epoch):
                 waited = time.perf_counter()
@@ -186,15 +222,15 @@ class Trainer:
                     history.stopped = True
                     return history
                 idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-                x = random_affine(self._prepare(images[idx]), self.augmentation, aug_gen)
+                x = random_affine(self._prepare(images[idx]), self.augmentation, self.generators["augment"])
                 y = labels[idx]
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=self.device.mixed_precision):
                     logits = self.model(x)
                     loss = self.loss_fn(logits, y)
                 batch_loss = loss.item()
                 if step == 0:
-                    loss_limit = DIVERGENCE_FACTOR * max(batch_loss, 1.0)  # NaN stays NaN: caught below
-                if not batch_loss <= loss_limit:  # also true for NaN
+                    self.loss_limit = DIVERGENCE_FACTOR * max(batch_loss, 1.0)  # NaN stays NaN: caught below
+                if not batch_loss <= self.loss_limit:  # also true for NaN
                     with torch.no_grad():
                         for tensor, good in zip(state, last_good, strict=True):
                             tensor.copy_(good)
@@ -219,9 +255,11 @@ class Trainer:
                 history.batches.append(event)
                 self._emit("batch_end", event)
             seconds = time.perf_counter() - start
-            val = evaluate(self.model, self.val_set, self.device) if self.val_set is not None else None
+            val = (evaluate(self.model, self.val_set, self.device, batch_size=self.batch_size)
+                   if self.val_set is not None else None)
             event = EpochEvent(epoch, loss_sum / seen, correct / seen, val.loss if val else None,
                                val.accuracy if val else None, seen / seconds, seconds)
             history.epochs.append(event)
+            self.epochs_done, self.steps_done = epoch, step
             self._emit("epoch_end", event)
         return history

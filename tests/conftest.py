@@ -14,3 +14,12 @@ def cpu() -> DeviceInfo:
 @pytest.fixture(scope="session")
 def mnist5k() -> Dataset:
     return load_dataset("mnist5k")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def runs_dir(tmp_path_factory):
+    """Run checkpoints go to a temporary folder, never the user's cache."""
+    import os
+    folder = tmp_path_factory.mktemp("runs")
+    os.environ["DLPLAY_RUNS_DIR"] = str(folder)
+    return folder

@@ -148,3 +148,39 @@ def test_bad_zips_get_one_sentence_and_the_page_keeps_working(data, message):
     assert any(message in e.value for e in at.error)
     by_label(at.selectbox, "Dataset").set_value("mnist5k").run()  # the page still works
     assert not at.exception and at.dataframe
+
+
+def test_a_refreshed_page_finds_its_run_and_a_restarted_server_resumes_it():
+    import streamlit as st
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(3).run()
+    click(at, "Train")
+    run_id = at.query_params["run"]
+    poll_until(at, lambda a: len(run_state(a).epochs) >= 1)
+
+    refreshed = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)  # a new session, same URL
+    refreshed.query_params["run"] = run_id
+    refreshed.run()
+    refreshed.switch_page("app_pages/trainer.py").run()
+    assert refreshed.session_state[RUN_KEY] is at.session_state[RUN_KEY]  # the live run is found again
+    at.session_state[RUN_KEY].stop()
+    poll_until(at, lambda a: not run_state(a).active)
+
+    st.cache_resource.clear()  # as after a server restart: only the checkpoint file is left
+    restarted = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    restarted.query_params["run"] = run_id
+    restarted.run()
+    restarted.switch_page("app_pages/trainer.py").run()
+    assert any("An interrupted run was found" in box.value for box in restarted.info)
+    click(restarted, "Resume the interrupted run")
+    poll_until(restarted, lambda a: not run_state(a).active)
+    snap = run_state(restarted)
+    assert snap.status == "finished" and [e.epoch for e in snap.epochs] == [1, 2, 3]
+
+
+def test_an_edited_run_id_in_the_url_is_ignored():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params["run"] = "../../etc/passwd"
+    at.run()
+    at.switch_page("app_pages/trainer.py").run()
+    assert not at.exception and RUN_KEY not in at.session_state

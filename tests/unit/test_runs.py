@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from dlplay.augment import Augmentation
-from dlplay.checkpoint import load_model
 from dlplay.data import Dataset, ImageSet
 from dlplay.interpret import read_curves
-from dlplay.runs import RunConfig, RunSlots, TrainingRun, epochs_csv, take_fraction
+from dlplay.runs import RunConfig, RunSlots, TrainingRun, epochs_csv, read_resume_point, take_fraction
 from dlplay.train import EpochEvent
 from ui import charts
 
@@ -28,15 +27,31 @@ def wait_until(predicate, timeout=60.0):
         time.sleep(0.01)
 
 
-def test_a_run_trains_evaluates_and_checkpoints(mnist5k, tmp_path):
-    run = TrainingRun(RunConfig(epochs=2), mnist5k, RunSlots(1), checkpoint=tmp_path / "ck.safetensors").start()
+def test_a_run_trains_and_evaluates(mnist5k):
+    run = TrainingRun(RunConfig(epochs=2), mnist5k, RunSlots(1)).start()
     run.join(120)
     snap = run.snapshot()
     assert snap.status == "finished" and len(snap.epochs) == 2 and snap.step == snap.total_steps
     assert snap.evaluation.accuracy >= 0.9 and snap.epochs[-1].val_accuracy >= 0.9
     assert len(run.train_set) == 3600 and len(run.val_set) == 400  # 10% of the training images validate
-    model, card = load_model(tmp_path / "ck.safetensors")  # written atomically after each epoch
-    assert card.architecture == "small-cnn" and card.class_names == mnist5k.class_names
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_exactly(mnist5k, tmp_path):
+    config = RunConfig(epochs=3, seed=2)
+    data = small(mnist5k)
+    reference = TrainingRun(config, data, RunSlots(1)).start()
+    reference.join(60)
+    state = tmp_path / "run" / "state.safetensors"
+    first = TrainingRun(config, data, RunSlots(1), checkpoint=state).start()
+    wait_until(lambda: len(first.snapshot().epochs) >= 1)
+    first.stop()  # as if the page were refreshed and the process restarted: only the file is left
+    first.join(60)
+    point = read_resume_point(state)  # written atomically at the end of each epoch
+    assert point.config == config and point.dataset == "mnist5k" and len(point.epochs) >= 1
+    resumed = TrainingRun(point.config, data, RunSlots(1), resume=point).start()
+    resumed.join(60)
+    assert [b.loss for b in resumed.snapshot().batches] == [b.loss for b in reference.snapshot().batches]
+    assert resumed.snapshot().evaluation.accuracy == reference.snapshot().evaluation.accuracy
 
 
 def test_stop_mid_run_keeps_the_weights_reached(mnist5k):
@@ -186,3 +201,42 @@ def test_weighted_sampler_draws_every_class_equally_often(mnist5k, cpu):
     assert 440 <= int((drawn == 1).sum()) <= 560  # binomial(1000, 0.5): about 500, not 100
     plain = Trainer(model, build_optimizer("sgd", model.parameters(), 0.01), data, cpu)
     assert sorted(plain._epoch_order(torch.Generator().manual_seed(0)).tolist()) == list(range(1000))
+
+
+class RunsOutOfMemory(torch.nn.Module):
+    """Stands in for a GPU that runs out of memory above a batch size (no GPU is needed to test the fallback)."""
+
+    def __init__(self, num_classes: int, max_batch: int):
+        super().__init__()
+        self.max_batch = max_batch
+        self.linear = torch.nn.Linear(28 * 28, num_classes)
+
+    def forward(self, x):
+        if len(x) > self.max_batch:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.linear(x.flatten(1))
+
+
+def fake_architecture(monkeypatch, max_batch: int) -> None:
+    from dlplay import models
+    monkeypatch.setitem(models.MODELS, "fake-oom", models.ModelSpec(
+        "test double", lambda shape, k: [RunsOutOfMemory(k, max_batch)]))
+
+
+def test_out_of_memory_halves_the_batch_and_retries(mnist5k, monkeypatch):
+    fake_architecture(monkeypatch, max_batch=16)
+    run = TrainingRun(RunConfig(model="fake-oom", epochs=1, batch_size=64), small(mnist5k), RunSlots(1)).start()
+    run.join(60)
+    snap = run.snapshot()
+    assert snap.status == "finished" and snap.batch_size == 16
+    assert "restarted with batch size 32" in snap.message and "restarted with batch size 16" in snap.message
+    assert snap.step == snap.total_steps == -(-len(run.train_set) // 16)
+
+
+def test_out_of_memory_at_the_smallest_batch_on_the_cpu_fails_in_plain_words(mnist5k, monkeypatch):
+    fake_architecture(monkeypatch, max_batch=0)
+    run = TrainingRun(RunConfig(model="fake-oom", epochs=1, batch_size=16), small(mnist5k), RunSlots(1)).start()
+    run.join(60)
+    snap = run.snapshot()
+    assert snap.status == "failed" and snap.message.startswith("Training failed: CUDA out of memory")
+    assert "Traceback" not in snap.message

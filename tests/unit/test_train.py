@@ -1,4 +1,5 @@
 """The Trainer learns real digits, stops within a batch, is reproducible, and evaluate() counts correctly."""
+import json
 import threading
 
 import pytest
@@ -146,3 +147,23 @@ def test_augmentation_inactive_is_identity_and_active_changes_pixels():
     assert random_affine(x, Augmentation(), generator) is x
     moved = random_affine(x, Augmentation(rotation_deg=30, width_shift=0.2, zoom=0.2, shear_deg=10), generator)
     assert moved.shape == x.shape and not torch.allclose(moved, x)
+
+
+def test_a_run_resumed_from_its_saved_state_continues_exactly(mnist5k, cpu):
+    small = type(mnist5k)(mnist5k.name, mnist5k.class_names, ImageSet(mnist5k.train.images[:640],
+                          mnist5k.train.labels[:640]), mnist5k.test)
+    aug = Augmentation(rotation_deg=10, width_shift=0.1)
+    whole = make_trainer(small, cpu, seed=4, epochs=3, schedule="onecycle", augmentation=aug)
+    reference = [e.loss for e in whole.fit().batches]
+
+    first = make_trainer(small, cpu, seed=4, epochs=3, schedule="onecycle", augmentation=aug)
+    first.on("epoch_end", lambda e: first.stop() if e.epoch == 1 else None)
+    part_one = [e.loss for e in first.fit().batches]
+    tensors, plain = first.state()
+    weights = {k: v.clone() for k, v in first.model.state_dict().items()}
+
+    second = make_trainer(small, cpu, seed=4, epochs=3, schedule="onecycle", augmentation=aug)
+    second.model.load_state_dict(weights)
+    second.load_state(tensors, json.loads(json.dumps(plain)))  # the plain part survives JSON, as on disk
+    part_two = [e.loss for e in second.fit().batches]
+    assert part_one + part_two == reference
