@@ -7,7 +7,8 @@ import streamlit as st
 
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
 from dlplay.checkpoint import ModelFileError, model_bytes
-from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset, sample_per_class
+from dlplay.data import (DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, load_dataset,
+                         sample_per_class)
 from dlplay.device import DEVICE_CHOICES
 from dlplay.models import MODELS, build_model, summary
 from dlplay.runs import (REMEDIES, ResumePoint, RunConfig, RunSlots, TrainingRun, epochs_csv, new_run_id,
@@ -58,6 +59,12 @@ def choose_dataset() -> Dataset | None:
                           if n in DATASETS else "your own images: a .zip of class folders")
     if choice != ZIP_CHOICE:
         try:
+            if DATASETS[choice].downloads and not files_present(choice):
+                st.info(f"**{choice}** is not on this computer yet: {DATASETS[choice].description}.")
+                if not st.button(f"Download {choice}"):
+                    return None
+                bar = st.progress(0.0, text="Connecting...")
+                download_files(choice, progress=lambda fraction, text: bar.progress(fraction, text=text))
             return builtin_dataset(choice)
         except DatasetUnavailable as err:
             st.error(str(err))

@@ -97,14 +97,89 @@ def _hand_placement_hint(name: str, folder: Path) -> str:
     return f"To use it offline, download it on another machine and place {files}"
 
 
+def _torchvision_class(name: str):
+    """The torchvision dataset class behind a registered name."""
+    from torchvision import datasets  # imported here: torchvision is slow to import and only needed here
+
+    return {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+
+
+def _archives(name: str, folder: Path) -> list[tuple[list[str], Path, str]]:
+    """The files torchvision would download for `name`: (candidate URLs, destination, md5)."""
+    cls = _torchvision_class(name)
+    if name == "cifar10":
+        return [([cls.url], folder / cls.filename, cls.tgz_md5)]
+    raw = folder / cls.__name__ / "raw"
+    return [([mirror + filename for mirror in cls.mirrors], raw / filename, md5) for filename, md5 in cls.resources]
+
+
+def files_present(name: str, data_dir: Path | None = None) -> bool:
+    """Whether a downloadable dataset's files are already in the data folder (downloaded or placed by hand)."""
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    if name == "cifar10":
+        return (folder / "cifar-10-batches-py" / "test_batch").exists()
+    return all(dest.with_suffix("").exists() for _, dest, _ in _archives(name, folder))  # the extracted .gz files
+
+
+def download_files(name: str, data_dir: Path | None = None,
+                   progress: Callable[[float, str], None] | None = None) -> None:
+    """Fetch a torchvision dataset's archives (skipping verified ones), reporting progress(fraction, text).
+
+    torchvision then finds the verified archives in place and only extracts them. Failures raise
+    DatasetUnavailable with the same advice as load_dataset().
+    """
+    from torchvision.datasets.utils import check_integrity
+
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    archives = _archives(name, folder)
+    for number, (urls, dest, md5) in enumerate(archives, start=1):
+        if check_integrity(str(dest), md5):
+            continue
+        label = f"Downloading {name}: file {number} of {len(archives)} ({dest.name})"
+        errors = []
+        for url in urls:
+            try:
+                _fetch(url, dest, md5, lambda f, label=label, n=number: progress and progress(
+                    ((n - 1) + f) / len(archives), label))
+                break
+            except (OSError, ValueError) as err:
+                errors.append(err)
+        else:
+            raise DatasetUnavailable(
+                f"Could not download the {name} dataset into {folder} ({type(errors[-1]).__name__}). "
+                f"{_hand_placement_hint(name, folder)}, or use the embedded 'mnist5k' dataset, which needs no "
+                "download.") from errors[-1]
+    if progress:
+        progress(1.0, f"{name}: downloaded")
+
+
+def _fetch(url: str, dest: Path, md5: str, progress: Callable[[float], None]) -> None:
+    """Stream url to dest.partial in chunks, check its md5, then move it into place."""
+    import hashlib
+    import urllib.request
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    digest = hashlib.md5()
+    with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
+        total, done = int(response.headers.get("Content-Length") or 0), 0
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            progress(done / total if total else 0.0)
+    if digest.hexdigest() != md5:
+        partial.unlink()
+        raise ValueError(f"{dest.name} arrived damaged (checksum mismatch)")
+    os.replace(partial, dest)
+
+
 def _torchvision_loader(name: str) -> Callable[[Path], Dataset]:
     """A loader that reads (or first downloads) a torchvision dataset into memory."""
 
     def load(data_dir: Path | None) -> Dataset:
-        from torchvision import datasets  # imported here: torchvision is slow to import and only needed here
-
         folder = Path(data_dir) if data_dir else default_data_dir()
-        cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+        cls = _torchvision_class(name)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             splits = [cls(str(folder), train=train, download=True) for train in (True, False)]

@@ -18,8 +18,9 @@ def mnist5k() -> Dataset:
 
 @pytest.fixture(autouse=True, scope="session")
 def runs_dir(tmp_path_factory):
-    """Run checkpoints go to a temporary folder, never the user's cache."""
+    """Run checkpoints and downloads go to temporary folders, never the user's cache."""
     import os
     folder = tmp_path_factory.mktemp("runs")
     os.environ["DLPLAY_RUNS_DIR"] = str(folder)
+    os.environ["DLPLAY_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))  # downloads too: never the user's cache
     return folder

@@ -184,3 +184,17 @@ def test_an_edited_run_id_in_the_url_is_ignored():
     at.run()
     at.switch_page("app_pages/trainer.py").run()
     assert not at.exception and RUN_KEY not in at.session_state
+
+
+def test_an_offline_download_gets_one_sentence_and_the_page_keeps_working(monkeypatch):
+    from torchvision import datasets
+    monkeypatch.setattr(datasets.CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    at = open_trainer()
+    by_label(at.selectbox, "Dataset").set_value("cifar10").run()
+    assert any("not on this computer yet" in box.value for box in at.info)
+    click(at, "Download cifar10")
+    assert not at.exception
+    message = next(e.value for e in at.error if "cifar10" in e.value)
+    assert "cifar-10-python.tar.gz in" in message and "'mnist5k'" in message
+    by_label(at.selectbox, "Dataset").set_value("mnist5k").run()
+    assert not at.exception and any(h.value == "2. Model" for h in at.header)

@@ -132,3 +132,63 @@ def test_every_registered_dataset_has_a_description():
 def test_imageset_rejects_wrong_dtypes():
     with pytest.raises(AssertionError):
         ImageSet(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.int64))
+
+
+def test_download_with_progress_from_a_local_server(tmp_path, monkeypatch):
+    """The real download path (HTTP, chunks, md5, then torchvision's extraction) against a loopback server."""
+    import gzip
+    import hashlib
+    import http.server
+    import threading
+    from functools import partial
+
+    from dlplay.data import download_files, files_present
+
+    served = tmp_path / "served"
+    served.mkdir()
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 30), ("t10k", 10)):
+        write_idx_images(served / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx_labels(served / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    resources = []
+    for raw in sorted(served.iterdir()):
+        packed = served / (raw.name + ".gz")
+        packed.write_bytes(gzip.compress(raw.read_bytes()))
+        resources.append((packed.name, hashlib.md5(packed.read_bytes()).hexdigest()))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler,
+                                                                        directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/", f"http://127.0.0.1:{server.server_port}/"])
+        monkeypatch.setattr(datasets.MNIST, "resources", resources)
+        home = tmp_path / "data"
+        assert not files_present("mnist", home)
+        reports = []
+        download_files("mnist", home, lambda fraction, text: reports.append((fraction, text)))
+        fractions = [f for f, _ in reports]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(reports) >= 5
+        assert "file 1 of 4" in reports[0][1]
+        data = load_dataset("mnist", home)  # torchvision finds the verified archives and only extracts them
+        assert (len(data.train), len(data.test)) == (30, 10) and files_present("mnist", home)
+    finally:
+        server.shutdown()
+
+
+def test_a_damaged_download_is_refused(tmp_path, monkeypatch):
+    import http.server
+    import threading
+    from functools import partial
+
+    from dlplay.data import download_files
+
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not the real archive")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler,
+                                                                        directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(datasets.CIFAR10, "url", f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz")
+        with pytest.raises(DatasetUnavailable, match="ValueError.*cifar-10-python.tar.gz in"):
+            download_files("cifar10", tmp_path / "data")
+        assert not list((tmp_path / "data").glob("*.partial"))
+    finally:
+        server.shutdown()
