@@ -10,7 +10,8 @@ from dlplay.checkpoint import ModelFileError, model_bytes
 from dlplay.data import (DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, load_dataset,
                          sample_per_class)
 from dlplay.device import DEVICE_CHOICES
-from dlplay.models import MODELS, build_model, summary
+from dlplay.builder import ARTICLE_STACK, LAYER_KINDS, SIZE_LABELS, LayerSpec
+from dlplay.models import CUSTOM, MODELS, build_model, summary
 from dlplay.runs import (REMEDIES, ResumePoint, RunConfig, RunSlots, TrainingRun, epochs_csv, new_run_id,
                          read_resume_point, state_path)
 from dlplay.train import OPTIMIZERS, SCHEDULES
@@ -22,6 +23,7 @@ MAX_KEPT_RUNS = 10
 ZIP_CHOICE = "zip"
 # Session-state keys that no widget owns, so they survive page switches.
 RUN, RUNS, USER_DATA, FOLDER = "trainer.run", "trainer.runs", "trainer.user_data", "trainer.folder"
+STACK = "trainer.stack"
 AUGMENTATIONS = {"none": Augmentation(), "light (rotate 5°, shift and zoom 5%)": LIGHT,
                  "the article's ImageDataGenerator": ARTICLE}
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0]
@@ -93,18 +95,54 @@ def choose_dataset() -> Dataset | None:
     return imported.dataset
 
 
-def choose_model(dataset: Dataset) -> str:
-    """The architecture picker with its summary (or why it cannot take these images)."""
-    model = st.selectbox("Architecture", list(MODELS), format_func=lambda n: f"{n}: {MODELS[n].description}")
+def choose_model(dataset: Dataset) -> tuple[str, tuple[LayerSpec, ...]]:
+    """The architecture picker (or the layer builder) with its diagram and summary, or why it cannot work."""
+    model = st.selectbox("Architecture", [*MODELS, CUSTOM], format_func=lambda n: f"{n}: {MODELS[n].description}"
+                         if n in MODELS else "custom: build your own, layer by layer")
+    stack = edit_stack() if model == CUSTOM else ()
     try:
-        views.summary_table(summary(build_model(model, dataset.input_shape, dataset.num_classes),
-                                    dataset.input_shape))
+        rows = summary(build_model(model, dataset.input_shape, dataset.num_classes, stack=stack), dataset.input_shape)
     except ValueError as err:
-        st.error(f"This model cannot take {dataset.input_shape[2]}×{dataset.input_shape[1]} images: {err}.")
-    return model
+        st.error(f"This model cannot take {dataset.input_shape[2]}×{dataset.input_shape[1]} images. {err}")
+        return model, stack
+    views.model_diagram(rows, dataset.input_shape)
+    views.summary_table(rows)
+    return model, stack
 
 
-def choose_settings(dataset: Dataset, model: str) -> RunConfig:
+def edit_stack() -> tuple[LayerSpec, ...]:
+    """Add, remove, reorder and resize the builder's layers (kept in the session under ids that survive moves)."""
+    layers: list[tuple[int, LayerSpec]] = st.session_state.setdefault(
+        STACK, [(i, spec) for i, spec in enumerate(ARTICLE_STACK)])
+    st.caption("Conv layers are 3×3 'valid' convolutions with ReLU, as in the article's Keras code; a flatten is "
+               "added before the first dense layer, and a final dense layer outputs one score per class.")
+    for position, (layer_id, spec) in enumerate(layers):
+        a, b, c, d, e = st.columns([4, 2, 1, 1, 1], vertical_alignment="center")
+        a.text(f"{position + 1}. {spec.describe()}")
+        if spec.kind in SIZE_LABELS:
+            size = b.number_input(SIZE_LABELS[spec.kind], 0, 4096, spec.size, key=f"{STACK}.{layer_id}",
+                                  label_visibility="collapsed")
+            layers[position] = (layer_id, LayerSpec(spec.kind, int(size)))
+        if c.button("↑", key=f"{STACK}.up.{layer_id}", disabled=position == 0, help="Move up"):
+            layers[position - 1], layers[position] = layers[position], layers[position - 1]
+            st.rerun()
+        if d.button("↓", key=f"{STACK}.down.{layer_id}", disabled=position == len(layers) - 1, help="Move down"):
+            layers[position + 1], layers[position] = layers[position], layers[position + 1]
+            st.rerun()
+        if e.button("✕", key=f"{STACK}.remove.{layer_id}", help="Remove"):
+            del layers[position]
+            st.rerun()
+    a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
+    kind = a.selectbox("New layer", LAYER_KINDS)
+    size = b.number_input("Size (filters, units or drop %)", 0, 4096, {"conv": 32, "dense": 64, "dropout": 25}.get(
+        kind, 0), disabled=kind not in SIZE_LABELS)
+    if c.button("Add layer"):
+        layers.append((max((i for i, _ in layers), default=-1) + 1, LayerSpec(kind, int(size))))
+        st.rerun()
+    return tuple(spec for _, spec in layers)
+
+
+def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) -> RunConfig:
     """Hyperparameters, data size and augmentation widgets -> a RunConfig."""
     a, b, c, d = st.columns(4)
     optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adamw"))
@@ -143,7 +181,7 @@ def choose_settings(dataset: Dataset, model: str) -> RunConfig:
         if st.button("New random versions"):
             st.session_state["trainer.preview_seed"] = st.session_state.get("trainer.preview_seed", 0) + 1
             st.rerun()
-    return RunConfig(model=model, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
+    return RunConfig(model=model, stack=stack, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                      batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,
                      augmentation=augmentation, train_fraction=fraction / 100, shrunk_classes=tuple(shrunk),
                      shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout)
@@ -262,9 +300,9 @@ if dataset is None:
     st.stop()
 views.data_overview(dataset)
 st.header("2. Model")
-model_name = choose_model(dataset)
+model_name, stack = choose_model(dataset)
 st.header("3. Settings")
-config = choose_settings(dataset, model_name)
+config = choose_settings(dataset, model_name, stack)
 
 st.header("4. Train")
 run: TrainingRun | None = st.session_state.get(RUN) or find_run_from_url()

@@ -8,7 +8,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save, save_file
 from torch import nn
 
-from .models import MODELS, build_model
+from .builder import LayerSpec
+from .models import CUSTOM, MODELS, build_model
 
 METADATA_KEY = "dlplay"
 TRAINING_KEY = "dlplay.training"
@@ -26,6 +27,7 @@ class ModelCard:
     std: tuple[float, ...]
     dataset: str = ""
     test_accuracy: float | None = None
+    stack: tuple[tuple[str, int], ...] = ()  # the builder's layers (kind, size) for architecture 'custom'
 
 
 class ModelFileError(ValueError):
@@ -95,7 +97,8 @@ def read_card(path: str | Path) -> ModelCard:
         fields.pop("format", None)
         card = ModelCard(**fields)
         return ModelCard(**{**asdict(card), "class_names": tuple(card.class_names),
-                            "input_shape": tuple(card.input_shape), "mean": tuple(card.mean), "std": tuple(card.std)})
+                            "input_shape": tuple(card.input_shape), "mean": tuple(card.mean), "std": tuple(card.std),
+                            "stack": tuple((str(kind), int(size)) for kind, size in card.stack)})
     except (ValueError, TypeError) as err:
         raise ModelFileError(f"{Path(path).name} has malformed dlplay metadata") from err
 
@@ -103,9 +106,13 @@ def read_card(path: str | Path) -> ModelCard:
 def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
     """Rebuild the architecture named in the file and load its weights, checking that every tensor fits."""
     card = read_card(path)
-    if card.architecture not in MODELS:
+    if card.architecture not in (*MODELS, CUSTOM):
         raise ModelFileError(f"unknown architecture {card.architecture!r}; dlplay knows {', '.join(MODELS)}")
-    model = build_model(card.architecture, card.input_shape, len(card.class_names), card.mean, card.std)
+    try:
+        model = build_model(card.architecture, card.input_shape, len(card.class_names), card.mean, card.std,
+                            stack=[LayerSpec(kind, size) for kind, size in card.stack])
+    except ValueError as err:
+        raise ModelFileError(f"the file describes a model that cannot be built: {err}") from err
     weights = load_file(str(path))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))

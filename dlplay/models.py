@@ -146,18 +146,26 @@ MODELS: dict[str, ModelSpec] = {
     "article-cifar10": ModelSpec("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout", article_cifar10_cnn),
     "article-150": ModelSpec("The article's 150x150 CNN (§5.2): 4 conv blocks, Dense512", article_150_cnn),
 }
+CUSTOM = "custom"  # a stack of LayerSpecs from the builder
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                seed: int = 0) -> nn.Sequential:
-    """Build a registered model taking (N, C, H, W) images in 0..1 and returning class logits; weights from `seed`."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+                seed: int = 0, stack: Sequence | None = None) -> nn.Sequential:
+    """Build a registered model (or, for name 'custom', the builder's `stack` of LayerSpecs) taking (N, C, H, W)
+    images in 0..1 and returning class logits; weights drawn from `seed`."""
+    from .builder import build_stack
+
+    if name == CUSTOM:
+        layers = build_stack(stack or (), tuple(input_shape), num_classes)
+    elif name in MODELS:
+        layers = MODELS[name].layers(tuple(input_shape), num_classes)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, {CUSTOM}")
     channels = input_shape[0]
     mean = tuple(mean) if mean is not None else (0.5,) * channels
     std = tuple(std) if std is not None else (0.5,) * channels
-    model = nn.Sequential(Normalize(mean, std), *MODELS[name].layers(tuple(input_shape), num_classes))
+    model = nn.Sequential(Normalize(mean, std), *layers)
     init_weights(model, torch.Generator().manual_seed(seed))
     return model
 

@@ -12,6 +12,7 @@ from torch import nn
 
 
 from .augment import LIGHT, Augmentation
+from .builder import LayerSpec
 from .checkpoint import ModelCard, read_training_state, save_training_state
 from .data import Dataset, ImageSet, balanced_class_weights, default_data_dir, shrink_classes, stratified_split
 from .device import DeviceInfo, pick_device
@@ -46,6 +47,7 @@ class RunConfig:
     shrunk_keep: float = 0.1
     remedy: str = "none"  # for imbalance: "none", "weighted loss" or "weighted sampler"
     dropout: bool = True  # off: every dropout layer's p is set to 0
+    stack: tuple[LayerSpec, ...] = ()  # the builder's layers, for model 'custom'
 
 
 RUN_ID = re.compile(r"[0-9a-f]{12}")
@@ -77,7 +79,8 @@ def config_to_plain(config: RunConfig) -> dict:
 def config_from_plain(plain: dict) -> RunConfig:
     """The RunConfig that config_to_plain() described."""
     return RunConfig(**{**plain, "augmentation": Augmentation(**plain["augmentation"]),
-                        "shrunk_classes": tuple(plain["shrunk_classes"])})
+                        "shrunk_classes": tuple(plain["shrunk_classes"]),
+                        "stack": tuple(LayerSpec(**spec) for spec in plain["stack"])})
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,8 @@ class TrainingRun:
         """The metadata a saved copy of this run's model carries."""
         evaluation = self.snapshot().evaluation
         return ModelCard(self.config.model, self.dataset.class_names, self.dataset.input_shape, self.mean, self.std,
-                         self.dataset.name, evaluation.accuracy if evaluation else None)
+                         self.dataset.name, evaluation.accuracy if evaluation else None,
+                         tuple((spec.kind, spec.size) for spec in self.config.stack))
 
     def snapshot(self) -> RunSnapshot:
         """A consistent copy of the progress so far."""
@@ -280,7 +284,7 @@ class TrainingRun:
 
     def _fresh_model(self) -> nn.Module:
         model = build_model(self.config.model, self.dataset.input_shape, self.dataset.num_classes, self.mean,
-                            self.std, seed=self.config.seed)
+                            self.std, seed=self.config.seed, stack=self.config.stack)
         if not self.config.dropout:
             set_dropout(model, 0.0)
         return model

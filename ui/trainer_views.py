@@ -56,6 +56,21 @@ def augmentation_preview(sample: ImageSet, class_names, augmentation: Augmentati
         image_grid(images, [f"original ({class_names[label]})"] + ["augmented"] * (GRID_COLUMNS - 1), width=64)
 
 
+DIAGRAM_KINDS = {"Conv2d": "#eef3fb", "MaxPool2d": "#f4f4f4", "Linear": "#e9f6ec", "BatchNorm2d": "#fdf6e3",
+                 "BatchNorm1d": "#fdf6e3", "Dropout": "#fdf0e6", "Upsample": "#f4f4f4", "Flatten": "#f4f4f4"}
+
+
+def model_diagram(rows: list[LayerRow], input_shape) -> None:
+    """The model as a left-to-right chain of its main layers, each with its output shape."""
+    nodes = [("input", "×".join(map(str, input_shape)), "#ffffff")] + [
+        (r.kind, "×".join(map(str, r.output_shape)), DIAGRAM_KINDS[r.kind]) for r in rows if r.kind in DIAGRAM_KINDS]
+    dot = ['digraph model { rankdir=LR; bgcolor="transparent"; node [shape=box, style="rounded,filled", '
+           'fontname="Helvetica", fontsize=11, color="#4a6fa5"]; edge [color="#4a6fa5"];']
+    dot += [f'n{i} [label="{kind}\\n{size}", fillcolor="{colour}"];' for i, (kind, size, colour) in enumerate(nodes)]
+    dot += [" -> ".join(f"n{i}" for i in range(len(nodes))) + ";", "}"]
+    st.graphviz_chart("\n".join(dot))
+
+
 def summary_table(rows: list[LayerRow]) -> None:
     """The Keras-style model summary (layers, output shapes, parameters), folded under its totals."""
     total = sum(r.params for r in rows)

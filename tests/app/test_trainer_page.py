@@ -198,3 +198,27 @@ def test_an_offline_download_gets_one_sentence_and_the_page_keeps_working(monkey
     assert "cifar-10-python.tar.gz in" in message and "'mnist5k'" in message
     by_label(at.selectbox, "Dataset").set_value("mnist5k").run()
     assert not at.exception and any(h.value == "2. Model" for h in at.header)
+
+
+def test_the_layer_builder_adds_moves_removes_and_refuses_impossible_stacks():
+    at = open_trainer()
+    by_label(at.selectbox, "Architecture").set_value("custom").run()
+    layers = [t.value for t in at.text if t.value[:1].isdigit() and ". " in t.value]
+    assert layers[0] == "1. conv 3×3, 32 filters + ReLU" and len(layers) == 8  # the article's stack to start from
+    assert at.get("graphviz_chart")  # the diagram
+    by_label(at.selectbox, "New layer").set_value("pool").run()
+    click(at, "Add layer")  # after the dense layers: refused
+    assert any("Layer 9 (max-pool 2×2) comes after a dense layer" in e.value for e in at.error)
+    for _ in range(3):
+        [b for b in at.button if b.label == "✕"][-1].click().run()  # remove the last layer
+    click(at, "Add layer")  # 28 → 26 → 13 → 11 → 5 → 3 → 1: one more pool cannot work
+    assert any("Layer 7 (max-pool 2×2) gets a 1×1 feature map" in e.value for e in at.error)
+    [b for b in at.button if b.label == "✕"][-1].click().run()
+    assert not at.error
+    [b for b in at.button if b.label == "↑"][1].click().run()  # move layer 2 (pool) above layer 1 (conv)
+    layers = [t.value for t in at.text if t.value[:1].isdigit() and ". " in t.value]
+    assert layers[:2] == ["1. max-pool 2×2", "2. conv 3×3, 32 filters + ReLU"]
+    by_label(at.number_input, "Epochs").set_value(1).run()
+    click(at, "Train")
+    poll_until(at, lambda a: not run_state(a).active)
+    assert run_state(at).status == "finished" and at.session_state[RUN_KEY].config.model == "custom"
