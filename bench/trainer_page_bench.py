@@ -14,6 +14,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,11 @@ from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from dlplay.augment import LIGHT  # noqa: E402
 from dlplay.data import load_dataset  # noqa: E402
+from dlplay.device import pick_device  # noqa: E402
+from dlplay.models import build_model  # noqa: E402
+from dlplay.train import Trainer, build_optimizer  # noqa: E402
 from dlplay.runs import RunConfig, RunSlots, TrainingRun  # noqa: E402
 from ui import charts  # noqa: E402
 
@@ -38,6 +43,32 @@ def live_view_epochs() -> list[float]:
         time.sleep(1.0)
         charts.training_curves([charts.Curves("this run", snapshot.batches, snapshot.epochs)]).to_json()
     return [e.images_per_sec for e in run.snapshot().epochs]
+
+
+def trainer_epochs(on_worker_thread: bool) -> list[float]:
+    """Per-epoch images/s of the CLI's Trainer setup, run on this process's main thread or on a worker thread."""
+    data = load_dataset("mnist5k")
+    mean, std = data.channel_stats()
+    model = build_model("small-cnn", data.input_shape, data.num_classes, mean, std)
+    trainer = Trainer(model, build_optimizer("adamw", model.parameters(), 3e-3, 5e-4), data.train, pick_device("cpu"),
+                      batch_size=64, epochs=EPOCHS, schedule="onecycle", augmentation=LIGHT)
+    result: list[float] = []
+    work = lambda: result.extend(e.images_per_sec for e in trainer.fit().epochs)  # noqa: E731
+    if on_worker_thread:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    else:
+        work()
+    return result
+
+
+def main_thread_epochs() -> list[float]:
+    return trainer_epochs(False)
+
+
+def worker_thread_epochs() -> list[float]:
+    return trainer_epochs(True)
 
 
 def page_epochs() -> list[float]:
@@ -64,7 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    results: dict = {cli_epochs: [], live_view_epochs: [], page_epochs: []}
+    results: dict = {cli_epochs: [], live_view_epochs: [], page_epochs: [], main_thread_epochs: [],
+                     worker_thread_epochs: []}
     for r in range(args.repeats):
         order = list(results) if r % 2 == 0 else list(results)[::-1]  # alternate so no path always runs first
         for measure in order:
@@ -75,6 +107,9 @@ def main() -> None:
     for measure, label in ((live_view_epochs, "page (live view)"), (page_epochs, "page (AppTest, full reruns)")):
         value = statistics.median(results[measure])
         print(f"{label:31s} {value:7,.0f} img/s | ratio to CLI {value / cli:.3f} (median over epochs)")
+    main, worker = (statistics.median(results[m]) for m in (main_thread_epochs, worker_thread_epochs))
+    print(f"where the gap comes from: the same Trainer in this process on the main thread {main:,.0f} img/s, on a "
+          f"worker thread (as the page must) {worker:,.0f} img/s: ratio {worker / main:.3f}")
 
 
 if __name__ == "__main__":
