@@ -271,16 +271,19 @@ def runs_section() -> None:
     st.header("5. Runs")
     labels = [f"#{i + 1} {r.config.model}, {r.config.optimizer} lr {r.config.lr:g}, {r.config.epochs} ep"
               for i, r in enumerate(runs)]
+    snapshots = [r.snapshot() for r in runs]
     table = pd.DataFrame({
-        "run": labels, "dataset": [r.dataset.name for r in runs],
-        "status": [r.snapshot().status for r in runs],
-        "train images": [len(r.train_set) for r in runs],
-        "augmented": [r.config.augmentation.active for r in runs],
-        "test accuracy": [r.snapshot().evaluation.accuracy if r.snapshot().evaluation else None for r in runs]})
-    st.dataframe(table, hide_index=True)
+        "run": labels, "dataset": [r.dataset.name for r in runs], "status": [s.status for s in snapshots],
+        "test accuracy": [s.evaluation.accuracy if s.evaluation else None for s in snapshots],
+        "train images": [len(r.train_set) for r in runs], "batch": [r.config.batch_size for r in runs],
+        "schedule": [r.config.schedule for r in runs], "weight decay": [r.config.weight_decay for r in runs],
+        "dropout": [r.config.dropout for r in runs], "augmented": [r.config.augmentation.active for r in runs],
+        "rare classes": [", ".join(r.dataset.class_names[c] for c in r.config.shrunk_classes) for r in runs],
+        "remedy": [r.config.remedy for r in runs], "seed": [r.config.seed for r in runs]})
+    st.dataframe(table, hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
     chosen = st.multiselect("Overlay the curves of", labels, default=labels[-2:])
     if chosen:
-        picked = [(label, runs[labels.index(label)].snapshot()) for label in chosen]
+        picked = [(label, snapshots[labels.index(label)]) for label in chosen]
         st.plotly_chart(charts.training_curves([charts.Curves(label, s.batches, s.epochs) for label, s in picked]))
     which = st.selectbox("Download", labels, index=len(labels) - 1)
     run = runs[labels.index(which)]

@@ -15,6 +15,8 @@ from dlplay.runs import RunSnapshot
 from ui import charts
 
 GRID_COLUMNS = 8
+SAMPLES_PER_CLASS = 8
+MAX_CLASS_ROWS = 12
 
 
 def image_grid(images: torch.Tensor, captions: list[str], width: int = 72) -> None:
@@ -40,10 +42,14 @@ def data_overview(dataset: Dataset) -> None:
     left.plotly_chart(charts.class_counts(dataset.class_names, train_counts, test_counts))
     right.dataframe(pd.DataFrame({"class": dataset.class_names, "train": train_counts, "test": test_counts}),
                     hide_index=True, height=260)
-    per_class = max(1, GRID_COLUMNS // min(dataset.num_classes, GRID_COLUMNS)) if dataset.num_classes <= 4 else 1
-    shown = sample_per_class(dataset.train, per_class=per_class, seed=0)
-    limit = GRID_COLUMNS * 2
-    image_grid(shown.images[:limit], [dataset.class_names[i] for i in shown.labels[:limit].tolist()])
+    st.caption(f"Samples of each class ({SAMPLES_PER_CLASS} per row; the first {MAX_CLASS_ROWS} classes):")
+    shown = sample_per_class(dataset.train, per_class=SAMPLES_PER_CLASS, seed=0)
+    for label in range(min(dataset.num_classes, MAX_CLASS_ROWS)):
+        row = shown.images[shown.labels == label]  # (n, C, H, W)
+        strip = torch.cat(list(row), dim=2)  # the class's samples side by side: (C, H, n*W)
+        name, picture = st.columns([1, 6], vertical_alignment="center")
+        name.text(dataset.class_names[label])
+        picture.image(to_display(strip.unsqueeze(0))[0], width=min(600, 75 * len(row)), output_format="PNG")
 
 
 def augmentation_preview(sample: ImageSet, class_names, augmentation: Augmentation, seed: int) -> None:
