@@ -332,7 +332,7 @@ else:
         confusion_tab, mistakes_tab, inside_tab = st.tabs(["Confusion matrix", "Most confident mistakes",
                                                             "Inside the network"])
         with confusion_tab:
-            views.confusion_section(final.evaluation, run.dataset, key="trainer.cell")
+            views.confusion_section(final.evaluation, run.dataset, key=f"trainer.cell.{id(run)}")
         with mistakes_tab:
             views.mistakes_section(final.evaluation, run.dataset)
         with inside_tab:

@@ -83,10 +83,28 @@ def confusion_matrix(confusion, class_names: Sequence[str]) -> go.Figure:
     names = [text(n) for n in class_names]
     counts = confusion.tolist()
     fig = go.Figure(go.Heatmap(z=counts, x=names, y=names, colorscale="Blues", text=counts, texttemplate="%{text}",
-                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(title="predicted", type="category"),
+                               hoverinfo="skip", showscale=False))
+    # Plotly cannot select heat-map cells, so an invisible marker sits on each cell to be clicked instead.
+    cells = [(true, predicted) for true in range(len(names)) for predicted in range(len(names))]
+    fig.add_trace(go.Scatter(
+        x=[names[p] for _, p in cells], y=[names[t] for t, _ in cells], mode="markers",
+        marker=dict(symbol="square", size=max(8, 300 // len(names)), opacity=0.01), showlegend=False,
+        customdata=[counts[t][p] for t, p in cells],
+        hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>"))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
+                      xaxis=dict(title="predicted", type="category"),
                       yaxis=dict(title="true", autorange="reversed", type="category"))
     return fig
+
+
+def clicked_cell(points: Sequence[dict], class_names: Sequence[str]) -> tuple[int, int] | None:
+    """(true, predicted) class indices of the confusion-matrix cell a user clicked, from Streamlit's selection."""
+    index = {text(n): i for i, n in enumerate(class_names)}
+    for point in points:
+        true, predicted = index.get(str(point.get("y"))), index.get(str(point.get("x")))
+        if true is not None and predicted is not None:
+            return true, predicted
+    return None
 
 
 def per_class_accuracy(class_names: Sequence[str], accuracy: Sequence[float]) -> go.Figure:

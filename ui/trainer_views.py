@@ -114,21 +114,28 @@ def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:
 
 
 def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str) -> None:
-    """Confusion matrix and per-class accuracy; choose a cell to see its test images."""
+    """Confusion matrix and per-class accuracy; click a cell (or pick it below) to see its test images."""
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.confusion_matrix(evaluation.confusion, dataset.class_names))
+    event = left.plotly_chart(charts.confusion_matrix(evaluation.confusion, dataset.class_names), key=f"{key}.chart",
+                              on_select="rerun", selection_mode="points")
     right.plotly_chart(charts.per_class_accuracy(dataset.class_names, evaluation.per_class_accuracy))
+    clicked = charts.clicked_cell(event.selection.points, dataset.class_names) if event else None
+    if clicked and st.session_state.get(f"{key}.clicked") != clicked:  # a new click moves the pickers below
+        st.session_state[f"{key}.clicked"] = clicked
+        st.session_state[f"{key}.true"], st.session_state[f"{key}.predicted"] = clicked
     off_diagonal = evaluation.confusion.clone().fill_diagonal_(-1)
-    worst = divmod(int(off_diagonal.argmax()), dataset.num_classes)
+    worst = divmod(int(off_diagonal.argmax()), dataset.num_classes)  # start on the most common confusion
+    st.session_state.setdefault(f"{key}.true", worst[0])
+    st.session_state.setdefault(f"{key}.predicted", worst[1])
     names = list(range(dataset.num_classes))
     a, b = st.columns(2)
-    true_class = a.selectbox("True class", names, index=worst[0], format_func=dataset.class_names.__getitem__,
-                             key=f"{key}.true")
-    predicted = b.selectbox("Predicted as", names, index=worst[1], format_func=dataset.class_names.__getitem__,
+    true_class = a.selectbox("True class", names, format_func=dataset.class_names.__getitem__, key=f"{key}.true")
+    predicted = b.selectbox("Predicted as", names, format_func=dataset.class_names.__getitem__,
                             key=f"{key}.predicted")
     indices = evaluation.cell(true_class, predicted)
     st.caption(f"{len(indices)} test image(s) of class “{dataset.class_names[true_class]}” predicted as "
-               f"“{dataset.class_names[predicted]}”" + (" (showing 16)." if len(indices) > 16 else "."))
+               f"“{dataset.class_names[predicted]}”" + (" (showing 16)." if len(indices) > 16 else ".")
+               + " Click a cell of the matrix to choose another.")
     if indices:
         shown = indices[:16]
         image_grid(dataset.test.images[shown],

@@ -95,7 +95,7 @@ def test_a_page_url_opened_first_on_a_fresh_server_goes_through_the_router(brows
 
 
 def test_train_one_epoch_and_see_the_curves(app_url, browser):
-    page = open_page(browser, f"{app_url}/trainer", height=2600)
+    page = open_page(browser, f"{app_url}/trainer", height=3600)
     epochs = page.get_by_label("Epochs")
     epochs.fill("1")
     epochs.press("Enter")
@@ -109,4 +109,9 @@ def test_train_one_epoch_and_see_the_curves(app_url, browser):
     page.get_by_text("4. Train").scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "trainer.png"), full_page=True)
+    # Click the confusion-matrix cell "true 3, predicted 5": the images below switch to that cell.
+    cells = page.locator(".js-plotly-plot:has(.heatmaplayer image)").first.locator(".nsewdrag").first
+    box = cells.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 5.5 / 10, box["y"] + box["height"] * 3.5 / 10)
+    expect(page.get_by_text("test image(s) of class “3” predicted as “5”")).to_be_visible(timeout=30_000)
     page.close()

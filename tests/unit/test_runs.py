@@ -171,6 +171,9 @@ def test_charts_carry_the_numbers_and_escape_labels(mnist5k):
     assert all("<b>" not in t.name for t in fig.data) and "&lt;b&gt;run" in fig.data[0].name
     confusion = charts.confusion_matrix(snap.evaluation.confusion, mnist5k.class_names)
     assert [list(row) for row in confusion.data[0].z] == snap.evaluation.confusion.tolist()
+    weird = ("cat", "<b>dog</b>")
+    assert charts.clicked_cell([{"x": "&lt;b&gt;dog&lt;/b&gt;", "y": "cat", "z": 3}], weird) == (0, 1)
+    assert charts.clicked_cell([{"x": 0.5, "y": 2}], weird) is None
     assert charts.smooth([1.0, 1.0, 1.0]) == pytest.approx([1.0, 1.0, 1.0])  # bias-corrected: no warm-up dip
 
 
