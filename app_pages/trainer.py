@@ -10,7 +10,7 @@ from dlplay.checkpoint import ModelFileError, model_bytes
 from dlplay.data import (DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, load_dataset,
                          sample_per_class)
 from dlplay.device import DEVICE_CHOICES
-from dlplay.builder import ARTICLE_STACK, LAYER_KINDS, SIZE_LABELS, LayerSpec
+from dlplay.builder import ARTICLE_STACK, LayerSpec
 from dlplay.models import CUSTOM, MODELS, build_model, summary
 from dlplay.runs import (REMEDIES, ResumePoint, RunConfig, RunSlots, TrainingRun, epochs_csv, new_run_id,
                          read_resume_point, state_path)
@@ -99,7 +99,8 @@ def choose_model(dataset: Dataset) -> tuple[str, tuple[LayerSpec, ...]]:
     """The architecture picker (or the layer builder) with its diagram and summary, or why it cannot work."""
     model = st.selectbox("Architecture", [*MODELS, CUSTOM], format_func=lambda n: f"{n}: {MODELS[n].description}"
                          if n in MODELS else "custom: build your own, layer by layer")
-    stack = edit_stack() if model == CUSTOM else ()
+    layers = st.session_state.setdefault(STACK, [(i, spec) for i, spec in enumerate(ARTICLE_STACK)])
+    stack = views.stack_editor(layers, key=STACK) if model == CUSTOM else ()
     try:
         rows = summary(build_model(model, dataset.input_shape, dataset.num_classes, stack=stack), dataset.input_shape)
     except ValueError as err:
@@ -108,38 +109,6 @@ def choose_model(dataset: Dataset) -> tuple[str, tuple[LayerSpec, ...]]:
     views.model_diagram(rows, dataset.input_shape)
     views.summary_table(rows)
     return model, stack
-
-
-def edit_stack() -> tuple[LayerSpec, ...]:
-    """Add, remove, reorder and resize the builder's layers (kept in the session under ids that survive moves)."""
-    layers: list[tuple[int, LayerSpec]] = st.session_state.setdefault(
-        STACK, [(i, spec) for i, spec in enumerate(ARTICLE_STACK)])
-    st.caption("Conv layers are 3×3 'valid' convolutions with ReLU, as in the article's Keras code; a flatten is "
-               "added before the first dense layer, and a final dense layer outputs one score per class.")
-    for position, (layer_id, spec) in enumerate(layers):
-        a, b, c, d, e = st.columns([4, 2, 1, 1, 1], vertical_alignment="center")
-        a.text(f"{position + 1}. {spec.describe()}")
-        if spec.kind in SIZE_LABELS:
-            size = b.number_input(SIZE_LABELS[spec.kind], 0, 4096, spec.size, key=f"{STACK}.{layer_id}",
-                                  label_visibility="collapsed")
-            layers[position] = (layer_id, LayerSpec(spec.kind, int(size)))
-        if c.button("↑", key=f"{STACK}.up.{layer_id}", disabled=position == 0, help="Move up"):
-            layers[position - 1], layers[position] = layers[position], layers[position - 1]
-            st.rerun()
-        if d.button("↓", key=f"{STACK}.down.{layer_id}", disabled=position == len(layers) - 1, help="Move down"):
-            layers[position + 1], layers[position] = layers[position], layers[position + 1]
-            st.rerun()
-        if e.button("✕", key=f"{STACK}.remove.{layer_id}", help="Remove"):
-            del layers[position]
-            st.rerun()
-    a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
-    kind = a.selectbox("New layer", LAYER_KINDS)
-    size = b.number_input("Size (filters, units or drop %)", 0, 4096, {"conv": 32, "dense": 64, "dropout": 25}.get(
-        kind, 0), disabled=kind not in SIZE_LABELS)
-    if c.button("Add layer"):
-        layers.append((max((i for i, _ in layers), default=-1) + 1, LayerSpec(kind, int(size))))
-        st.rerun()
-    return tuple(spec for _, spec in layers)
 
 
 def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) -> RunConfig:
@@ -168,7 +137,7 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) 
         dropout = st.checkbox("Dropout layers on", value=True,
                               help="Overfitting remedies: dropout, weight decay (above) and augmentation (below).")
     preset = st.radio("Augmentation (training images only)", [*AUGMENTATIONS, "custom"], index=1, horizontal=True)
-    augmentation = AUGMENTATIONS.get(preset) or custom_augmentation()
+    augmentation = AUGMENTATIONS.get(preset) or views.augmentation_sliders()
     with st.expander("Augmentation: preview and why only training images"):
         st.markdown("Each epoch sees new random versions of the training images, so the model cannot memorise "
                     "them. The article's code also augments its **test** data: that is a mistake, because the test "
@@ -185,20 +154,6 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) 
                      batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,
                      augmentation=augmentation, train_fraction=fraction / 100, shrunk_classes=tuple(shrunk),
                      shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout)
-
-
-def custom_augmentation() -> Augmentation:
-    """Sliders for Keras ImageDataGenerator's geometric options."""
-    a, b, c = st.columns(3)
-    rotation = a.slider("Rotation range (°)", 0, 90, 40)
-    width = b.slider("Width shift", 0.0, 0.5, 0.2, step=0.05)
-    height = c.slider("Height shift", 0.0, 0.5, 0.2, step=0.05)
-    a, b, c = st.columns(3)
-    shear = a.slider("Shear (°)", 0.0, 45.0, 0.2, step=0.1)
-    zoom = b.slider("Zoom", 0.0, 0.5, 0.2, step=0.05)
-    flip = c.checkbox("Horizontal flip", value=True)
-    return Augmentation(rotation_deg=rotation, width_shift=width, height_shift=height, shear_deg=shear, zoom=zoom,
-                        horizontal_flip=flip)
 
 
 def start_run(config: RunConfig, dataset: Dataset, run_id: str | None = None,

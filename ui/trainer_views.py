@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from dlplay.augment import Augmentation, random_affine
+from dlplay.builder import LAYER_KINDS, SIZE_LABELS, LayerSpec
 from dlplay.data import Dataset, ImageSet, sample_per_class, to_display
 from dlplay.evaluate import Evaluation
 from dlplay.explain import dead_relus, feature_maps, first_layer_filters, gradient_norms, to_uint8
@@ -179,3 +180,47 @@ def inside_section(model, dataset: Dataset, device) -> None:
     left.plotly_chart(charts.layer_bars([n.name for n in norms], [n.value for n in norms], "‖∂loss/∂W‖", log=True))
     right.markdown("**Dead ReLUs**: share of units that output 0 for all of 500 test images")
     right.plotly_chart(charts.layer_bars([d.name for d in dead], [d.value for d in dead], "dead", percent=True))
+
+
+def stack_editor(layers: list[tuple[int, LayerSpec]], key: str) -> tuple[LayerSpec, ...]:
+    """Add, remove, reorder and resize the builder's layers, editing `layers` ((id, spec) pairs) in place."""
+    st.caption("Conv layers are 3×3 'valid' convolutions with ReLU, as in the article's Keras code; a flatten is "
+               "added before the first dense layer, and a final dense layer outputs one score per class.")
+    for position, (layer_id, spec) in enumerate(layers):
+        a, b, c, d, e = st.columns([4, 2, 1, 1, 1], vertical_alignment="center")
+        a.text(f"{position + 1}. {spec.describe()}")
+        if spec.kind in SIZE_LABELS:
+            size = b.number_input(SIZE_LABELS[spec.kind], 0, 4096, spec.size, key=f"{key}.{layer_id}",
+                                  label_visibility="collapsed")
+            layers[position] = (layer_id, LayerSpec(spec.kind, int(size)))
+        if c.button("↑", key=f"{key}.up.{layer_id}", disabled=position == 0, help="Move up"):
+            layers[position - 1], layers[position] = layers[position], layers[position - 1]
+            st.rerun()
+        if d.button("↓", key=f"{key}.down.{layer_id}", disabled=position == len(layers) - 1, help="Move down"):
+            layers[position + 1], layers[position] = layers[position], layers[position + 1]
+            st.rerun()
+        if e.button("✕", key=f"{key}.remove.{layer_id}", help="Remove"):
+            del layers[position]
+            st.rerun()
+    a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
+    kind = a.selectbox("New layer", LAYER_KINDS)
+    size = b.number_input("Size (filters, units or drop %)", 0, 4096, {"conv": 32, "dense": 64, "dropout": 25}.get(
+        kind, 0), disabled=kind not in SIZE_LABELS)
+    if c.button("Add layer"):
+        layers.append((max((i for i, _ in layers), default=-1) + 1, LayerSpec(kind, int(size))))
+        st.rerun()
+    return tuple(spec for _, spec in layers)
+
+
+def augmentation_sliders() -> Augmentation:
+    """Sliders for Keras ImageDataGenerator's geometric options."""
+    a, b, c = st.columns(3)
+    rotation = a.slider("Rotation range (°)", 0, 90, 40)
+    width = b.slider("Width shift", 0.0, 0.5, 0.2, step=0.05)
+    height = c.slider("Height shift", 0.0, 0.5, 0.2, step=0.05)
+    a, b, c = st.columns(3)
+    shear = a.slider("Shear (°)", 0.0, 45.0, 0.2, step=0.1)
+    zoom = b.slider("Zoom", 0.0, 0.5, 0.2, step=0.05)
+    flip = c.checkbox("Horizontal flip", value=True)
+    return Augmentation(rotation_deg=rotation, width_shift=width, height_shift=height, shear_deg=shear, zoom=zoom,
+                        horizontal_flip=flip)
