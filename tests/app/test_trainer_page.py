@@ -77,6 +77,8 @@ def test_stop_mid_run_and_switching_pages_does_not_lose_it():
     by_label(at.number_input, "Epochs").set_value(30).run()
     click(at, "Train")
     poll_until(at, lambda a: run_state(a).step >= 2)
+    by_label(at.select_slider, "Learning rate").set_value(0.1).run()  # changing a control mid-run...
+    assert run_state(at).active and at.session_state[RUN_KEY].config.lr == 3e-3  # ...leaves the run alone
     at.switch_page("app_pages/home.py").run()
     assert not at.exception
     seen = run_state(at).step
