@@ -115,3 +115,16 @@ def test_train_one_epoch_and_see_the_curves(app_url, browser):
     page.mouse.click(box["x"] + box["width"] * 5.5 / 10, box["y"] + box["height"] * 3.5 / 10)
     expect(page.get_by_text("test image(s) of class “3” predicted as “5”")).to_be_visible(timeout=30_000)
     page.close()
+
+
+def test_upload_a_photo_through_the_file_chooser_and_see_a_prediction(app_url, browser):
+    page = open_page(browser, f"{app_url}/classify", height=2400)
+    page.get_by_text("my files").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(
+        str(REPO / "dlplay" / "assets" / "photos" / "coffee.png"))
+    page.get_by_text("with probability").wait_for(timeout=60_000)
+    expect(page.get_by_text("What the model sees")).to_be_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "classify.png"))
+    page.close()

@@ -1,0 +1,151 @@
+"""Upload & classify: a picture in; what the model sees, what it thinks, and where it looked."""
+import base64
+import io
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from dlplay.checkpoint import ModelFileError, load_model
+from dlplay.classify import (SAMPLE_CREDITS, SAMPLE_PHOTOS, grad_cam, load_bundled_model, overlay, preprocess,
+                             probabilities, saliency, top_k)
+from dlplay.images import ImageRejected, decode_image
+from ui import charts
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+DISPLAY_SIZE = 224  # model-sized pictures are enlarged to this for viewing
+
+
+@st.cache_resource
+def bundled_model():
+    """The digit model shipped in the package, loaded once and shared read-only."""
+    return load_bundled_model()
+
+
+def choose_model():
+    """The model picker: bundled, trained in this session, or an uploaded .safetensors file."""
+    runs = [r for r in st.session_state.get("trainer.runs", []) if r.snapshot().evaluation is not None]
+    options = ["bundled", *range(len(runs)), "upload"]
+    labels = {"bundled": "the bundled digit model (small CNN trained on mnist5k)", "upload": "a model file I upload"}
+    labels |= {i: f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset.name}" for i, r in enumerate(runs)}
+    choice = st.radio("Model", options, format_func=labels.__getitem__)
+    if choice == "bundled":
+        return bundled_model()
+    if choice != "upload":
+        return runs[choice].model, runs[choice].card()
+    uploaded = st.file_uploader("Model file (.safetensors, as dlplay saves it)", key="classify.model_file")
+    if uploaded is None:
+        return None
+    if uploaded.name.lower().endswith(PICKLE_SUFFIXES):
+        st.error(f"{uploaded.name} is a pickle file, and loading a pickle can run any code hidden in it, so dlplay "
+                 "never opens one. Save the model as .safetensors (the trainer page's download, or "
+                 "`python -m dlplay train --save model.safetensors`).")
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.safetensors"
+        path.write_bytes(uploaded.getvalue())
+        try:
+            return load_model(path)
+        except ModelFileError as err:
+            st.error(f"This model file cannot be used: {err}.")
+            return None
+
+
+def choose_pictures() -> list[tuple[str, Image.Image]]:
+    """Pictures from uploads, the sample photos or the camera; each bad file gets one sentence."""
+    source = st.radio("Picture from", ["sample photos", "my files", "camera"], horizontal=True)
+    if source == "sample photos":
+        name = st.selectbox("Sample photo", sorted(SAMPLE_CREDITS), format_func=SAMPLE_CREDITS.__getitem__)
+        st.caption(f"Photo: {SAMPLE_CREDITS[name]}. From scikit-image's sample data.")
+        files = [(name, (SAMPLE_PHOTOS / name).read_bytes())]
+    elif source == "my files":
+        uploads = st.file_uploader("Pictures (PNG, JPEG, WebP, BMP or GIF)", accept_multiple_files=True,
+                                   key="classify.pictures") or []
+        files = [(u.name, u.getvalue()) for u in uploads]
+    else:
+        shot = st.camera_input("Take a picture")
+        files = [("camera.jpg", shot.getvalue())] if shot else []
+    pictures = []
+    for name, data in files:
+        try:
+            pictures.append((name, decode_image(data, draft_size=(DISPLAY_SIZE * 2, DISPLAY_SIZE * 2))))
+        except ImageRejected as err:
+            st.error(f"{name}: {err}")
+    return pictures
+
+
+def enlarged(picture) -> Image.Image:
+    """A model-sized picture scaled up with crisp pixels for viewing."""
+    return Image.fromarray(picture).resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST)
+
+
+def explain(name: str, picture: Image.Image, model, card) -> None:
+    """The preprocessing steps, the top-5 probabilities, and Grad-CAM and saliency maps for one picture."""
+    prepared = preprocess(picture, card)
+    st.subheader("What the model sees")
+    for column, (caption, step) in zip(st.columns(len(prepared.steps)), prepared.steps, strict=True):
+        column.image(step if step is prepared.steps[0][1] else enlarged(step), caption=caption)
+    probs = probabilities(model, prepared.batch)[0]
+    best = top_k(probs, card.class_names, 5)
+    st.subheader("What the model thinks")
+    st.markdown(f"**{best[0][0]}** with probability **{best[0][1]:.1%}**" + (
+        "" if card.dataset != "mnist5k" or card.input_shape[0] != 1 else
+        " (a digit model sees every picture as a digit: try one you drew)"))
+    bars = go.Figure(go.Bar(x=[p for _, p in best][::-1], y=[charts.text(n) for n, _ in best][::-1],
+                            orientation="h", texttemplate="%{x:.1%}", textposition="auto"))
+    bars.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(range=[0, 1], tickformat=".0%"),
+                       yaxis=dict(type="category"))
+    st.plotly_chart(bars)
+    st.subheader("Where it looked")
+    target = card.class_names.index(best[0][0])
+    model_view = prepared.steps[-1][1]
+    a, b, c = st.columns(3)
+    a.image(enlarged(model_view), caption="the model's input")
+    b.image(enlarged(overlay(model_view, grad_cam(model, prepared.batch, target))),
+            caption=f"Grad-CAM for “{best[0][0]}”: the regions that raised its score")
+    c.image(enlarged(overlay(model_view, saliency(model, prepared.batch, target))),
+            caption="saliency: the pixels whose change moves the score most")
+
+
+def thumbnail_url(picture: Image.Image) -> str:
+    """A small PNG data URL for a table cell."""
+    small = picture.copy()
+    small.thumbnail((48, 48))
+    buffer = io.BytesIO()
+    small.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def many(pictures, model, card) -> None:
+    """A table of predictions for several pictures, downloadable as CSV."""
+    rows = []
+    for name, picture in pictures:
+        best = top_k(probabilities(model, preprocess(picture, card).batch)[0], card.class_names, 3)
+        rows.append({"picture": thumbnail_url(picture), "file": name, "prediction": best[0][0],
+                     "probability": best[0][1], "top 3": ", ".join(f"{n} {p:.0%}" for n, p in best)})
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, column_config={
+        "picture": st.column_config.ImageColumn(), "probability": st.column_config.NumberColumn(format="percent")})
+    st.download_button("Predictions (.csv)", table.drop(columns="picture").to_csv(index=False),
+                       file_name="dlplay-predictions.csv", mime="text/csv")
+
+
+st.title("Upload & classify")
+st.caption("Bring a photo or a drawing and see what a model thinks of it, and why.")
+chosen = choose_model()
+if chosen is None:
+    st.info("Choose or upload a model to classify pictures.")
+    st.stop()
+model, card = chosen
+st.caption(f"Model: {card.architecture} for {card.input_shape[2]}×{card.input_shape[1]} "
+           f"{'grayscale' if card.input_shape[0] == 1 else 'colour'} images; classes: {', '.join(card.class_names)}.")
+pictures = choose_pictures()
+if len(pictures) > 1:
+    many(pictures, model, card)
+    name = st.selectbox("Look closer at", [n for n, _ in pictures])
+    pictures = [p for p in pictures if p[0] == name]
+if pictures:
+    explain(*pictures[0], model, card)

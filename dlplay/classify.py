@@ -1,0 +1,122 @@
+"""Classify one picture with a trained model: the preprocessing shown step by step, top-k, Grad-CAM and saliency."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import nn
+
+from .checkpoint import ModelCard, load_model
+
+ASSETS = Path(__file__).with_name("assets")
+BUNDLED_MODEL = ASSETS / "digits-small-cnn.safetensors"
+SAMPLE_PHOTOS = ASSETS / "photos"
+# A colour map from dark blue through red to yellow, for heat-maps: anchors at 0, 0.35, 0.7 and 1.
+HEAT_ANCHORS = np.array([[0, 0, 80], [160, 0, 120], [240, 60, 30], [255, 230, 80]], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """What the model is fed, and how the picture got there."""
+
+    steps: list[tuple[str, np.ndarray]]  # (what was done, the picture after it) for display
+    batch: torch.Tensor  # (1, C, H, W) float 0..1, the model's input
+    inverted: bool  # light paper with dark ink was turned into light ink on dark, like MNIST
+
+
+def load_bundled_model() -> tuple[nn.Module, ModelCard]:
+    """The pre-trained digit model shipped in the package (built by scripts/build_bundled_model.py)."""
+    return load_model(BUNDLED_MODEL)
+
+
+def preprocess(image: Image.Image, card: ModelCard) -> Preprocessed:
+    """Fit an 'L' or 'RGB' picture to the model's input: crop to its aspect, resize, colour mode, and for models
+    trained on light-on-dark images (like MNIST) invert dark-on-light pictures."""
+    channels, height, width = card.input_shape
+    steps = [("your picture", np.asarray(image))]
+    fitted = ImageOps.fit(image, (width, height), method=Image.Resampling.BILINEAR)
+    steps.append((f"cropped to the centre and resized to {width}×{height}", np.asarray(fitted)))
+    if channels == 1 and fitted.mode != "L":
+        fitted = fitted.convert("L")
+        steps.append(("converted to grayscale", np.asarray(fitted)))
+    elif channels == 3 and fitted.mode != "RGB":
+        fitted = fitted.convert("RGB")
+        steps.append(("converted to colour (RGB)", np.asarray(fitted)))
+    pixels = np.asarray(fitted, dtype=np.float32) / 255
+    # The training images were mostly dark (mean below 0.5): a mostly light picture is dark ink on light paper.
+    inverted = channels == 1 and card.mean[0] < 0.5 and pixels.mean() > 0.5
+    if inverted:
+        pixels = 1.0 - pixels
+        steps.append(("inverted: the model learned light ink on a dark background", (pixels * 255).astype(np.uint8)))
+    batch = torch.from_numpy(pixels.reshape(height, width, channels)).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return Preprocessed(steps, batch, inverted)
+
+
+@torch.no_grad()
+def probabilities(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Softmax over the classes for each image of a (N, C, H, W) 0..1 batch, in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    return model(batch.to(device)).float().softmax(1).cpu()
+
+
+def top_k(probs: torch.Tensor, class_names, k: int) -> list[tuple[str, float]]:
+    """The k most probable classes of one probability vector, most probable first."""
+    values, indices = probs.topk(min(k, len(class_names)))
+    return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+
+
+def _last_conv(model: nn.Module) -> nn.Module:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("Grad-CAM needs a model with at least one convolution")
+    return convs[-1]
+
+
+def grad_cam(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017) at the last conv layer for class `target`: (H, W) in 0..1 at input size."""
+    layer, saved = _last_conv(model), {}
+    forward = layer.register_forward_hook(lambda _m, _i, out: saved.setdefault("maps", out))
+    try:
+        model.eval()
+        score = model(batch.to(next(model.parameters()).device))[0, target]
+        maps = saved["maps"]  # (1, K, h, w)
+        grads, = torch.autograd.grad(score, maps)
+    finally:
+        forward.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, K, 1, 1): how much each map matters for the class
+    cam = torch.relu((weights * maps).sum(1, keepdim=True)).detach()  # (1, 1, h, w)
+    cam = nn.functional.interpolate(cam, size=batch.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    return (cam / cam.max().clamp_min(1e-12)).cpu().numpy()
+
+
+def saliency(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
+    """Gradient saliency: |d score / d pixel|, the largest over colour channels, scaled to 0..1: (H, W)."""
+    x = batch.to(next(model.parameters()).device).clone().requires_grad_(True)
+    model.eval()
+    grad, = torch.autograd.grad(model(x)[0, target], x)
+    heat = grad.abs().amax(dim=1)[0]
+    return (heat / heat.max().clamp_min(1e-12)).cpu().numpy()
+
+
+def colorize(heat: np.ndarray) -> np.ndarray:
+    """(H, W) values in 0..1 -> (H, W, 3) uint8 colours from dark blue (0) to yellow (1)."""
+    positions = np.linspace(0, 1, len(HEAT_ANCHORS))
+    rgb = [np.interp(heat, positions, HEAT_ANCHORS[:, c]) for c in range(3)]
+    return np.stack(rgb, axis=-1).round().astype(np.uint8)
+
+
+def overlay(picture: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a heat-map over a (H, W) or (H, W, 3) uint8 picture of the same size."""
+    base = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
+    return (base * (1 - alpha) + colorize(heat) * alpha).round().astype(np.uint8)
+
+# The sample photos come from scikit-image's data folder; licences as stated there.
+SAMPLE_CREDITS = {
+    "astronaut.png": "Eileen Collins, NASA portrait (public domain, NASA)",
+    "chelsea.png": "Chelsea the cat (CC0, photo by Stefan van der Walt)",
+    "coffee.png": "A cup of coffee (CC0, photo by Rachel Michetti)",
+    "horse.png": "A horse silhouette (public domain)",
+    "rocket.jpg": "A Falcon 9 rocket on the pad (public domain, SpaceX)",
+}
