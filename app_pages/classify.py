@@ -14,9 +14,11 @@ from dlplay.classify import (SAMPLE_CREDITS, SAMPLE_PHOTOS, grad_cam, load_bundl
                              probabilities, saliency, top_k)
 from dlplay.images import ImageRejected, decode_image
 from ui import charts
+from ui.drawing_pad import drawing_pad
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
-DISPLAY_SIZE = 224  # model-sized pictures are enlarged to this for viewing
+DISPLAY_SIZE = 224
+DRAWING_KEY = "classify.pad"  # model-sized pictures are enlarged to this for viewing
 
 
 @st.cache_resource
@@ -56,7 +58,7 @@ def choose_model():
 
 def choose_pictures() -> list[tuple[str, Image.Image]]:
     """Pictures from uploads, the sample photos or the camera; each bad file gets one sentence."""
-    source = st.radio("Picture from", ["sample photos", "my files", "camera"], horizontal=True)
+    source = st.radio("Picture from", ["sample photos", "my files", "drawing", "camera"], horizontal=True)
     if source == "sample photos":
         name = st.selectbox("Sample photo", sorted(SAMPLE_CREDITS), format_func=SAMPLE_CREDITS.__getitem__)
         st.caption(f"Photo: {SAMPLE_CREDITS[name]}. From scikit-image's sample data.")
@@ -65,6 +67,11 @@ def choose_pictures() -> list[tuple[str, Image.Image]]:
         uploads = st.file_uploader("Pictures (PNG, JPEG, WebP, BMP or GIF)", accept_multiple_files=True,
                                    key="classify.pictures") or []
         files = [(u.name, u.getvalue()) for u in uploads]
+    elif source == "drawing":
+        st.caption("Draw a digit, large and centred, then send it. Dark ink on white, as on paper: see how the "
+                   "model's input is inverted to match its training digits.")
+        drawn = drawing_pad(DRAWING_KEY)
+        files = [("drawing.png", drawn)] if drawn else []
     else:
         shot = st.camera_input("Take a picture")
         files = [("camera.jpg", shot.getvalue())] if shot else []

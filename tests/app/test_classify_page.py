@@ -174,3 +174,12 @@ def test_an_uploaded_good_model_is_used(tmp_path):
     path = save_model(tmp_path / "pets.safetensors", build_model("article-cifar10", (3, 32, 32), 2), card)
     at = upload_model(open_classify(), "pets.safetensors", path.read_bytes())
     assert not at.error and prediction(at).split("**")[1] in ("cat", "dog")
+
+
+def test_a_drawing_sent_from_the_pad_is_classified(mnist5k):
+    at = open_classify()
+    by_label(at.radio, "Picture from").set_value("drawing").run()
+    assert not at.exception and "with probability" not in " ".join(m.value for m in at.markdown)
+    at.session_state["classify.pad.png"] = drawn_digit(mnist5k, 7)  # what the pad's "Classify my drawing" sends
+    at.run()
+    assert prediction(at).startswith(f"**{int(mnist5k.test.labels[7])}**")

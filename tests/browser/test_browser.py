@@ -128,3 +128,22 @@ def test_upload_a_photo_through_the_file_chooser_and_see_a_prediction(app_url, b
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "classify.png"))
     page.close()
+
+
+def test_draw_a_digit_on_the_pad_and_see_it_read(app_url, browser):
+    page = open_page(browser, f"{app_url}/classify", height=2000)
+    page.get_by_text("drawing", exact=True).click()
+    canvas = page.locator("canvas[aria-label='drawing pad']")
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 140, box["y"] + 40)
+    page.mouse.down()
+    for step in range(0, 200, 10):  # one long vertical stroke: a "1"
+        page.mouse.move(box["x"] + 140, box["y"] + 40 + step)
+    page.mouse.up()
+    page.get_by_role("button", name="Classify my drawing").click()
+    verdict = page.get_by_text("with probability")
+    verdict.wait_for(timeout=60_000)
+    assert verdict.inner_text().startswith("1 with probability")
+    expect(page.get_by_text("inverted: the model learned light ink on a dark background")).to_be_visible()
+    page.close()
