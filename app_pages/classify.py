@@ -4,17 +4,23 @@ import io
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 from PIL import Image
 
+from dlplay.adversarial import fgsm, flip_epsilon
 from dlplay.checkpoint import ModelFileError, load_model
 from dlplay.classify import (SAMPLE_CREDITS, SAMPLE_PHOTOS, grad_cam, load_bundled_model, overlay, preprocess,
                              probabilities, saliency, top_k)
+from dlplay.device import pick_device
+from dlplay.explain import feature_maps, to_uint8
 from dlplay.images import ImageRejected, decode_image
 from ui import charts
 from ui.drawing_pad import drawing_pad
+from ui.trainer_views import image_grid
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
 DISPLAY_SIZE = 224
@@ -115,6 +121,33 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
             caption=f"Grad-CAM for “{best[0][0]}”: the regions that raised its score")
     c.image(enlarged(overlay(model_view, saliency(model, prepared.batch, target))),
             caption="saliency: the pixels whose change moves the score most")
+    with st.expander("Inside: what each convolutional block outputs for this picture"):
+        image = (prepared.batch[0] * 255).round().to(torch.uint8)  # (C, H, W), the model's input
+        device = pick_device(next(model.parameters()).device.type)
+        for layer, maps in feature_maps(model, image, device):
+            st.caption(f"layer {layer}: {maps.shape[0]} maps of {maps.shape[2]}×{maps.shape[1]} (first 8)")
+            shown = to_uint8(maps[:8].unsqueeze(1))
+            image_grid(shown, [f"channel {c}" for c in range(len(shown))], width=64)
+    adversary(prepared.batch, target, best[0][0], model, card)
+
+
+def adversary(batch, label: int, name: str, model, card) -> None:
+    """FGSM: push every pixel by ε in the direction that hurts the prediction, and find where it flips."""
+    st.subheader("Fooling the model")
+    st.caption("The fast gradient sign method moves every pixel by ±ε in the direction that most lowers the score "
+               "of the predicted class. Small, structured noise is often enough to change the answer.")
+    epsilon = st.slider("ε (how far each pixel may move, on a 0..1 scale)", 0.0, 0.3, 0.05, step=0.01)
+    flips = flip_epsilon(model, batch, label, [i / 100 for i in range(31)])
+    moved = fgsm(model, batch, label, epsilon)
+    now = top_k(probabilities(model, moved)[0], card.class_names, 1)[0]
+    picture = (moved[0].permute(1, 2, 0).squeeze(-1).numpy() * 255).round().astype(np.uint8)
+    noise = ((moved - batch)[0].permute(1, 2, 0).squeeze(-1).numpy() / max(epsilon, 1e-9) * 127 + 128)
+    a, b, c = st.columns(3)
+    a.image(enlarged(noise.clip(0, 255).astype(np.uint8)), caption=f"the perturbation (±{epsilon:.2f}, grey is 0)")
+    b.image(enlarged(picture), caption="the picture the model now sees")
+    c.markdown(f"Now read as **{now[0]}** ({now[1]:.0%})" + (" — fooled!" if now[0] != name else " — still right."))
+    c.markdown(f"The reading of “{name}” flips at **ε = {flips:.2f}**." if flips is not None else
+               f"No ε up to 0.30 changes the reading of “{name}”.")
 
 
 def thumbnail_url(picture: Image.Image) -> str:

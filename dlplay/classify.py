@@ -74,6 +74,7 @@ def _last_conv(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
+@torch.enable_grad()
 def grad_cam(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017) at the last conv layer for class `target`: (H, W) in 0..1 at input size."""
     layer, saved = _last_conv(model), {}
@@ -91,6 +92,7 @@ def grad_cam(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
     return (cam / cam.max().clamp_min(1e-12)).cpu().numpy()
 
 
+@torch.enable_grad()
 def saliency(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
     """Gradient saliency: |d score / d pixel|, the largest over colour channels, scaled to 0..1: (H, W)."""
     x = batch.to(next(model.parameters()).device).clone().requires_grad_(True)

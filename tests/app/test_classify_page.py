@@ -65,6 +65,9 @@ def drawn_digit(mnist5k, index) -> bytes:
 def test_a_drawn_digit_is_inverted_and_read(mnist5k):
     at = upload_pictures(open_classify(), [("digit.png", drawn_digit(mnist5k, 3))])
     assert prediction(at).startswith(f"**{int(mnist5k.test.labels[3])}**")
+    assert any("flips at" in m.value or "No ε" in m.value for m in at.markdown)  # the FGSM section
+    by_label(at.slider, "ε (how far each pixel may move, on a 0..1 scale)").set_value(0.3).run()
+    assert not at.exception and any(m.value.startswith("Now read as") for m in at.markdown)
     assert any("inverted" in (img.proto.imgs[0].caption or "") for img in at.get("image"))
 
 
