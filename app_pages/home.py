@@ -36,15 +36,17 @@ st.markdown(
 st.subheader("The path through the playground")
 st.markdown(
     "1. **Neuron math**: one neuron, then a small network's forward and backward pass, every number checked "
-    "against autograd *(coming)*.\n"
+    "against autograd.\n"
     "2. **Activations and optimizers**: curves, derivatives, vanishing gradients, optimizers racing on loss surfaces "
     "*(coming)*.\n"
     "3. **Network playground**: a small network learning 2-D data with a live decision boundary *(coming)*.\n"
     "4. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.\n"
-    "5. **Upload & classify**: your own picture in; probabilities and where the model looked out *(coming)*."
+    "5. **Upload & classify**: your own picture in; probabilities and where the model looked out."
 )
-st.page_link("app_pages/trainer.py", label="Open the CNN trainer: train on real digits in seconds",
-             icon=":material/model_training:")
+a, b, c = st.columns(3)
+a.page_link("app_pages/neuron.py", label="Start with one neuron", icon=":material/calculate:")
+b.page_link("app_pages/trainer.py", label="Train a CNN on real digits", icon=":material/model_training:")
+c.page_link("app_pages/classify.py", label="Classify your own picture", icon=":material/image_search:")
 st.caption("From a terminal, `python -m dlplay train` trains the same small CNN to about 98.5% test accuracy on "
            "the embedded digits in about eight seconds on a laptop CPU.")
 

@@ -147,3 +147,13 @@ def test_draw_a_digit_on_the_pad_and_see_it_read(app_url, browser):
     assert verdict.inner_text().startswith("1 with probability")
     expect(page.get_by_text("inverted: the model learned light ink on a dark background")).to_be_visible()
     page.close()
+
+
+def test_neuron_math_page_renders_its_formulas(app_url, browser):
+    page = open_page(browser, f"{app_url}/neuron", height=2400)
+    page.get_by_text("Forward pass, layer by layer").wait_for(timeout=60_000)
+    expect(page.locator(".katex").first).to_be_visible()  # LaTeX typeset in the browser
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "neuron.png"))
+    page.close()

@@ -1,0 +1,70 @@
+"""Hand-written forward and backward passes against torch.autograd and central finite differences (float64)."""
+import itertools
+import zlib
+
+import pytest
+import torch
+
+from dlplay.neuron import (ARTICLE_INPUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, activate, autograd_gradients,
+                           backward, derivative, finite_difference_gradients, forward, one_hot, random_network,
+                           sgd_step, train)
+
+COMBINATIONS = [(h, o, loss) for h, o, loss in itertools.product(HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS,
+                                                                  ("cross-entropy", "mse"))
+                if not (loss == "cross-entropy" and o in ("tanh", "identity"))]
+
+
+@pytest.mark.parametrize("hidden, output, loss", COMBINATIONS)
+@pytest.mark.parametrize("sizes, n", [((3, 3, 2), 1), ((4, 5, 3), 6), ((7, 2, 4), 3)])
+def test_backward_matches_autograd_and_finite_differences(hidden, output, loss, sizes, n):
+    inputs, width, outputs = sizes
+    net = random_network(inputs, width, outputs, seed=zlib.crc32(f"{hidden}{output}{loss}{n}".encode()), hidden=hidden,
+                         output=output, loss=loss)
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, inputs, generator=g, dtype=torch.float64)
+    y = one_hot(torch.randint(0, outputs, (n,), generator=g).tolist(), outputs)
+    ours = backward(net, x, y, forward(net, x, y))
+    oracle = autograd_gradients(net, x, y)
+    numeric = finite_difference_gradients(net, x, y)
+    for name in ("dz2", "dw2", "db2", "dz1", "dw1", "db1"):
+        assert torch.allclose(getattr(ours, name), getattr(oracle, name), atol=1e-6, rtol=0), name
+    for name in ("dw2", "db2", "dw1", "db1"):
+        assert torch.allclose(getattr(ours, name), getattr(numeric, name), atol=1e-6, rtol=0), name
+
+
+def test_the_articles_example_forward_values():
+    net = random_network(seed=0)
+    x = torch.tensor([ARTICLE_INPUT], dtype=torch.float64)
+    f = forward(net, x, one_hot([0], 2))
+    assert torch.allclose(f.z1, x @ net.w1.T + net.b1) and torch.equal(f.a1, f.z1.clamp_min(0))
+    assert torch.allclose(f.a2, torch.softmax(f.z2, dim=1)) and abs(float(f.a2.sum()) - 1) < 1e-12
+    assert float(f.loss) == pytest.approx(-float(torch.log(f.a2[0, 0])))
+
+
+def test_activation_derivatives_match_autograd():
+    z = torch.linspace(-3, 3, 61, dtype=torch.float64).requires_grad_(True)
+    for name in HIDDEN_ACTIVATIONS:
+        a = activate(name, z)
+        grad, = torch.autograd.grad(a.sum(), z)
+        mask = z.detach() != 0  # ReLU has no derivative at 0
+        assert torch.allclose(derivative(name, z.detach(), a.detach())[mask], grad[mask], atol=1e-12), name
+
+
+def test_a_small_step_lowers_the_loss_and_training_learns():
+    net = random_network(seed=3)
+    x, y = torch.tensor([ARTICLE_INPUT], dtype=torch.float64), one_hot([1], 2)
+    f = forward(net, x, y)
+    stepped = sgd_step(net, backward(net, x, y, f), lr=0.1)
+    assert float(forward(stepped, x, y).loss) < float(f.loss)
+    torch_net = torch.nn.Parameter(net.w1.clone())  # the same update as torch.optim.SGD
+    optimizer = torch.optim.SGD([torch_net], lr=0.1)
+    torch_net.grad = autograd_gradients(net, x, y).dw1.clone()
+    optimizer.step()
+    assert torch.allclose(torch_net.detach(), stepped.w1, atol=1e-12)
+    _, losses = train(net, x, y, lr=0.5, steps=50)
+    assert losses[-1] < 0.05 * losses[0]
+
+
+def test_cross_entropy_needs_probabilities():
+    with pytest.raises(ValueError, match="softmax or sigmoid"):
+        random_network(output="identity", loss="cross-entropy")
