@@ -170,11 +170,6 @@ class Trainer:
         """Continue a paused run."""
         self._unpaused.set()
 
-    @property
-    def paused(self) -> bool:
-        """Whether pause() is in force."""
-        return not self._unpaused.is_set()
-
     def _emit(self, event: str, payload) -> None:
         for callback in self._listeners[event]:
             callback(payload)
