@@ -43,3 +43,21 @@ def class_folders_zip(classes: dict[str, int], prefix: str = "", gray: bool = Fa
     files = {f"{prefix}{name}/{i}.png": noise_png(zlib.crc32(f"{name}/{i}".encode()), gray=gray)
              for name, count in classes.items() for i in range(count)}
     return zip_bytes({**files, **(extra or {})})
+
+
+def open_app_page(page: str):
+    """An AppTest of app.py switched to `page` (e.g. 'app_pages/trainer.py'), checked for exceptions."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=120).run()  # a cold `import torch` outlasts the 3 s default
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+def by_label(widgets, label: str):
+    """The widget of a kind (at.button, at.slider, ...) with this label."""
+    return next(w for w in widgets if w.label == label)

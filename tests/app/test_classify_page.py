@@ -12,20 +12,13 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.checkpoint import ModelCard, save_model
 from dlplay.models import build_model
-from helpers import image_bytes
+from helpers import by_label, image_bytes, open_app_page
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def open_classify() -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("app_pages/classify.py").run()
-    assert not at.exception
-    return at
-
-
-def by_label(widgets, label):
-    return next(w for w in widgets if w.label == label)
+    return open_app_page("app_pages/classify.py")
 
 
 def uploader(at, key):

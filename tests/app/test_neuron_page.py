@@ -1,20 +1,9 @@
 """AppTest drives Neuron math: edit an input, take one SGD step, see the loss fall; the checks agree."""
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
-
-REPO = Path(__file__).resolve().parents[2]
+from helpers import by_label, open_app_page
 
 
-def open_neuron() -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("app_pages/neuron.py").run()
-    assert not at.exception
-    return at
-
-
-def by_label(widgets, label):
-    return next(w for w in widgets if w.label == label)
+def open_neuron():
+    return open_app_page("app_pages/neuron.py")
 
 
 def loss_shown(at) -> float:

@@ -5,21 +5,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from helpers import class_folders_zip, noise_png, zip_bytes
+from helpers import by_label, class_folders_zip, noise_png, open_app_page, zip_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_KEY = "trainer.run"
 
 
 def open_trainer() -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("app_pages/trainer.py").run()
-    assert not at.exception
-    return at
-
-
-def by_label(widgets, label):
-    return next(w for w in widgets if w.label == label)
+    return open_app_page("app_pages/trainer.py")
 
 
 def click(at: AppTest, label: str) -> AppTest:
