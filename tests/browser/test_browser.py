@@ -157,3 +157,13 @@ def test_neuron_math_page_renders_its_formulas(app_url, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "neuron.png"))
     page.close()
+
+
+def test_optimizers_page_draws_the_race(app_url, browser):
+    page = open_page(browser, f"{app_url}/optimizers", height=2400)
+    page.get_by_text("The race").first.wait_for(timeout=60_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "optimizers.png"))
+    page.close()

@@ -1,0 +1,140 @@
+"""Optimizers: real torch.optim optimizers racing on 2-D loss surfaces; learning rates; schedules; Adam by hand."""
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from dlplay.optim2d import OPTIMIZERS, SURFACES, article_adam, grid, run, surface_gradient
+from ui import charts
+from ui.latex import matrix
+
+SCHEDULES = {
+    "constant": None,
+    "StepLR (×0.5 every 100 steps)": lambda opt, steps: torch.optim.lr_scheduler.StepLR(opt, 100, 0.5),
+    "exponential (×0.99 per step)": lambda opt, steps: torch.optim.lr_scheduler.ExponentialLR(opt, 0.99),
+    "cosine": lambda opt, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
+    "one-cycle": lambda opt, steps: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=steps),
+}
+
+
+def contour(surface, paths, upto: int) -> go.Figure:
+    """The surface's contour (log-scaled), its minima, and each path up to step `upto`."""
+    xs, ys, zs = grid(surface)
+    fig = go.Figure(go.Contour(x=xs, y=ys, z=torch.log1p(torch.tensor(zs) - min(map(min, zs))).tolist(),
+                               colorscale="Greys", showscale=False, contours=dict(coloring="lines"),
+                               hoverinfo="skip", ncontours=30))
+    if surface.minima:
+        fig.add_trace(go.Scatter(x=[m[0] for m in surface.minima], y=[m[1] for m in surface.minima], mode="markers",
+                                 marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1)),
+                                 name="minimum"))
+    for i, path in enumerate(paths):
+        shown = path.points[: upto + 1]
+        fig.add_trace(go.Scatter(x=[p[0] for p in shown], y=[p[1] for p in shown], mode="lines+markers",
+                                 marker=dict(size=3), line=dict(color=charts.PALETTE[i % len(charts.PALETTE)]),
+                                 name=path.name))
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(range=surface.x_range),
+                      yaxis=dict(range=surface.y_range), legend=dict(orientation="h", y=-0.12))
+    return fig
+
+
+def loss_curves(paths) -> go.Figure:
+    fig = go.Figure([go.Scatter(y=p.losses, mode="lines", name=p.name,
+                                line=dict(color=charts.PALETTE[i % len(charts.PALETTE)])) for i, p in enumerate(paths)])
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step", yaxis_title="loss")
+    return fig
+
+
+def race_section() -> None:
+    st.header("1. The race")
+    a, b = st.columns([2, 1])
+    name = a.selectbox("Loss surface", list(SURFACES))
+    surface = SURFACES[name]
+    a.latex(rf"f(x, y) = {surface.formula}")
+    x0 = b.slider("start x", float(surface.x_range[0]), float(surface.x_range[1]), float(surface.start[0]), 0.05)
+    y0 = b.slider("start y", float(surface.y_range[0]), float(surface.y_range[1]), float(surface.start[1]), 0.05)
+    chosen = st.multiselect("Optimizers (torch.optim)", list(OPTIMIZERS), default=["SGD", "SGD + momentum", "Adam"])
+    with st.expander("Each optimizer's learning rate"):
+        columns = st.columns(4)
+        rates = {n: columns[i % 4].number_input(f"{n}: lr", 1e-5, 10.0, float(OPTIMIZERS[n][1]["lr"]), format="%.4f")
+                 for i, n in enumerate(chosen)}
+    a, b, c = st.columns(3)
+    steps = a.slider("Steps", 50, 1000, 500, 50)
+    tolerance = b.select_slider("Tolerance (loss above the minimum)", [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3)
+    schedule = c.selectbox("Learning-rate schedule", list(SCHEDULES))
+    make = SCHEDULES[schedule]
+    paths = [run(surface, n, (x0, y0), steps, {"lr": rates[n]}, tolerance,
+                 schedule=(lambda opt, make=make: make(opt, steps)) if make else None) for n in chosen]
+    upto = st.slider("Show the paths up to step", 0, steps, steps)
+    st.plotly_chart(contour(surface, paths, upto))
+    st.plotly_chart(loss_curves(paths))
+    st.dataframe([{"optimizer": p.name, "lr": rates[p.name],
+                   "steps to tolerance": p.reached_at if p.reached_at is not None else "not reached",
+                   "final loss": p.losses[-1],
+                   "outcome": f"diverged at step {p.diverged_at}" if p.diverged_at is not None else "finished"}
+                  for p in paths], hide_index=True,
+                 column_config={"final loss": st.column_config.NumberColumn(format="%.2e")})
+    if chosen:
+        who = st.selectbox("Internal state of", chosen)
+        at = max(1, min(upto, len(next(p for p in paths if p.name == who).points) - 1))
+        state = run(surface, who, (x0, y0), at, {"lr": rates[who]}, state_step=at).state
+        st.caption(f"{who} after step {at}: " + ("; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in state.items())
+                                                   or "plain SGD keeps no state"))
+
+
+def learning_rate_section() -> None:
+    st.header("2. Learning rate: too small, right, too big")
+    a, b = st.columns(2)
+    name = a.selectbox("Optimizer", list(OPTIMIZERS), key="lr.optimizer")
+    base = b.number_input("α", 1e-5, 10.0, float(OPTIMIZERS[name][1]["lr"]), format="%.4f", key="lr.alpha")
+    surface = SURFACES["ill-conditioned quadratic"]
+    paths = []
+    for factor in (0.1, 1, 10):
+        path = run(surface, name, surface.start, 300, {"lr": base * factor})
+        path.name = f"α × {factor:g} = {base * factor:.4g}"
+        paths.append(path)
+    st.plotly_chart(loss_curves(paths))
+    for path in paths:
+        if path.diverged_at is not None:
+            st.warning(f"{path.name}: diverged at step {path.diverged_at}.")
+    st.caption("On this quadratic the y-direction is 20 times steeper than x: a rate just too big for it makes y "
+               "bounce from side to side forever without ever settling, and a bigger one makes it explode.")
+
+
+def schedules_section() -> None:
+    st.header("3. Schedules")
+    fig = go.Figure()
+    for label, make in SCHEDULES.items():
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        scheduler = make(optimizer, 300) if make else None
+        rates = []
+        for _ in range(300):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            if scheduler:
+                scheduler.step()
+        fig.add_trace(go.Scatter(y=rates, mode="lines", name=label))
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step",
+                      yaxis_title="learning rate (base 0.1)")
+    st.plotly_chart(fig)
+
+
+def article_section() -> None:
+    st.header("4. The article's Adam, by hand")
+    st.latex(r"m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad "
+             r"\hat m_t = \frac{m_t}{1-\beta_1^t},\quad \hat v_t = \frac{v_t}{1-\beta_2^t},\quad "
+             r"\theta_t = \theta_{t-1} - \alpha \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}")
+    surface = SURFACES["Beale"]
+    records = article_adam(surface_gradient(surface), torch.tensor(surface.start, dtype=torch.float64), 0.05, 3)
+    for t, r in enumerate(records, start=1):
+        st.latex(rf"t={t}:\ g = {matrix(r['g'])},\ m = {matrix(r['m'])},\ v = {matrix(r['v'], 4)},\ "
+                 rf"\hat m = {matrix(r['m_hat'])},\ \hat v = {matrix(r['v_hat'])},\ \theta = {matrix(r['theta'])}")
+    st.caption("On Beale's surface from (1, 1.4), α = 0.05. The tests check this hand-written Adam (and SGD) against "
+               "torch.optim.Adam (and SGD) to 1e-6 over 100 steps.")
+
+
+st.title("Optimizers")
+st.caption("Real torch.optim optimizers on a two-number parameter (x, y), racing down classic test surfaces.")
+race_section()
+learning_rate_section()
+schedules_section()
+article_section()

@@ -1,0 +1,23 @@
+"""AppTest drives Optimizers: changing the surface or the learning rate changes the race's results."""
+from helpers import by_label, open_app_page
+
+
+def race_table(at):
+    return next(d.value for d in at.dataframe if "steps to tolerance" in d.value.columns)
+
+
+def test_changing_the_surface_changes_the_race():
+    at = open_app_page("app_pages/optimizers.py")
+    before = race_table(at)
+    assert list(before["optimizer"]) == ["SGD", "SGD + momentum", "Adam"]
+    by_label(at.selectbox, "Loss surface").set_value("Rosenbrock").run()
+    after = race_table(at)
+    assert not at.exception and list(after["final loss"]) != list(before["final loss"])
+    assert any("100 (y - x^2)^2" in block.value for block in at.latex)
+
+
+def test_a_learning_rate_ten_times_too_big_is_reported_as_divergence():
+    at = open_app_page("app_pages/optimizers.py")
+    assert not any("diverged at step" in w.value for w in at.warning)
+    by_label(at.number_input, "α").set_value(0.5).run()  # SGD on the quadratic: α × 10 = 5 explodes
+    assert any(w.value.startswith("α × 10 = 5: diverged at step") for w in at.warning)

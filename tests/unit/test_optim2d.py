@@ -1,0 +1,70 @@
+"""Optimizer races on 2-D surfaces, and the article's SGD and Adam by hand against torch.optim over 100 steps."""
+import pytest
+import torch
+
+from dlplay.optim2d import (OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, run, surface_gradient)
+
+
+@pytest.mark.parametrize("name", list(SURFACES))
+def test_minima_are_minima_and_the_grid_covers_the_window(name):
+    surface = SURFACES[name]
+    for mx, my in surface.minima:
+        point = torch.tensor([mx, my], dtype=torch.float64)
+        assert surface_gradient(surface)(point).abs().max() < 1e-4
+    xs, ys, zs = grid(surface, 20)
+    assert (xs[0], xs[-1]) == pytest.approx(surface.x_range) and len(zs) == 20 and len(zs[0]) == 20
+
+
+def test_the_race_runs_every_torch_optimizer_and_adam_reaches_the_quadratic_minimum():
+    surface = SURFACES["ill-conditioned quadratic"]
+    paths = {name: run(surface, name, surface.start, 500) for name in OPTIMIZERS}
+    assert all(len(p.points) == 501 and p.diverged_at is None for p in paths.values())
+    assert paths["Adam"].reached_at is not None and paths["SGD + momentum"].reached_at is not None
+    assert paths["SGD"].losses[-1] < paths["SGD"].losses[0]
+
+
+def test_learning_rate_ten_times_too_big_diverges_and_is_caught():
+    surface = SURFACES["ill-conditioned quadratic"]
+    slow, good, wild = (run(surface, "SGD", surface.start, 200, {"lr": lr}) for lr in (0.005, 0.05, 0.5))
+    assert wild.diverged_at is not None and good.diverged_at is None and slow.diverged_at is None
+    assert good.losses[-1] < slow.losses[-1]
+    assert run(SURFACES["saddle"], "SGD", SURFACES["saddle"].start, 200, {"lr": 0.1}).diverged_at is not None  # no bottom
+
+
+def test_optimizer_state_is_captured_at_the_chosen_step():
+    surface = SURFACES["Rosenbrock"]
+    path = run(surface, "Adam", surface.start, 20, state_step=10)
+    assert set(path.state) == {"exp_avg", "exp_avg_sq"} and len(path.state["exp_avg"]) == 2
+    momentum = run(surface, "SGD + momentum", surface.start, 20, state_step=5)
+    assert set(momentum.state) == {"momentum_buffer"}
+
+
+def test_article_sgd_matches_torch_optim_sgd_over_100_steps():
+    surface = SURFACES["Rosenbrock"]
+    grad = surface_gradient(surface)
+    start = torch.tensor(surface.start, dtype=torch.float64)
+    mine = article_sgd(grad, start, 1e-4, 100)
+    point = start.clone().requires_grad_(True)
+    optimizer = torch.optim.SGD([point], lr=1e-4)
+    for step in range(100):
+        optimizer.zero_grad()
+        surface.f(point[0], point[1]).backward()
+        optimizer.step()
+        assert torch.allclose(mine[step + 1], point.detach(), atol=1e-6, rtol=0)
+
+
+def test_article_adam_matches_torch_optim_adam_over_100_steps():
+    surface = SURFACES["Beale"]
+    grad = surface_gradient(surface)
+    start = torch.tensor(surface.start, dtype=torch.float64)
+    records = article_adam(grad, start, 0.05, 100)
+    point = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([point], lr=0.05)
+    for step in range(100):
+        optimizer.zero_grad()
+        surface.f(point[0], point[1]).backward()
+        optimizer.step()
+        state = optimizer.state[point]
+        assert torch.allclose(records[step]["theta"], point.detach(), atol=1e-6, rtol=0)
+        assert torch.allclose(records[step]["m"], state["exp_avg"], atol=1e-6, rtol=0)
+        assert torch.allclose(records[step]["v"], state["exp_avg_sq"], atol=1e-6, rtol=0)
