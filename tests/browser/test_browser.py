@@ -149,21 +149,15 @@ def test_draw_a_digit_on_the_pad_and_see_it_read(app_url, browser):
     page.close()
 
 
-def test_neuron_math_page_renders_its_formulas(app_url, browser):
-    page = open_page(browser, f"{app_url}/neuron", height=2400)
-    page.get_by_text("Forward pass, layer by layer").wait_for(timeout=60_000)
-    expect(page.locator(".katex").first).to_be_visible()  # LaTeX typeset in the browser
+@pytest.mark.parametrize("path, heading, drawn", [
+    ("neuron", "Forward pass, layer by layer", ".katex"),  # LaTeX typeset in the browser
+    ("optimizers", "1. The race", ".js-plotly-plot"),  # the contour and the paths
+])
+def test_math_pages_draw_their_content(app_url, browser, path, heading, drawn):
+    page = open_page(browser, f"{app_url}/{path}", height=2400)
+    page.get_by_text(heading).first.wait_for(timeout=60_000)
+    expect(page.locator(drawn).first).to_be_visible()
     assert page.locator('[data-testid="stException"]').count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "neuron.png"))
-    page.close()
-
-
-def test_optimizers_page_draws_the_race(app_url, browser):
-    page = open_page(browser, f"{app_url}/optimizers", height=2400)
-    page.get_by_text("The race").first.wait_for(timeout=60_000)
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()
-    assert page.locator('[data-testid="stException"]').count() == 0
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "optimizers.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{path}.png"))
     page.close()
