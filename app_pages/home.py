@@ -37,8 +37,8 @@ st.subheader("The path through the playground")
 st.markdown(
     "1. **Neuron math**: one neuron, then a small network's forward and backward pass, every number checked "
     "against autograd.\n"
-    "2. **Activations and optimizers**: optimizers racing on loss surfaces; activation curves, derivatives and "
-    "vanishing gradients *(coming)*.\n"
+    "2. **Activations and optimizers**: curves and derivatives, vanishing gradients, optimizers racing on loss "
+    "surfaces.\n"
     "3. **Network playground**: a small network learning 2-D data with a live decision boundary *(coming)*.\n"
     "4. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.\n"
     "5. **Upload & classify**: your own picture in; probabilities and where the model looked out."

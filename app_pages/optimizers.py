@@ -44,6 +44,30 @@ def loss_curves(paths) -> go.Figure:
     return fig
 
 
+# Ranges torch.optim accepts (betas, momentum and alpha below 1; a learning rate above 0).
+BOUNDS = {"lr": (1e-6, 10.0), "betas": (0.0, 0.9999), "momentum": (0.0, 0.9999), "alpha": (0.0, 0.9999),
+          "weight_decay": (0.0, 1.0)}
+
+
+def hyperparameters(name: str) -> dict:
+    """Number inputs for every numeric setting of one optimizer (betas as two numbers), in one row."""
+    defaults = OPTIMIZERS[name][1]
+    fields = [(k, i, v) for k, value in defaults.items() if not isinstance(value, bool)
+              for i, v in (enumerate(value) if isinstance(value, tuple) else [(None, value)])]
+    columns = st.columns(len(fields) + 1)
+    columns[0].markdown(f"**{name}**")
+    chosen: dict = {}
+    for column, (key, index, value) in zip(columns[1:], fields, strict=True):
+        label = key if index is None else f"{key}[{index}]"
+        low, high = BOUNDS.get(key, (0.0, 1.0))
+        number = column.number_input(label, low, high, float(value), format="%.4f", key=f"hyper.{name}.{label}")
+        if index is None:
+            chosen[key] = number
+        else:
+            chosen[key] = (*chosen.get(key, ()), number)
+    return {**defaults, **chosen}
+
+
 def race_section() -> None:
     st.header("1. The race")
     a, b = st.columns([2, 1])
@@ -53,16 +77,15 @@ def race_section() -> None:
     x0 = b.slider("start x", float(surface.x_range[0]), float(surface.x_range[1]), float(surface.start[0]), 0.05)
     y0 = b.slider("start y", float(surface.y_range[0]), float(surface.y_range[1]), float(surface.start[1]), 0.05)
     chosen = st.multiselect("Optimizers (torch.optim)", list(OPTIMIZERS), default=["SGD", "SGD + momentum", "Adam"])
-    with st.expander("Each optimizer's learning rate"):
-        columns = st.columns(4)
-        rates = {n: columns[i % 4].number_input(f"{n}: lr", 1e-5, 10.0, float(OPTIMIZERS[n][1]["lr"]), format="%.4f")
-                 for i, n in enumerate(chosen)}
+    with st.expander("Each optimizer's hyperparameters"):
+        settings = {n: hyperparameters(n) for n in chosen}
+    rates = {n: settings[n]["lr"] for n in chosen}
     a, b, c = st.columns(3)
     steps = a.slider("Steps", 50, 1000, 500, 50)
     tolerance = b.select_slider("Tolerance (loss above the minimum)", [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3)
     schedule = c.selectbox("Learning-rate schedule", list(SCHEDULES))
     make = SCHEDULES[schedule]
-    paths = [run(surface, n, (x0, y0), steps, {"lr": rates[n]}, tolerance,
+    paths = [run(surface, n, (x0, y0), steps, settings[n], tolerance,
                  schedule=(lambda opt, make=make: make(opt, steps)) if make else None) for n in chosen]
     upto = st.slider("Show the paths up to step", 0, steps, steps)
     st.plotly_chart(contour(surface, paths, upto))
@@ -76,7 +99,7 @@ def race_section() -> None:
     if chosen:
         who = st.selectbox("Internal state of", chosen)
         at = max(1, min(upto, len(next(p for p in paths if p.name == who).points) - 1))
-        state = run(surface, who, (x0, y0), at, {"lr": rates[who]}, state_step=at).state
+        state = run(surface, who, (x0, y0), at, settings[who], state_step=at).state
         st.caption(f"{who} after step {at}: " + ("; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in state.items())
                                                    or "plain SGD keeps no state"))
 

@@ -21,3 +21,14 @@ def test_a_learning_rate_ten_times_too_big_is_reported_as_divergence():
     assert not any("diverged at step" in w.value for w in at.warning)
     by_label(at.number_input, "α").set_value(0.5).run()  # SGD on the quadratic: α × 10 = 5 explodes
     assert any(w.value.startswith("α × 10 = 5: diverged at step") for w in at.warning)
+
+
+def test_each_optimizer_has_its_own_hyperparameters():
+    at = open_app_page("app_pages/optimizers.py")
+    before = race_table(at)
+    by_label(at.number_input, "betas[0]").set_value(0.5).run()  # Adam's first beta
+    after = race_table(at)
+    assert not at.exception
+    adam = list(after["optimizer"]).index("Adam")
+    assert after["final loss"][adam] != before["final loss"][adam]
+    assert list(after["final loss"])[:2] == list(before["final loss"])[:2]  # the others are unchanged

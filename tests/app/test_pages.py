@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = ["app_pages/home.py", "app_pages/neuron.py", "app_pages/optimizers.py", "app_pages/trainer.py", "app_pages/classify.py"]
+PAGES = ["app_pages/home.py", "app_pages/neuron.py", "app_pages/activations.py", "app_pages/optimizers.py", "app_pages/trainer.py", "app_pages/classify.py"]
 TIMEOUT = 120  # a cold `import torch` takes longer than AppTest's default 3 s
 
 

@@ -151,6 +151,7 @@ def test_draw_a_digit_on_the_pad_and_see_it_read(app_url, browser):
 
 @pytest.mark.parametrize("path, heading, drawn", [
     ("neuron", "Forward pass, layer by layer", ".katex"),  # LaTeX typeset in the browser
+    ("activations", "3. Vanishing and exploding gradients", ".js-plotly-plot"),
     ("optimizers", "1. The race", ".js-plotly-plot"),  # the contour and the paths
 ])
 def test_math_pages_draw_their_content(app_url, browser, path, heading, drawn):

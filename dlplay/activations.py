@@ -1,0 +1,141 @@
+"""Activation functions: curves and autograd derivatives, softmax temperature, gradient flow in deep MLPs, a race."""
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .data import ImageSet
+
+# name -> (the function, its formula in LaTeX)
+ACTIVATIONS = {
+    "ReLU": (torch.relu, r"\max(0, x)"),
+    "LeakyReLU": (lambda x: F.leaky_relu(x, 0.01), r"\max(0.01x, x)"),
+    "ELU": (F.elu, r"x \text{ if } x > 0 \text{ else } e^x - 1"),
+    "GELU": (F.gelu, r"x\,\Phi(x)"),
+    "SiLU / Swish": (F.silu, r"x\,\sigma(x)"),
+    "sigmoid": (torch.sigmoid, r"\sigma(x) = \frac{1}{1 + e^{-x}}"),
+    "tanh": (torch.tanh, r"\tanh x = \frac{e^x - e^{-x}}{e^x + e^{-x}}"),
+    "softplus": (F.softplus, r"\log(1 + e^x)"),
+    "identity": (lambda x: x, r"x"),
+}
+MODULES = {"ReLU": nn.ReLU, "LeakyReLU": nn.LeakyReLU, "ELU": nn.ELU, "GELU": nn.GELU, "SiLU / Swish": nn.SiLU,
+           "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus, "identity": nn.Identity}
+INITS = ("PyTorch default", "Xavier", "He")
+
+
+def curve(name: str, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """f(x) and f'(x) (from autograd) at the points xs."""
+    x = xs.detach().clone().requires_grad_(True)
+    y = ACTIVATIONS[name][0](x)
+    dy, = torch.autograd.grad(y.sum(), x)
+    return y.detach(), dy
+
+
+def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it."""
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def deep_mlp(widths, activation: str, init: str, seed: int = 0, inputs: int = 784,
+             classes: int = 10) -> nn.Sequential:
+    """Hidden layers of the given widths with `activation`, initialised the chosen way, then the classes."""
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = [nn.Flatten()]
+    sizes = [inputs, *widths]
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), MODULES[activation]()]
+    layers.append(nn.Linear(sizes[-1], classes))
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            if init == "Xavier":
+                nn.init.xavier_uniform_(layer.weight, generator=g)
+            elif init == "He":
+                nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu", generator=g)
+            else:
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=g)  # nn.Linear's own default
+            if init == "PyTorch default":
+                bound = 1 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=g)
+            else:
+                nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class GradientFlow:
+    """Per hidden layer (input side first): weight-gradient norm, a sample of activations, dead-unit fraction."""
+
+    gradient_norms: list[float]
+    activations: list[torch.Tensor]  # up to 2,000 values per layer
+    dead_fraction: list[float]  # units whose output is 0 for every image (meaningful for ReLU)
+
+
+def gradient_flow(model: nn.Sequential, batch: ImageSet) -> GradientFlow:
+    """One forward and backward pass of cross-entropy on a batch (images scaled to 0..1) at initialisation."""
+    captured: list[torch.Tensor] = []
+    activation_layers = [m for m in model if not isinstance(m, (nn.Linear, nn.Flatten))]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: captured.append(out.detach())) for m in activation_layers]
+    try:
+        loss = F.cross_entropy(model(batch.images.float() / 255), batch.labels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    linears = [m for m in model if isinstance(m, nn.Linear)][:-1]  # the hidden layers
+    grads = torch.autograd.grad(loss, [m.weight for m in linears])
+    g = torch.Generator().manual_seed(0)
+    samples = [a.flatten()[torch.randperm(a.numel(), generator=g)[:2000]] for a in captured]
+    return GradientFlow([float(x.norm()) for x in grads], samples,
+                        [float((a == 0).all(dim=0).float().mean()) for a in captured])
+
+
+def times(factor: float) -> str:
+    """A factor as '35×' or, when huge, '6.5 × 10^15 times'."""
+    if factor < 1e6:
+        return f"{factor:,.0f}×"
+    mantissa, exponent = f"{factor:.1e}".split("e")
+    return f"{mantissa} × 10^{int(exponent)} times"
+
+
+def read_flow(norms: list[float], activation: str) -> str:
+    """A sentence on how the gradient norm changes from the last hidden layer back to the first."""
+    if len(norms) < 2:
+        return "Add layers to see how gradients change with depth."
+    ratio = norms[-1] / max(norms[0], 1e-30)  # how much smaller the first layer's gradient is than the last's
+    if ratio >= 10:
+        first = next((len(norms) - i + 1 for i in range(1, len(norms) + 1)  # walking back from the last layer
+                      if norms[-1] / max(norms[-i], 1e-30) >= 1000), None)
+        where = f"; already 1000× smaller at layer {first} of {len(norms)} (counting from the input)" if first else ""
+        return (f"Vanishing gradients: with {activation}, the first layer's gradient is {times(ratio)} smaller than "
+                f"the last hidden layer's{where}. The early layers will barely learn.")
+    if ratio <= 0.1:
+        return (f"Exploding gradients: with {activation}, the first layer's gradient is {times(1 / ratio)} larger than "
+                "the last hidden layer's. Training would be unstable.")
+    return f"Healthy flow: with {activation}, gradient norms stay within {max(ratio, 1 / ratio):.1f}× across the layers."
+
+
+@dataclass(frozen=True)
+class RaceResult:
+    """One activation's run in the race."""
+
+    losses: list[float]  # per batch
+    accuracies: list[float]  # per batch (training)
+    test_accuracy: float
+    seconds: float
+
+
+def activation_race(names, data, device, epochs: int = 3, seed: int = 0) -> dict[str, RaceResult]:
+    """The same 784-128-64-10 MLP, optimizer and data order, trained with each activation in turn."""
+    from .evaluate import evaluate
+    from .train import Trainer, build_optimizer
+
+    results = {}
+    for name in names:
+        model = deep_mlp([128, 64], name, "PyTorch default", seed=seed, classes=data.num_classes)
+        trainer = Trainer(model, build_optimizer("adam", model.parameters(), 1e-3), data.train, device,
+                          batch_size=64, epochs=epochs, seed=seed)
+        history = trainer.fit()
+        results[name] = RaceResult([b.loss for b in history.batches], [b.accuracy for b in history.batches],
+                                   evaluate(model, data.test, device).accuracy, sum(e.seconds for e in history.epochs))
+    return results
