@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.optim2d import OPTIMIZERS, SURFACES, article_adam, grid, run, surface_gradient
+from dlplay.optim2d import OPTIMIZERS, SURFACES, article_adam, grid, race, run, surface_gradient
 from ui import charts
 from ui.latex import matrix
 
@@ -85,8 +85,8 @@ def race_section() -> None:
     tolerance = b.select_slider("Tolerance (loss above the minimum)", [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3)
     schedule = c.selectbox("Learning-rate schedule", list(SCHEDULES))
     make = SCHEDULES[schedule]
-    paths = [run(surface, n, (x0, y0), steps, settings[n], tolerance,
-                 schedule=(lambda opt, make=make: make(opt, steps)) if make else None) for n in chosen]
+    paths = race(surface, chosen, (x0, y0), steps, settings, tolerance,
+                 schedule=(lambda opt: make(opt, steps)) if make else None)
     upto = st.slider("Show the paths up to step", 0, steps, steps)
     st.plotly_chart(contour(surface, paths, upto))
     st.plotly_chart(loss_curves(paths))

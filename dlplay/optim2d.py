@@ -138,3 +138,46 @@ def surface_gradient(surface: Surface) -> Callable[[torch.Tensor], torch.Tensor]
         g, = torch.autograd.grad(surface.f(point[0], point[1]), point)
         return g
     return grad
+
+
+def race(surface: Surface, names, start: tuple[float, float], steps: int, settings: dict | None = None,
+         tolerance: float = 1e-3, schedule=None) -> list[Path2D]:
+    """Run several torch.optim optimizers side by side; one surface evaluation and one backward pass per step
+    serve them all (each keeps its own parameter, optimizer and state), which makes a race several times faster
+    than running them one after another. Same results as run() for each."""
+    settings = settings or {}
+    points = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in names]
+    # foreach=False: the multi-tensor path only costs time on a single two-element parameter.
+    optimizers = [OPTIMIZERS[n][0]([p], **{**OPTIMIZERS[n][1], **settings.get(n, {}), "foreach": False})
+                  for n, p in zip(names, points, strict=True)]
+    schedulers = [schedule(o) if schedule else None for o in optimizers]
+    best = min((float(surface.f(*torch.tensor(m, dtype=torch.float64))) for m in surface.minima), default=None)
+    paths = [Path2D(n) for n in names]
+    active = list(range(len(names)))
+    for step in range(steps + 1):
+        stacked = torch.stack([points[i] for i in active])  # (k, 2): the racers still running
+        losses = surface.f(stacked[:, 0], stacked[:, 1])  # (k,)
+        running = []
+        for row, (i, value, (x, y)) in enumerate(zip(active, losses.detach().tolist(), stacked.detach().tolist(),
+                                                     strict=True)):
+            path = paths[i]
+            path.points.append((x, y))
+            path.losses.append(value)
+            if not math.isfinite(value) or max(abs(x), abs(y)) > ESCAPE:
+                path.diverged_at = step
+                continue
+            if best is not None and path.reached_at is None and value - best <= tolerance:
+                path.reached_at = step
+            running.append((row, i))
+        if step == steps or not running:
+            break
+        for _, i in running:
+            points[i].grad = None  # what zero_grad() does, without its per-call overhead
+        alive = losses if len(running) == len(active) else losses[[row for row, _ in running]]
+        alive.sum().backward()  # each point's gradient is its own loss's gradient
+        for _, i in running:
+            optimizers[i].step()
+            if schedulers[i]:
+                schedulers[i].step()
+        active = [i for _, i in running]
+    return paths

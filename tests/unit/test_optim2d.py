@@ -68,3 +68,15 @@ def test_article_adam_matches_torch_optim_adam_over_100_steps():
         assert torch.allclose(records[step]["theta"], point.detach(), atol=1e-6, rtol=0)
         assert torch.allclose(records[step]["m"], state["exp_avg"], atol=1e-6, rtol=0)
         assert torch.allclose(records[step]["v"], state["exp_avg_sq"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("surface_name", ["Rosenbrock", "Rastrigin", "saddle"])
+def test_a_race_gives_each_optimizer_the_same_path_as_running_it_alone(surface_name):
+    from dlplay.optim2d import race
+    surface = SURFACES[surface_name]
+    settings = {"SGD": {"lr": 0.1 if surface_name == "saddle" else 1e-3}}
+    together = race(surface, list(OPTIMIZERS), surface.start, 300, settings)
+    for path in together:
+        alone = run(surface, path.name, surface.start, 300, settings.get(path.name))
+        assert torch.allclose(torch.tensor(path.points), torch.tensor(alone.points), atol=1e-12, rtol=0), path.name
+        assert (path.reached_at, path.diverged_at) == (alone.reached_at, alone.diverged_at)
