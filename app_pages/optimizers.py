@@ -3,7 +3,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.optim2d import OPTIMIZERS, SURFACES, article_adam, grid, race, run, surface_gradient
+from dlplay.optim2d import (OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, race, run,
+                            surface_gradient)
 from ui import charts
 from ui.latex import matrix
 
@@ -142,16 +143,23 @@ def schedules_section() -> None:
 
 
 def article_section() -> None:
-    st.header("4. The article's Adam, by hand")
+    st.header("4. The article's SGD and Adam, by hand")
+    surface = SURFACES["Beale"]
+    gradient = surface_gradient(surface)
+    start = torch.tensor(surface.start, dtype=torch.float64)
+    st.latex(r"\theta_t = \theta_{t-1} - \alpha \nabla L(\theta_{t-1})")
+    thetas = article_sgd(gradient, start, 0.01, 3)
+    for t in range(1, 4):
+        st.latex(rf"t={t}:\ \nabla L = {matrix(gradient(thetas[t - 1]))},\ "
+                 rf"\theta = {matrix(thetas[t - 1])} - 0.01 \cdot {matrix(gradient(thetas[t - 1]))} = {matrix(thetas[t])}")
     st.latex(r"m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad "
              r"\hat m_t = \frac{m_t}{1-\beta_1^t},\quad \hat v_t = \frac{v_t}{1-\beta_2^t},\quad "
              r"\theta_t = \theta_{t-1} - \alpha \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}")
-    surface = SURFACES["Beale"]
-    records = article_adam(surface_gradient(surface), torch.tensor(surface.start, dtype=torch.float64), 0.05, 3)
+    records = article_adam(gradient, start, 0.05, 3)
     for t, r in enumerate(records, start=1):
         st.latex(rf"t={t}:\ g = {matrix(r['g'])},\ m = {matrix(r['m'])},\ v = {matrix(r['v'], 4)},\ "
                  rf"\hat m = {matrix(r['m_hat'])},\ \hat v = {matrix(r['v_hat'])},\ \theta = {matrix(r['theta'])}")
-    st.caption("On Beale's surface from (1, 1.4), α = 0.05. The tests check this hand-written Adam (and SGD) against "
+    st.caption("On Beale's surface from (1, 1.4); SGD with α = 0.01, Adam with α = 0.05. The tests check this hand-written Adam (and SGD) against "
                "torch.optim.Adam (and SGD) to 1e-6 over 100 steps.")
 
 

@@ -14,6 +14,8 @@ def test_changing_the_surface_changes_the_race():
     after = race_table(at)
     assert not at.exception and list(after["final loss"]) != list(before["final loss"])
     assert any("100 (y - x^2)^2" in block.value for block in at.latex)
+    assert any("t=1:" in block.value and r"\nabla L" in block.value for block in at.latex)  # SGD by hand
+    assert any("t=3:" in block.value and r"\hat m" in block.value for block in at.latex)  # Adam by hand
 
 
 def test_a_learning_rate_ten_times_too_big_is_reported_as_divergence():
