@@ -65,35 +65,8 @@ class Path2D:
 
 def run(surface: Surface, name: str, start: tuple[float, float], steps: int, hyper: dict | None = None,
         tolerance: float = 1e-3, state_step: int | None = None, schedule=None) -> Path2D:
-    """Run torch.optim's `name` optimizer from `start` for `steps` steps on `surface`."""
-    cls, defaults = OPTIMIZERS[name]
-    point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-    optimizer = cls([point], **{**defaults, **(hyper or {})})
-    scheduler = schedule(optimizer) if schedule else None
-    best = min((float(surface.f(*torch.tensor(m, dtype=torch.float64))) for m in surface.minima), default=None)
-    path = Path2D(name)
-    for step in range(steps + 1):
-        loss = surface.f(point[0], point[1])
-        value = float(loss.detach())
-        x, y = point.detach().tolist()
-        path.points.append((x, y))
-        path.losses.append(value)
-        if not math.isfinite(value) or float(point.detach().abs().max()) > ESCAPE:
-            path.diverged_at = step
-            break
-        if best is not None and path.reached_at is None and value - best <= tolerance:
-            path.reached_at = step
-        if step == steps:
-            break
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if scheduler:
-            scheduler.step()
-        if state_step == step + 1:
-            path.state = {k: v.detach().flatten().tolist() for k, v in optimizer.state[point].items()
-                          if torch.is_tensor(v) and v.numel() > 1}
-    return path
+    """Run torch.optim's `name` optimizer from `start` for `steps` steps on `surface` (a race of one)."""
+    return race(surface, [name], start, steps, {name: hyper or {}}, tolerance, schedule, state_step)[0]
 
 
 def grid(surface: Surface, n: int = 120) -> tuple[list[float], list[float], list[list[float]]]:
@@ -141,10 +114,11 @@ def surface_gradient(surface: Surface) -> Callable[[torch.Tensor], torch.Tensor]
 
 
 def race(surface: Surface, names, start: tuple[float, float], steps: int, settings: dict | None = None,
-         tolerance: float = 1e-3, schedule=None) -> list[Path2D]:
+         tolerance: float = 1e-3, schedule=None, state_step: int | None = None) -> list[Path2D]:
     """Run several torch.optim optimizers side by side; one surface evaluation and one backward pass per step
     serve them all (each keeps its own parameter, optimizer and state), which makes a race several times faster
-    than running them one after another. Same results as run() for each."""
+    than running them one after another, with the same path for each. With `state_step`, each path keeps its
+    optimizer's buffers after that step."""
     settings = settings or {}
     points = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in names]
     # foreach=False: the multi-tensor path only costs time on a single two-element parameter.
@@ -179,5 +153,8 @@ def race(surface: Surface, names, start: tuple[float, float], steps: int, settin
             optimizers[i].step()
             if schedulers[i]:
                 schedulers[i].step()
+            if state_step == step + 1:
+                paths[i].state = {k: v.detach().flatten().tolist() for k, v in optimizers[i].state[points[i]].items()
+                                  if torch.is_tensor(v) and v.numel() > 1}
         active = [i for _, i in running]
     return paths
