@@ -36,21 +36,21 @@ class ModelFileError(ValueError):
 
 def save_model(path: str | Path, model: nn.Module, card: ModelCard) -> Path:
     """Write the model's weights and its card to a .safetensors file atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file(model_tensors(model), str(partial), metadata=card_metadata(card))
-    os.replace(partial, path)  # readers never see a half-written file
-    return path
+    return _write_atomically(path, model_tensors(model), card_metadata(card))
 
 
 def save_training_state(path: str | Path, model: nn.Module, card: ModelCard, tensors: dict, plain: dict) -> Path:
     """Atomically write a resumable training state: the model, its card, extra tensors and JSON-ready data."""
+    everything = {f"model.{k}": v for k, v in model_tensors(model).items()} | tensors
+    return _write_atomically(path, everything, card_metadata(card) | {TRAINING_KEY: json.dumps(plain)})
+
+
+def _write_atomically(path: str | Path, tensors: dict, metadata: dict[str, str]) -> Path:
+    """Write a .safetensors file beside its final name, then move it there: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    everything = {f"model.{k}": v for k, v in model_tensors(model).items()} | tensors
-    save_file(everything, str(partial), metadata=card_metadata(card) | {TRAINING_KEY: json.dumps(plain)})
+    save_file(tensors, str(partial), metadata=metadata)
     os.replace(partial, path)
     return path
 
