@@ -1,5 +1,4 @@
 """Activation functions: curves and autograd derivatives, softmax temperature, gradient flow in deep MLPs, a race."""
-import math
 from dataclasses import dataclass
 
 import torch
@@ -7,6 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import ImageSet
+from .models import init_weights
 
 # name -> (the function, its formula in LaTeX)
 ACTIVATIONS = {
@@ -47,20 +47,18 @@ def deep_mlp(widths, activation: str, init: str, seed: int = 0, inputs: int = 78
     for fan_in, fan_out in zip(sizes, sizes[1:]):
         layers += [nn.Linear(fan_in, fan_out), MODULES[activation]()]
     layers.append(nn.Linear(sizes[-1], classes))
+    model = nn.Sequential(*layers)
+    if init == "PyTorch default":
+        init_weights(model, g)  # nn.Linear's own initialisation, drawn from the seeded generator
+        return model
     for layer in layers:
         if isinstance(layer, nn.Linear):
             if init == "Xavier":
                 nn.init.xavier_uniform_(layer.weight, generator=g)
-            elif init == "He":
+            else:
                 nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu", generator=g)
-            else:
-                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=g)  # nn.Linear's own default
-            if init == "PyTorch default":
-                bound = 1 / math.sqrt(layer.in_features)
-                nn.init.uniform_(layer.bias, -bound, bound, generator=g)
-            else:
-                nn.init.zeros_(layer.bias)
-    return nn.Sequential(*layers)
+            nn.init.zeros_(layer.bias)
+    return model
 
 
 @dataclass(frozen=True)
