@@ -1,4 +1,4 @@
-"""dlplay router: page config, navigation over the pages that exist, and the sidebar device badge.
+"""dlplay router: page config, navigation over the pages that exist, the sidebar device badge and run progress.
 
 The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/ as its old multipage layout and,
 on a fresh server, runs a page's file without this router when its URL is opened directly.
@@ -6,6 +6,9 @@ on a fresh server, runs a page's file without this router when its URL is opened
 import streamlit as st
 
 from dlplay.device import DeviceInfo, configure_threads, pick_device
+from dlplay.jobs import Job, SettingError
+from ui import state
+from ui.trainer_views import sidebar_progress
 
 
 @st.cache_resource
@@ -15,8 +18,21 @@ def start_up() -> DeviceInfo:
     return pick_device("auto")
 
 
+def run_badge(job: Job) -> None:
+    """The session's active run, on every page; it also tells the scheduler that the session is still here."""
+    job.touch()
+    snapshot = job.snapshot()
+    sidebar_progress(snapshot, job.config.epochs)
+    if not snapshot.active:
+        st.rerun()  # the run ended: a full rerun draws the page without this ticking fragment
+
+
 st.set_page_config(page_title="dlplay: learn deep learning by doing", page_icon="🧠", layout="wide")
 device = start_up()
+try:
+    state.scheduler()  # its worker pool warms up now, not when the first learner presses Train
+except SettingError as err:
+    st.sidebar.error(f"Training is not available: {err}.")
 page = st.navigation([
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/neuron.py", title="Neuron math", icon=":material/calculate:"),
@@ -26,4 +42,8 @@ page = st.navigation([
     st.Page("app_pages/classify.py", title="Upload & classify", icon=":material/image_search:"),
 ])
 st.sidebar.markdown(f"**Device:** {device.name}")
+current = state.current_run()
+if current is not None and current.snapshot().active and page.url_path != "trainer":  # the trainer shows it all
+    with st.sidebar:
+        st.fragment(run_every=2.0)(run_badge)(current)
 page.run()

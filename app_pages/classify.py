@@ -18,7 +18,7 @@ from dlplay.classify import (SAMPLE_CREDITS, SAMPLE_PHOTOS, grad_cam, load_bundl
 from dlplay.device import pick_device
 from dlplay.explain import feature_maps, to_uint8
 from dlplay.images import ImageRejected, decode_image
-from ui import charts
+from ui import charts, state
 from ui.drawing_pad import drawing_pad
 from ui.trainer_views import image_grid
 
@@ -35,15 +35,15 @@ def bundled_model():
 
 def choose_model():
     """The model picker: bundled, trained in this session, or an uploaded .safetensors file."""
-    runs = [r for r in st.session_state.get("trainer.runs", []) if r.snapshot().evaluation is not None]
+    runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
     options = ["bundled", *range(len(runs)), "upload"]
     labels = {"bundled": "the bundled digit model (small CNN trained on mnist5k)", "upload": "a model file I upload"}
-    labels |= {i: f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset.name}" for i, r in enumerate(runs)}
+    labels |= {i: f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset_name}" for i, r in enumerate(runs)}
     choice = st.radio("Model", options, format_func=labels.__getitem__)
     if choice == "bundled":
         return bundled_model()
     if choice != "upload":
-        return runs[choice].model, runs[choice].card()
+        return runs[choice].model()
     uploaded = st.file_uploader("Model file (.safetensors, as dlplay saves it)", key="classify.model_file")
     if uploaded is None:
         return None

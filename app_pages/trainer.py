@@ -1,61 +1,30 @@
-"""CNN trainer: pick data and a model, train in the background, watch it learn, look inside the result."""
-import tempfile
+"""CNN trainer: pick data and a model, train in a worker process, watch it learn, look inside the result."""
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
-from dlplay.checkpoint import ModelFileError, model_bytes
-from dlplay.data import (DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, load_dataset,
-                         sample_per_class)
-from dlplay.device import DEVICE_CHOICES
 from dlplay.builder import ARTICLE_STACK, LayerSpec
+from dlplay.checkpoint import ModelFileError
+from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, sample_per_class
+from dlplay.device import DEVICE_CHOICES, pick_device
+from dlplay.jobs import REMEDIES, AlreadyTraining, Job, ResumePoint, RunConfig, RunStatus, SettingError, check_run_id
+from dlplay.jobs.progress import epochs_csv
 from dlplay.models import CUSTOM, MODELS, build_model, summary
-from dlplay.runs import (REMEDIES, ResumePoint, RunConfig, RunSlots, TrainingRun, epochs_csv, new_run_id,
-                         read_resume_point, state_path)
 from dlplay.train import OPTIMIZERS, SCHEDULES
 from dlplay.userdata import ZipRejected, import_zip
-from ui import charts, trainer_views as views
+from ui import charts, state, trainer_views as views
 
-MAX_CONCURRENT_RUNS = 2  # per server process: more would only share the same cores
-MAX_KEPT_RUNS = 10
 ZIP_CHOICE = "zip"
-# Session-state keys that no widget owns, so they survive page switches.
-RUN, RUNS, USER_DATA, FOLDER = "trainer.run", "trainer.runs", "trainer.user_data", "trainer.folder"
-STACK = "trainer.stack"
+USER_DATA, STACK = "trainer.user_data", "trainer.stack"  # session-state keys that no widget owns
 AUGMENTATIONS = {"none": Augmentation(), "light (rotate 5°, shift and zoom 5%)": LIGHT,
                  "the article's ImageDataGenerator": ARTICLE}
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0]
 
 
-@st.cache_resource
-def run_slots() -> RunSlots:
-    """The process-wide cap on concurrent training runs."""
-    return RunSlots(MAX_CONCURRENT_RUNS)
-
-
-@st.cache_resource
-def live_runs() -> dict[str, TrainingRun]:
-    """Every run started in this server process, by run id: a refreshed page finds its run here."""
-    return {}
-
-
-@st.cache_resource(show_spinner="Loading the dataset (the first time it is downloaded)...")
-def builtin_dataset(name: str) -> Dataset:
-    """A registered dataset, loaded once per process and shared read-only."""
-    return load_dataset(name)
-
-
-def session_folder() -> Path:
-    """This session's private folder for extracted zips and checkpoints."""
-    if FOLDER not in st.session_state:
-        st.session_state[FOLDER] = Path(tempfile.mkdtemp(prefix="dlplay-session-"))
-    return st.session_state[FOLDER]
-
-
-def choose_dataset() -> Dataset | None:
-    """The dataset picker; returns None (with a message shown) when no data is ready."""
+def choose_dataset() -> tuple[Dataset | None, bool]:
+    """The dataset picker: (the dataset, whether it is one of dlplay's own), or None with a message shown."""
     options = [*DATASETS, ZIP_CHOICE]
     choice = st.selectbox("Dataset", options, format_func=lambda n: f"{n}: {DATASETS[n].description}"
                           if n in DATASETS else "your own images: a .zip of class folders")
@@ -64,13 +33,13 @@ def choose_dataset() -> Dataset | None:
             if DATASETS[choice].downloads and not files_present(choice):
                 st.info(f"**{choice}** is not on this computer yet: {DATASETS[choice].description}.")
                 if not st.button(f"Download {choice}"):
-                    return None
+                    return None, False
                 bar = st.progress(0.0, text="Connecting...")
                 download_files(choice, progress=lambda fraction, text: bar.progress(fraction, text=text))
-            return builtin_dataset(choice)
+            return state.dataset(choice), True
         except DatasetUnavailable as err:
             st.error(str(err))
-            return None
+            return None, False
     st.caption("One folder per class (cats/, dogs/, ...), like Keras' `flow_from_directory('train')`; optionally "
                "train/ and test/ folders. Without test/, 20% of each class is held out for testing.")
     uploaded = st.file_uploader("Zip of class folders", type=["zip"])
@@ -79,20 +48,19 @@ def choose_dataset() -> Dataset | None:
     if uploaded is not None and (previous is None or previous[0] != (uploaded.file_id, size)):
         try:
             with st.spinner("Unpacking and decoding the images..."):
-                imported = import_zip(uploaded, session_folder() / "upload", image_size=size,
-                                      name=Path(uploaded.name).stem)
+                imported = import_zip(uploaded, image_size=size, name=Path(uploaded.name).stem)
         except ZipRejected as err:
             st.error(str(err))
-            return None
+            return None, False
         st.session_state[USER_DATA] = previous = ((uploaded.file_id, size), imported)
     if previous is None:
         st.info("Upload a .zip to train on your own images.")
-        return None
+        return None, False
     imported = previous[1]
     if imported.skipped:
         with st.expander(f"{len(imported.skipped)} file(s) skipped"):
             st.dataframe(pd.DataFrame(imported.skipped, columns=["file", "reason"]), hide_index=True)
-    return imported.dataset
+    return imported.dataset, False
 
 
 def choose_model(dataset: Dataset) -> tuple[str, tuple[LayerSpec, ...]]:
@@ -156,71 +124,105 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) 
                      shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout)
 
 
-def start_run(config: RunConfig, dataset: Dataset, run_id: str | None = None,
+def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str | None = None,
               resume: ResumePoint | None = None) -> None:
-    """Start (or resume) a run for this session and put its id in the URL, or say why it cannot start."""
-    run_id = run_id or new_run_id()
+    """Queue (or resume) a run for this session and put its id in the URL, or say why it cannot start.
+
+    `registered`: the dataset is one of dlplay's own (workers load it by name), not the user's images.
+    """
     try:
-        run = TrainingRun(config, dataset, run_slots(), checkpoint=state_path(run_id), resume=resume)
+        job = state.scheduler().submit(config, dataset, state.session_id(), registered=registered, run_id=run_id,
+                                       resume=resume)
+    except AlreadyTraining:
+        st.error("This session is already training: stop that run first.")
+        return
     except ValueError as err:
         st.error(f"This model cannot be trained on these images: {err}.")
         return
-    live_runs()[run_id] = st.session_state[RUN] = run.start()
-    st.query_params["run"] = run_id  # a refresh keeps the id, so the run can be found again
+    state.set_current_run(job)
+    st.query_params["run"] = job.run_id  # a refresh keeps the id, so the run can be found again
+    st.rerun()  # draw the whole app again with the run in it (the sidebar shows its progress on every page)
 
 
-def find_run_from_url() -> TrainingRun | None:
-    """After a refresh: the run named in the URL if it still lives in this process, else offer to resume it."""
-    run_id = st.query_params.get("run", "")
-    if run_id in live_runs():
-        st.session_state[RUN] = live_runs()[run_id]
-        return live_runs()[run_id]
+def resume_from_checkpoint(run_id: str, point: ResumePoint) -> None:
+    """Start the run again from its last checkpoint, on the data it trained on."""
+    key = point.data.file_key
+    if key is None:
+        dataset = state.dataset(point.data.name)
+    elif state.scheduler().store.dataset_file(key).exists():
+        dataset = state.user_dataset(key)
+    else:
+        st.error("The images this run trained on are no longer on the server: upload the zip again and start a new "
+                 "run.")
+        return
+    start_run(point.config, dataset, key is None, run_id, resume=point)
+
+
+def find_run_from_url() -> Job | None:
+    """After a refresh: the run named in the URL if the server still has it, else offer to resume it."""
     try:
-        path = state_path(run_id)
+        run_id = check_run_id(st.query_params.get("run", ""))
     except ValueError:
         return None
-    if not path.exists():
-        return None
+    job = state.scheduler().job(run_id)
+    if job is not None:
+        state.set_current_run(job)
+        return job
+    store = state.scheduler().store
     try:
-        point = read_resume_point(path)
-    except (ModelFileError, ValueError, TypeError, KeyError):
+        point = store.resume_point(run_id)
+    except ModelFileError:
         st.warning("The interrupted run's checkpoint could not be read; start a new run.")
         return None
+    if point is None or len(point.epochs) >= point.config.epochs:
+        return None  # no checkpoint, or it had finished: nothing to resume
+    store.touch(run_id)  # seen again: the store's budget removes it last
     done = len(point.epochs)
-    if done >= point.config.epochs:
-        return None  # it had finished: nothing to resume
-    st.info(f"An interrupted run was found: {point.config.model} on {point.dataset}, {done} of "
+    st.info(f"An interrupted run was found: {point.config.model} on {point.data.name}, {done} of "
             f"{point.config.epochs} epochs done (checkpoint saved after epoch {done}).")
-    if point.dataset not in DATASETS:
-        st.caption("Its images came from an uploaded zip, which is not kept: upload it again and start a new run.")
-    elif st.button("Resume the interrupted run"):
-        start_run(point.config, builtin_dataset(point.dataset), run_id, resume=point)
-        return st.session_state.get(RUN)
+    if st.button("Resume the interrupted run"):
+        resume_from_checkpoint(run_id, point)
     return None
 
 
-def archive(run: TrainingRun) -> None:
-    """Keep a finished run in the session's list of runs (newest last)."""
-    runs = st.session_state.setdefault(RUNS, [])
-    if run not in runs:
-        runs.append(run)
-        del runs[:-MAX_KEPT_RUNS]
-
-
-def live_view(run: TrainingRun) -> None:
+def live_view(job: Job) -> None:
     """Progress and curves of the current run; reruns the page once the run ends."""
-    snapshot = run.snapshot()
-    views.progress(snapshot, run.config.epochs)
-    st.plotly_chart(charts.training_curves([charts.Curves("this run", snapshot.batches, snapshot.epochs)]),
-                    key="trainer.live_chart")
-    if not snapshot.active and run not in st.session_state.get(RUNS, []):
-        archive(run)
+    job.touch()
+    snapshot = job.snapshot()
+    views.progress(snapshot, job.config.epochs)
+    st.plotly_chart(views.live_figure(job.run_id, snapshot), key="trainer.live_chart")
+    if not snapshot.active and job not in state.finished_runs():
+        state.keep_finished(job)
         st.rerun()
+
+
+def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registered: bool) -> None:
+    """Train, pause / resume, stop (or cancel while queued), and resume after a crash."""
+    snapshot = job.snapshot() if job else None
+    active = bool(snapshot and snapshot.active)
+    a, b, c, _ = st.columns([1, 1, 1, 3])
+    if a.button("Train", type="primary", disabled=active):
+        start_run(config, dataset, registered)
+    command = None
+    if active and snapshot.status is RunStatus.QUEUED:
+        command = job.stop if b.button("Cancel") else None
+    elif active:
+        paused = snapshot.status is RunStatus.PAUSED
+        if b.button("Resume" if paused else "Pause"):
+            command = job.resume if paused else job.pause
+        if c.button("Stop"):
+            command = job.stop
+    elif snapshot and snapshot.status is RunStatus.CRASHED and 0 < snapshot.checkpoint_epoch:
+        if b.button(f"Resume from epoch {snapshot.checkpoint_epoch + 1}"):
+            resume_from_checkpoint(job.run_id, state.scheduler().store.resume_point(job.run_id))
+    if command:
+        command()
+        st.rerun()  # the buttons and the status line show the new state at once
 
 
 def runs_section() -> None:
     """Compare finished runs and download their models and metrics."""
-    runs: list[TrainingRun] = st.session_state.get(RUNS, [])
+    runs = state.finished_runs()
     if not runs:
         return
     st.header("5. Runs")
@@ -228,12 +230,13 @@ def runs_section() -> None:
               for i, r in enumerate(runs)]
     snapshots = [r.snapshot() for r in runs]
     table = pd.DataFrame({
-        "run": labels, "dataset": [r.dataset.name for r in runs], "status": [s.status for s in snapshots],
+        "run": labels, "dataset": [r.dataset_name for r in runs], "status": [s.status.value for s in snapshots],
         "test accuracy": [s.evaluation.accuracy if s.evaluation else None for s in snapshots],
-        "train images": [len(r.train_set) for r in runs], "batch": [r.config.batch_size for r in runs],
+        "train images": [s.train_size for s in snapshots], "batch": [r.config.batch_size for r in runs],
         "schedule": [r.config.schedule for r in runs], "weight decay": [r.config.weight_decay for r in runs],
         "dropout": [r.config.dropout for r in runs], "augmented": [r.config.augmentation.active for r in runs],
-        "rare classes": [", ".join(r.dataset.class_names[c] for c in r.config.shrunk_classes) for r in runs],
+        "rare classes": [", ".join(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
+                         for r in runs],
         "remedy": [r.config.remedy for r in runs], "seed": [r.config.seed for r in runs]})
     st.dataframe(table, hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
     chosen = st.multiselect("Overlay the curves of", labels, default=labels[-2:])
@@ -241,11 +244,12 @@ def runs_section() -> None:
         picked = [(label, snapshots[labels.index(label)]) for label in chosen]
         st.plotly_chart(charts.training_curves([charts.Curves(label, s.batches, s.epochs) for label, s in picked]))
     which = st.selectbox("Download", labels, index=len(labels) - 1)
-    run = runs[labels.index(which)]
+    run, snapshot = runs[labels.index(which)], snapshots[labels.index(which)]
     a, b = st.columns(2)
-    a.download_button("Model (.safetensors)", model_bytes(run.model, run.card()), file_name="dlplay-run.safetensors",
-                      mime="application/octet-stream")
-    b.download_button("Metrics (.csv)", epochs_csv(run.snapshot().epochs), file_name="dlplay-run-metrics.csv",
+    if snapshot.evaluation is not None:
+        a.download_button("Model (.safetensors)", run.model_file().read_bytes, file_name="dlplay-run.safetensors",
+                          mime="application/octet-stream")
+    b.download_button("Metrics (.csv)", epochs_csv(snapshot.epochs), file_name="dlplay-run-metrics.csv",
                       mime="text/csv")
 
 
@@ -253,7 +257,7 @@ st.title("CNN trainer")
 st.caption("Pick data and a model, press Train, and watch the accuracy, loss and validation curves of the article's "
            "§5.4 grow. Training runs in the background: change controls or switch pages, it keeps going.")
 st.header("1. Data")
-dataset = choose_dataset()
+dataset, registered = choose_dataset()
 if dataset is None:
     st.stop()
 views.data_overview(dataset)
@@ -263,33 +267,28 @@ st.header("3. Settings")
 config = choose_settings(dataset, model_name, stack)
 
 st.header("4. Train")
-run: TrainingRun | None = st.session_state.get(RUN) or find_run_from_url()
-active = bool(run and run.snapshot().active)
-a, b, c, _ = st.columns([1, 1, 1, 3])
-if a.button("Train", type="primary", disabled=active):
-    start_run(config, dataset)
-    run, active = st.session_state.get(RUN), True
-if active:
-    if run.snapshot().status == "paused":
-        if b.button("Resume"):
-            run.resume()
-    elif b.button("Pause"):
-        run.pause()
-    if c.button("Stop"):
-        run.stop()
+try:
+    state.scheduler()
+except SettingError as err:
+    st.error(f"Training is not available: {err}.")
+    st.stop()
+run = state.current_run() or find_run_from_url()
+run_controls(run, config, dataset, registered)
 if run is None:
     st.info("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop CPU.")
 else:
-    st.fragment(run_every=1.0 if active else None)(live_view)(run)
+    active = run.snapshot().active
+    st.fragment(run_every=2.0 if active else None)(live_view)(run)
     final = run.snapshot()
     if not final.active and final.evaluation is not None:
+        run_data = state.run_dataset(run)
         views.results(final.evaluation, final)
         confusion_tab, mistakes_tab, inside_tab = st.tabs(["Confusion matrix", "Most confident mistakes",
                                                             "Inside the network"])
         with confusion_tab:
-            views.confusion_section(final.evaluation, run.dataset, key=f"trainer.cell.{id(run)}")
+            views.confusion_section(final.evaluation, run_data, key=f"trainer.cell.{run.run_id}")
         with mistakes_tab:
-            views.mistakes_section(final.evaluation, run.dataset)
+            views.mistakes_section(final.evaluation, run_data)
         with inside_tab:
-            views.inside_section(run.model, run.dataset, run.device)
+            views.inside_section(run.model()[0], run_data, pick_device("cpu"))
 runs_section()

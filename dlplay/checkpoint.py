@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save, save_file
+from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
 from .builder import LayerSpec
@@ -36,27 +36,27 @@ class ModelFileError(ValueError):
 
 def save_model(path: str | Path, model: nn.Module, card: ModelCard) -> Path:
     """Write the model's weights and its card to a .safetensors file atomically; returns the path."""
-    return _write_atomically(path, model_tensors(model), card_metadata(card))
+    return write_atomically(path, model_bytes(model, card))
 
 
-def save_training_state(path: str | Path, model: nn.Module, card: ModelCard, tensors: dict, plain: dict) -> Path:
-    """Atomically write a resumable training state: the model, its card, extra tensors and JSON-ready data."""
+def training_state_bytes(model: nn.Module, card: ModelCard, tensors: dict, plain: dict) -> bytes:
+    """A resumable training state as .safetensors bytes: the model, its card, extra tensors and JSON-ready data."""
     everything = {f"model.{k}": v for k, v in model_tensors(model).items()} | tensors
-    return _write_atomically(path, everything, card_metadata(card) | {TRAINING_KEY: json.dumps(plain)})
+    return save(everything, metadata=card_metadata(card) | {TRAINING_KEY: json.dumps(plain)})
 
 
-def _write_atomically(path: str | Path, tensors: dict, metadata: dict[str, str]) -> Path:
-    """Write a .safetensors file beside its final name, then move it there: readers never see half a file."""
+def write_atomically(path: str | Path, data: bytes) -> Path:
+    """Write a file beside its final name, then move it there: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata=metadata)
+    partial.write_bytes(data)
     os.replace(partial, path)
     return path
 
 
 def read_training_state(path: str | Path) -> tuple[dict, dict, dict, ModelCard]:
-    """(model weights, other tensors, plain data, card) from a file written by save_training_state."""
+    """(model weights, other tensors, plain data, card) from a file of training_state_bytes()."""
     card = read_card(path)
     with safe_open(str(path), framework="pt") as f:
         plain = json.loads((f.metadata() or {}).get(TRAINING_KEY, "null"))

@@ -1,13 +1,15 @@
 """Command line: `python -m dlplay train ...` trains a model on a registered dataset and can save it."""
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 
 from .augment import LIGHT, Augmentation
 from .checkpoint import ModelCard, save_model
-from .data import DATASETS, DatasetUnavailable, ImageSet, load_dataset
+from .data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
 from .device import DEVICE_CHOICES, configure_threads, pick_device
 from .evaluate import evaluate
 from .models import MODELS, build_model
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
     train.add_argument("--save", type=Path, default=None, metavar="PATH", help="write the model as .safetensors")
     train.add_argument("--dry-run", action="store_true", help="train on two batches only (a quick smoke test)")
+    train.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="train as a job on the Ray cluster at ADDRESS (e.g. 10.0.0.5:6379, or 'local' to start "
+                            "Ray on this machine) instead of in this process")
     return parser
 
 
@@ -87,11 +92,60 @@ class ProgressBar:
         self.stream.flush()
 
 
+def ray_train_command(args: argparse.Namespace, dataset: Dataset, registered: bool) -> int:
+    """`train --ray ADDRESS`: the same training as a job on a Ray cluster, its progress printed as it arrives."""
+    import ray
+
+    from .jobs import RunConfig, RunStatus, RunStore, Scheduler
+    from .jobs.ray_backend import RayBackend
+    config = RunConfig(model=args.model, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                       schedule=args.schedule, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                       device=args.device, augmentation=AUGMENTATIONS[args.augment], validation_fraction=0.0)
+    try:
+        backend = RayBackend(args.ray)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        print(f"error: could not connect to the Ray cluster at {args.ray!r}: {err}", file=sys.stderr)
+        return 2
+    bar = ProgressBar(args.epochs)
+    with tempfile.TemporaryDirectory(prefix="dlplay-ray-run-") as folder:
+        scheduler = Scheduler(backend, RunStore(Path(folder)), capacity=1)
+        try:
+            job = scheduler.submit(config, dataset, "cli", registered=registered)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            scheduler.shutdown()
+            return 2
+        print(f"{dataset.name}: {args.model} as a Ray job on {ray.cluster_resources().get('CPU', 0):.0f} CPU(s), "
+              f"{ray.cluster_resources().get('GPU', 0):.0f} GPU(s)")
+        shown = 0
+        try:
+            while (snapshot := job.snapshot()).active:
+                for event in snapshot.epochs[shown:]:
+                    bar.epoch(event)
+                shown = len(snapshot.epochs)
+                if snapshot.batches and snapshot.batches[-1].epoch > shown:  # within an unfinished epoch
+                    bar.batch(snapshot.batches[-1])
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            job.stop()
+            while (snapshot := job.snapshot()).active:
+                time.sleep(0.2)
+        for event in snapshot.epochs[shown:]:
+            bar.epoch(event)
+        print(snapshot.message)
+        if args.save and snapshot.evaluation is not None:
+            args.save.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(job.model_file(), args.save)
+            print(f"saved {args.save}")
+        scheduler.shutdown()
+    return 0 if snapshot.status is RunStatus.FINISHED else 1
+
+
 def train_command(args: argparse.Namespace) -> int:
     """Run `train`; returns the process exit code."""
     configure_threads()
     try:
-        device = pick_device(args.device)
+        device = pick_device(args.device) if not args.ray else None  # a Ray job picks its device on its node
         dataset = load_dataset(args.dataset, args.data_dir)
     except (ValueError, DatasetUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -100,6 +154,9 @@ def train_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         n = 2 * args.batch_size
         train, args.epochs = ImageSet(train.images[:n], train.labels[:n]), 1
+    if args.ray:  # a registered dataset is loaded by name on the node; a dry run's slice travels as a file
+        return ray_train_command(args, Dataset(dataset.name, dataset.class_names, train, dataset.test),
+                                 registered=not args.dry_run)
     print(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name}")
     mean, std = dataset.channel_stats()
     try:

@@ -1,4 +1,5 @@
 """Dataset registry: embedded mnist5k and torchvision downloads, all held in memory as uint8 tensors."""
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -6,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 
 ASSETS = Path(__file__).with_name("assets")
 DIGIT_NAMES = tuple(str(d) for d in range(10))
@@ -261,3 +264,20 @@ def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tens
     counts = torch.bincount(labels, minlength=num_classes).double()
     weights = len(labels) / (int((counts > 0).sum()) * counts)
     return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()
+
+
+def dataset_bytes(dataset: Dataset) -> bytes:
+    """A Dataset as .safetensors bytes: its four tensors, with its name and class names in the metadata."""
+    tensors = {"train.images": dataset.train.images, "train.labels": dataset.train.labels,
+               "test.images": dataset.test.images, "test.labels": dataset.test.labels}
+    meta = {"name": dataset.name, "class_names": json.dumps(list(dataset.class_names))}
+    return save({k: v.contiguous() for k, v in tensors.items()}, metadata=meta)
+
+
+def read_dataset(path: Path) -> Dataset:
+    """The Dataset that dataset_bytes() wrote into a file."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    t = load_file(str(path))
+    return Dataset(meta["name"], tuple(json.loads(meta["class_names"])), ImageSet(t["train.images"], t["train.labels"]),
+                   ImageSet(t["test.images"], t["test.labels"]))

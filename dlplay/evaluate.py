@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 
 import torch
+from safetensors.torch import load, save
 from torch.nn import functional as F
 
 from .data import ImageSet
@@ -70,3 +71,20 @@ def evaluate(model: torch.nn.Module, data: ImageSet, device: DeviceInfo, num_cla
         probabilities=logits.softmax(1),
         labels=data.labels,
     )
+
+
+TENSOR_FIELDS = ("confusion", "predictions", "probabilities", "labels")
+
+
+def evaluation_bytes(evaluation: Evaluation) -> bytes:
+    """An Evaluation as .safetensors bytes (the two scores as 0-d float64 tensors)."""
+    tensors = {name: getattr(evaluation, name).contiguous() for name in TENSOR_FIELDS}
+    scores = {name: torch.tensor(getattr(evaluation, name), dtype=torch.float64) for name in ("accuracy", "loss")}
+    return save(tensors | scores)
+
+
+def evaluation_from_bytes(data: bytes) -> Evaluation:
+    """The Evaluation that evaluation_bytes() wrote."""
+    tensors = load(data)
+    return Evaluation(accuracy=float(tensors["accuracy"]), loss=float(tensors["loss"]),
+                      **{name: tensors[name] for name in TENSOR_FIELDS})

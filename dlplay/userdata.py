@@ -1,6 +1,6 @@
 """Import a user's .zip of class folders (Keras' flow_from_directory layout) safely into an in-memory Dataset."""
-import shutil
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -141,15 +141,19 @@ def _to_imageset(by_class: dict[str, list[np.ndarray]], classes: list[str], gray
     return ImageSet(images, torch.tensor([i for _, i in arrays], dtype=torch.int64))
 
 
-def import_zip(source, folder: Path, *, image_size: int = 64, test_fraction: float = 0.2, seed: int = 0,
+def import_zip(source, *, image_size: int = 64, test_fraction: float = 0.2, seed: int = 0,
                limits: ZipLimits = ZipLimits(), name: str = "my images") -> ZipImport:
-    """Extract a zip of class folders (optionally train/ and test/) into `folder` and build a Dataset."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    entries = _class_layout(extract_zip(source, folder, limits))
-    skipped = [("/".join(e.parts), "not inside a class folder") for e in entries if e.label is None]
-    train = _load_split(folder, [e for e in entries if e.label and e.split == "train"], image_size, skipped)
-    test = _load_split(folder, [e for e in entries if e.label and e.split == "test"], image_size, skipped)
+    """Build a Dataset from a zip of class folders (optionally train/ and test/).
+
+    The zip is extracted into a temporary folder that is gone when this returns (or raises): the images live on
+    in memory only, so nothing a user uploads piles up on the server's disk.
+    """
+    with tempfile.TemporaryDirectory(prefix="dlplay-zip-") as scratch:
+        folder = Path(scratch)
+        entries = _class_layout(extract_zip(source, folder, limits))
+        skipped = [("/".join(e.parts), "not inside a class folder") for e in entries if e.label is None]
+        train = _load_split(folder, [e for e in entries if e.label and e.split == "train"], image_size, skipped)
+        test = _load_split(folder, [e for e in entries if e.label and e.split == "test"], image_size, skipped)
     classes = sorted(train)
     if len(classes) < 2:
         raise ZipRejected(f"Found {len(classes)} class folder(s) with readable images; at least 2 are needed "

@@ -1,8 +1,9 @@
-"""Builders for the small image and zip files the tests feed to dlplay."""
+"""Builders for the small image and zip files the tests feed to dlplay, and helpers that watch processes."""
 import io
 import stat
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -47,8 +48,6 @@ def class_folders_zip(classes: dict[str, int], prefix: str = "", gray: bool = Fa
 
 def open_app_page(page: str):
     """An AppTest of app.py switched to `page` (e.g. 'app_pages/trainer.py'), checked for exceptions."""
-    from pathlib import Path
-
     from streamlit.testing.v1 import AppTest
 
     app = Path(__file__).resolve().parents[1] / "app.py"
@@ -61,3 +60,30 @@ def open_app_page(page: str):
 def by_label(widgets, label: str):
     """The widget of a kind (at.button, at.slider, ...) with this label."""
     return next(w for w in widgets if w.label == label)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, read from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -46,7 +46,7 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
     for i, run in enumerate(runs):
         colour, name = PALETTE[i % len(PALETTE)], text(run.label)
         if run.batches:
-            steps_per_epoch, stride = run.batches[0].steps_per_epoch, max(1, len(run.batches) // MAX_BATCH_POINTS)
+            steps_per_epoch, stride = run.batches[0].steps_per_epoch, -(-len(run.batches) // MAX_BATCH_POINTS)
             x = [b.step / steps_per_epoch for b in run.batches[::stride]]
             acc = smooth([b.accuracy for b in run.batches])[::stride]
             loss = smooth([b.loss for b in run.batches])[::stride]

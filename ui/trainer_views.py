@@ -2,6 +2,7 @@
 import math
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -12,7 +13,7 @@ from dlplay.evaluate import Evaluation
 from dlplay.explain import dead_relus, feature_maps, first_layer_filters, gradient_norms, to_uint8
 from dlplay.interpret import read_curves
 from dlplay.models import LayerRow
-from dlplay.runs import RunSnapshot
+from dlplay.jobs import RunSnapshot, RunStatus
 from ui import charts
 
 GRID_COLUMNS = 8
@@ -89,20 +90,63 @@ def summary_table(rows: list[LayerRow]) -> None:
     expander.caption(f"Total parameters: {total:,}. Softmax is applied inside the cross-entropy loss.")
 
 
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queue_message(snapshot: RunSnapshot) -> str:
+    """Where a queued run stands: its place in line and, when it can be estimated, when it should start."""
+    text = f"Queued: {ordinal(snapshot.queue_position)} in line for a training slot"
+    if snapshot.expected_start_seconds is not None:
+        text += f", expected to start in about {math.ceil(snapshot.expected_start_seconds)} s"
+    return text + ". Other learners' runs are training; you can cancel and keep changing settings."
+
+
 def progress(snapshot: RunSnapshot, epochs: int) -> None:
-    """Status line, progress bar with images/s and ETA."""
+    """Status line, progress bar with images/s and ETA (or the queue position while queued)."""
+    if snapshot.status is RunStatus.QUEUED:
+        st.progress(0.0, text="waiting")
+        st.info(queue_message(snapshot))
+        return
     fraction = snapshot.step / snapshot.total_steps if snapshot.total_steps else 0.0
     parts = [f"step {snapshot.step:,}/{snapshot.total_steps:,}"]
     if snapshot.batches:
         last = snapshot.batches[-1]
         parts += [f"epoch {last.epoch}/{epochs}", f"{last.images_per_sec:,.0f} images/s"]
-        if snapshot.active and snapshot.eta_seconds is not None:
+        if snapshot.eta_seconds is not None:
             parts.append(f"about {math.ceil(snapshot.eta_seconds)} s left")
     if snapshot.device_name:
         parts.append(f"on {snapshot.device_name}")
     st.progress(min(1.0, fraction), text=" · ".join(parts))
-    message = f"**{snapshot.status.capitalize()}.** {snapshot.message}"
-    {"diverged": st.error, "failed": st.error, "stopped": st.warning}.get(snapshot.status, st.caption)(message)
+    message = f"**{snapshot.status.value.capitalize()}.** {snapshot.message}"
+    alarming = (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.CRASHED)
+    (st.error if snapshot.status in alarming else st.warning if snapshot.status is RunStatus.STOPPED
+     else st.caption)(message)
+
+
+LIVE_FIGURE = "trainer.live_figure"
+
+
+def live_figure(run_id: str, snapshot: RunSnapshot) -> go.Figure:
+    """The live curves, rebuilt only when the run has reported something new since the last redraw."""
+    cached = st.session_state.get(LIVE_FIGURE)
+    if cached and cached[0] == (run_id, snapshot.version):
+        return cached[1]
+    figure = charts.training_curves([charts.Curves("this run", snapshot.batches, snapshot.epochs)])
+    st.session_state[LIVE_FIGURE] = ((run_id, snapshot.version), figure)
+    return figure
+
+
+def sidebar_progress(snapshot: RunSnapshot, epochs: int) -> None:
+    """A one-line view of the session's active run, shown on every page."""
+    if snapshot.status is RunStatus.QUEUED:
+        st.caption(f"Training run: {ordinal(snapshot.queue_position)} in line")
+        return
+    fraction = snapshot.step / snapshot.total_steps if snapshot.total_steps else 0.0
+    epoch = snapshot.batches[-1].epoch if snapshot.batches else 0
+    st.progress(min(1.0, fraction), text=f"Training run: epoch {epoch}/{epochs} ({snapshot.status.value})")
 
 
 def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:

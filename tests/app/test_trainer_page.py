@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dlplay.data import load_dataset
+from dlplay.jobs.spec import training_split
 from helpers import by_label, class_folders_zip, noise_png, open_app_page, zip_bytes
 
 REPO = Path(__file__).resolve().parents[2]
-RUN_KEY = "trainer.run"
+RUN_KEY = "state.run"
 
 
 def open_trainer() -> AppTest:
@@ -59,10 +61,11 @@ def test_imbalance_lab_with_a_weighted_sampler():
     click(at, "Train")
     run = at.session_state[RUN_KEY]
     assert run.config.shrunk_classes == (3, 8) and run.config.remedy == "weighted sampler" and not run.config.dropout
-    counts = run.train_set.labels.bincount().tolist()
+    train, _ = training_split(run.config, load_dataset("mnist5k"))  # what the worker trains on
+    counts = train.labels.bincount().tolist()
     assert counts[3] < counts[4] / 5 and counts[8] < counts[4] / 5
     poll_until(at, lambda a: not run_state(a).active)
-    assert run_state(at).status == "finished"
+    assert run_state(at).status == "finished" and run_state(at).train_size == len(train)
 
 
 def test_stop_mid_run_and_switching_pages_does_not_lose_it():
@@ -107,7 +110,7 @@ def test_seeded_runs_give_identical_curves():
         curves.append([b.loss for b in run_state(at).batches])
         at.run()
     assert curves[0] == curves[1] and len(curves[0]) > 10
-    assert len(at.session_state["trainer.runs"]) == 2
+    assert len(at.session_state["state.runs"]) == 2
 
 
 def upload(at: AppTest, data: bytes, name="photos.zip") -> AppTest:
@@ -217,3 +220,46 @@ def test_the_layer_builder_adds_moves_removes_and_refuses_impossible_stacks():
     click(at, "Train")
     poll_until(at, lambda a: not run_state(a).active)
     assert run_state(at).status == "finished" and at.session_state[RUN_KEY].config.model == "custom"
+
+
+@pytest.fixture
+def one_slot(monkeypatch):
+    """A server whose scheduler has a single training slot (whatever this machine has)."""
+    import streamlit as st
+    monkeypatch.setenv("DLPLAY_SLOTS", "1")
+    st.cache_resource.clear()  # the next page run starts a scheduler from these settings
+    yield
+    st.cache_resource.clear()
+
+
+def test_a_second_learner_waits_in_line_and_can_cancel(one_slot):
+    first, second = open_trainer(), open_trainer()
+    by_label(first.number_input, "Epochs").set_value(30).run()
+    click(first, "Train")
+    poll_until(first, lambda a: run_state(a).step >= 1)
+    click(second, "Train")
+    assert run_state(second).status == "queued"
+    assert any("Queued: 1st in line for a training slot" in box.value for box in second.info)
+    click(second, "Cancel")
+    assert run_state(second).status == "stopped" and "Cancelled" in run_state(second).message
+    click(first, "Stop")
+    poll_until(first, lambda a: not run_state(a).active)
+
+
+def test_a_worker_that_dies_is_reported_and_the_run_resumes_from_its_checkpoint():
+    import os
+    import signal
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(3).run()
+    click(at, "Train")
+    job = at.session_state[RUN_KEY]
+    poll_until(at, lambda a: run_state(a).checkpoint_epoch == 1 and job.handle.pid)
+    os.kill(job.handle.pid, signal.SIGKILL)
+    poll_until(at, lambda a: not run_state(a).active)
+    at.run()
+    assert any("The training process stopped unexpectedly; resume from epoch 2" in e.value for e in at.error)
+    click(at, "Resume from epoch 2")
+    poll_until(at, lambda a: not run_state(a).active)
+    snap = run_state(at)
+    assert snap.status == "finished" and [e.epoch for e in snap.epochs] == [1, 2, 3]
+    assert at.session_state[RUN_KEY].run_id == job.run_id and job.run_id in at.query_params["run"]

@@ -1,75 +1,29 @@
 """Browser: `streamlit run app.py` headless on a free port, opened in headless Chromium through Playwright."""
-import contextlib
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("DLPLAY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from helpers import alive, descendants
+from serving import REPO, SCRIPT_DONE, launch_chromium, open_page, streamlit_server
+
 SCREENSHOTS = Path(os.environ.get("DLPLAY_SCREENSHOT_DIR", REPO / "tests" / "browser" / "screenshots"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def streamlit_server():
-    """`streamlit run app.py` headless on a free localhost port; yields its URL."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("streamlit did not start:\n" + server.stdout.read().decode()) from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 @pytest.fixture(scope="module")
 def app_url():
-    with streamlit_server() as url:
+    with streamlit_server() as (url, _server):
         yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch_chromium(p)
         yield chromium
         chromium.close()
-
-
-def open_page(browser, url: str, height: int = 1900):
-    """Open `url` and wait until the Streamlit script has finished running."""
-    page = browser.new_page(viewport={"width": 1300, "height": height})
-    page.goto(url)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=120_000)
-    return page
 
 
 def test_home_page_in_a_real_browser(app_url, browser):
@@ -78,14 +32,14 @@ def test_home_page_in_a_real_browser(app_url, browser):
     page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     expect(page.locator('[data-testid="stImageContainer"] img')).to_have_count(20)  # the digit preview grid
-    assert "CPU" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Device:" in page.locator('[data-testid="stSidebar"]').inner_text()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"))
     page.close()
 
 
 def test_a_page_url_opened_first_on_a_fresh_server_goes_through_the_router(browser):
-    with streamlit_server() as url:
+    with streamlit_server() as (url, _server):
         page = open_page(browser, f"{url}/trainer", height=900)
         page.get_by_text("1. Data").wait_for(timeout=60_000)
         sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
@@ -99,7 +53,7 @@ def test_train_one_epoch_and_see_the_curves(app_url, browser):
     epochs = page.get_by_label("Epochs")
     epochs.fill("1")
     epochs.press("Enter")
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120_000)
     accuracy = page.locator('[data-testid="stMetricValue"]').first.inner_text()
@@ -162,3 +116,26 @@ def test_math_pages_draw_their_content(app_url, browser, path, heading, drawn):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{path}.png"))
     page.close()
+
+
+def test_training_runs_in_a_worker_and_no_process_outlives_the_server(browser, tmp_path):
+    with streamlit_server(env={"DLPLAY_RUNS_DIR": str(tmp_path)}) as (url, server):
+        page = open_page(browser, f"{url}/trainer", height=1600)
+        epochs = page.get_by_label("Epochs")
+        epochs.fill("30")
+        epochs.press("Enter")
+        page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text("images/s").first.wait_for(timeout=60_000)  # training, in a worker process
+        page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).first.click()  # elsewhere: a badge
+        expect(page.locator('[data-testid="stSidebar"]').get_by_text("Training run: epoch")).to_be_visible(
+            timeout=30_000)
+        family = descendants(server.pid)
+        assert len(family) >= 2  # the worker pool's forkserver and the training worker
+        server.terminate()
+        server.wait(30)
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in family):
+            assert time.monotonic() < deadline, f"left behind: {[p for p in family if alive(p)]}"
+            time.sleep(0.2)
+        page.close()

@@ -1,11 +1,14 @@
 """The layer builder: the article's stack rebuilt exactly, invalid stacks refused by name, custom models saved."""
+import json
+
 import pytest
 import torch
 
 from dlplay.builder import ARTICLE_STACK, LayerSpec, StackError
 from dlplay.checkpoint import ModelCard, load_model, save_model
+from dlplay.jobs.runner import MODEL_FILE, JobRunner
+from dlplay.jobs.spec import DataRef, JobSpec, RunConfig
 from dlplay.models import build_model, summary
-from dlplay.runs import RunConfig, RunSlots, TrainingRun, config_from_plain, config_to_plain
 
 
 def test_the_article_stack_matches_the_article_model():
@@ -49,11 +52,13 @@ def test_a_custom_model_saves_and_loads(tmp_path):
     assert torch.allclose(model.eval()(x), loaded(x))
 
 
-def test_a_custom_run_trains_and_its_config_round_trips(mnist5k):
+def test_a_custom_run_trains_and_its_config_round_trips(mnist5k, tmp_path):
     config = RunConfig(model="custom", epochs=1, stack=(LayerSpec("conv", 8), LayerSpec("pool"),
                                                        LayerSpec("dense", 32)))
-    assert config_from_plain(config_to_plain(config)) == config
-    run = TrainingRun(config, mnist5k, RunSlots(1)).start()
-    run.join(120)
-    assert run.snapshot().status == "finished" and run.snapshot().evaluation.accuracy > 0.8
-    assert run.card().stack == (("conv", 8), ("pool", 0), ("dense", 32))
+    assert RunConfig.from_plain(json.loads(json.dumps(config.to_plain()))) == config
+    files = {}
+    spec = JobSpec("0123456789ab", config, DataRef("mnist5k"), threads=torch.get_num_threads())
+    JobRunner(spec, mnist5k, lambda event: None, files.__setitem__).run()
+    (tmp_path / MODEL_FILE).write_bytes(files[MODEL_FILE])
+    _, card = load_model(tmp_path / MODEL_FILE)
+    assert card.test_accuracy > 0.8 and card.stack == (("conv", 8), ("pool", 0), ("dense", 32))

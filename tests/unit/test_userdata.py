@@ -1,22 +1,23 @@
 """Importing a user's zip of class folders: layouts that must work and archives that must be refused."""
 import io
+import tempfile
 
 import pytest
 import torch
 
-from dlplay.userdata import ZipLimits, ZipRejected, import_zip
+from dlplay.userdata import ZipLimits, ZipRejected, extract_zip, import_zip
 from helpers import class_folders_zip, image_bytes, noise_png, zip_bytes
 
 
-def load(data: bytes, tmp_path, **kwargs):
-    return import_zip(io.BytesIO(data), tmp_path / "session" / "upload", **kwargs)
+def load(data: bytes, **kwargs):
+    return import_zip(io.BytesIO(data), **kwargs)
 
 
-def test_class_folders_with_wrapper_macos_and_hidden_files(tmp_path):
+def test_class_folders_with_wrapper_macos_and_hidden_files():
     data = class_folders_zip({"cats": 10, "dogs": 10}, prefix="pets/",
                              extra={"__MACOSX/pets/cats/._0.png": b"junk", "pets/.DS_Store": b"junk",
                                     "pets/cats/.hidden.png": b"junk", "pets/readme.txt": b"hello"})
-    result = load(data, tmp_path, image_size=32)
+    result = load(data, image_size=32)
     data_set = result.dataset
     assert data_set.class_names == ("cats", "dogs") and data_set.input_shape == (3, 32, 32)
     assert (len(data_set.train), len(data_set.test)) == (16, 4)  # 20% of each class held out
@@ -24,32 +25,32 @@ def test_class_folders_with_wrapper_macos_and_hidden_files(tmp_path):
     assert result.skipped == [("pets/readme.txt", "not inside a class folder")]
 
 
-def test_train_and_test_folders_are_used_as_given(tmp_path):
+def test_train_and_test_folders_are_used_as_given():
     files = {f"train/{c}/{i}.png": noise_png(i + 10 * k) for k, c in enumerate("ab") for i in range(5)}
     files |= {f"test/{c}/{i}.png": noise_png(100 + i + 10 * k) for k, c in enumerate("ab") for i in range(2)}
-    result = load(zip_bytes(files), tmp_path)
+    result = load(zip_bytes(files))
     assert (len(result.dataset.train), len(result.dataset.test)) == (10, 4)
     assert result.dataset.class_names == ("a", "b")
 
 
-def test_grayscale_images_give_one_channel(tmp_path):
-    result = load(class_folders_zip({"0": 3, "1": 3}, gray=True), tmp_path, image_size=28)
+def test_grayscale_images_give_one_channel():
+    result = load(class_folders_zip({"0": 3, "1": 3}, gray=True), image_size=28)
     assert result.dataset.input_shape == (1, 28, 28)
 
 
-def test_corrupt_images_are_listed_and_skipped(tmp_path):
+def test_corrupt_images_are_listed_and_skipped():
     data = class_folders_zip({"cats": 4, "dogs": 4}, extra={"cats/broken.png": b"\x89PNG\r\n\x1a\nnot really",
                                                               "dogs/empty.jpg": b""})
-    result = load(data, tmp_path)
+    result = load(data)
     assert len(result.dataset.train) + len(result.dataset.test) == 8
     reasons = dict(result.skipped)
     assert "truncated or corrupt" in reasons["cats/broken.png"] and "empty" in reasons["dogs/empty.jpg"]
 
 
-def test_html_like_class_names_are_kept_verbatim(tmp_path):
+def test_html_like_class_names_are_kept_verbatim():
     name = "<img src=x onerror=alert(1)> <b>bold"  # no "/": that would be a sub-folder
     result = load(zip_bytes({f"{name}/{i}.png": noise_png(i) for i in range(3)} |
-                            {f"plain/{i}.png": noise_png(9 + i) for i in range(3)}), tmp_path)
+                            {f"plain/{i}.png": noise_png(9 + i) for i in range(3)}))
     assert name in result.dataset.class_names
 
 
@@ -57,35 +58,45 @@ def test_html_like_class_names_are_kept_verbatim(tmp_path):
 def test_paths_escaping_the_folder_are_refused(tmp_path, member):
     data = zip_bytes({"cats/0.png": noise_png(0), "dogs/0.png": noise_png(1), member: noise_png(2)})
     with pytest.raises(ZipRejected, match="escapes its folder"):
-        load(data, tmp_path)
-    assert not (tmp_path / "evil.png").exists() and not (tmp_path / "session" / "evil.png").exists()
+        extract_zip(io.BytesIO(data), tmp_path / "session" / "upload")
+    assert not list(tmp_path.rglob("evil.png"))
+    with pytest.raises(ZipRejected, match="escapes its folder"):
+        load(data)
 
 
-def test_symlinks_are_refused(tmp_path):
+def test_symlinks_are_refused():
     data = zip_bytes({"cats/0.png": noise_png(0), "dogs/0.png": noise_png(1)}, symlinks={"cats/link.png": "/etc/passwd"})
     with pytest.raises(ZipRejected, match="symbolic link"):
-        load(data, tmp_path)
+        load(data)
 
 
-def test_too_many_files_is_refused(tmp_path):
+def test_too_many_files_is_refused():
     with pytest.raises(ZipRejected, match="12 entries; the limit is 10"):
-        load(class_folders_zip({"a": 6, "b": 6}), tmp_path, limits=ZipLimits(max_entries=10))
+        load(class_folders_zip({"a": 6, "b": 6}), limits=ZipLimits(max_entries=10))
 
 
-def test_a_zip_bomb_is_stopped_while_extracting(tmp_path):
+def test_a_zip_bomb_is_stopped_while_extracting():
     bomb = zip_bytes({"a/0.png": b"\x00" * (5 * 1024 * 1024), "b/0.png": noise_png(0)})
     assert len(bomb) < 50_000
     with pytest.raises(ZipRejected, match="zip bomb"):
-        load(bomb, tmp_path)
+        load(bomb)
     with pytest.raises(ZipRejected, match="larger than"):
-        load(bomb, tmp_path, limits=ZipLimits(max_member_bytes=1024 * 1024, max_ratio=1e9))
+        load(bomb, limits=ZipLimits(max_member_bytes=1024 * 1024, max_ratio=1e9))
 
 
-def test_one_class_is_a_clear_error(tmp_path):
+def test_one_class_is_a_clear_error():
     with pytest.raises(ZipRejected, match="at least 2 are needed"):
-        load(class_folders_zip({"cats": 5}), tmp_path)
+        load(class_folders_zip({"cats": 5}))
 
 
-def test_not_a_zip_is_a_clear_error(tmp_path):
+def test_not_a_zip_is_a_clear_error():
     with pytest.raises(ZipRejected, match="not a readable .zip"):
-        load(image_bytes(), tmp_path)
+        load(image_bytes())
+
+
+def test_nothing_extracted_stays_on_disk_after_an_import_or_a_refusal(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where import_zip's scratch folder goes
+    load(class_folders_zip({"a": 3, "b": 3}))
+    with pytest.raises(ZipRejected):
+        load(class_folders_zip({"only": 3}))
+    assert list(tmp_path.iterdir()) == []

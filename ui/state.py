@@ -1,0 +1,68 @@
+"""One home for what pages share: cached server-wide resources (datasets, the training scheduler) and this
+session's runs. Pages ask here instead of reaching into st.session_state with string keys."""
+import atexit
+import uuid
+
+import streamlit as st
+
+from dlplay.data import Dataset, load_dataset, read_dataset
+from dlplay.jobs import Job, Scheduler, ServerSettings, start_scheduler
+
+SESSION, RUN, RUNS, DATASETS = "state.session", "state.run", "state.runs", "state.run_datasets"
+MAX_KEPT_RUNS = 10
+
+
+@st.cache_resource(show_spinner=False)
+def scheduler() -> Scheduler:
+    """The server's one training scheduler; its workers end with the server. Bad settings raise SettingError."""
+    started = start_scheduler(ServerSettings.from_env())
+    atexit.register(started.shutdown)
+    return started
+
+
+@st.cache_resource(show_spinner="Loading the dataset (the first time it is downloaded)...")
+def dataset(name: str) -> Dataset:
+    """A registered dataset, loaded once per server and shared read-only."""
+    return load_dataset(name)
+
+
+def session_id() -> str:
+    """This browser session's id: the owner of its training runs."""
+    return st.session_state.setdefault(SESSION, uuid.uuid4().hex)
+
+
+def current_run() -> Job | None:
+    """The run this session started last (or found again through the URL)."""
+    return st.session_state.get(RUN)
+
+
+def set_current_run(job: Job) -> None:
+    """Make `job` the session's current run."""
+    st.session_state[RUN] = job
+
+
+def finished_runs() -> list[Job]:
+    """This session's ended runs, oldest first (at most MAX_KEPT_RUNS)."""
+    return st.session_state.get(RUNS, [])
+
+
+def keep_finished(job: Job) -> None:
+    """Add an ended run to the session's list (the oldest is dropped past MAX_KEPT_RUNS; its files go with it)."""
+    runs = st.session_state.setdefault(RUNS, [])
+    if job not in runs:
+        runs.append(job)
+        del runs[:-MAX_KEPT_RUNS]
+
+
+def user_dataset(key: str) -> Dataset:
+    """A user's images stored in the run store under `key`, read once per session (and released with it)."""
+    cached = st.session_state.setdefault(DATASETS, {})
+    if key not in cached:
+        cached[key] = read_dataset(scheduler().store.dataset_file(key))
+    return cached[key]
+
+
+def run_dataset(job: Job) -> Dataset:
+    """The dataset a run trained on: a registered one, or the user's images from the run store."""
+    key = job.spec.data.file_key
+    return dataset(job.spec.data.name) if key is None else user_dataset(key)
