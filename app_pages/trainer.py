@@ -190,7 +190,9 @@ def live_view(job: Job) -> None:
     job.touch()
     snapshot = job.snapshot()
     views.progress(snapshot, job.config.epochs)
-    st.plotly_chart(views.live_figure(job.run_id, snapshot), key="trainer.live_chart")
+    if snapshot.status is not RunStatus.QUEUED:  # a static plot while training: a third less work for the browser
+        st.plotly_chart(views.live_figure(job.run_id, snapshot), key="trainer.live_chart",
+                        config={"staticPlot": snapshot.active})
     if not snapshot.active and job not in state.finished_runs():
         state.keep_finished(job)
         st.rerun()
@@ -200,20 +202,20 @@ def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registere
     """Train, pause / resume, stop (or cancel while queued), and resume after a crash."""
     snapshot = job.snapshot() if job else None
     active = bool(snapshot and snapshot.active)
-    a, b, c, _ = st.columns([1, 1, 1, 3])
-    if a.button("Train", type="primary", disabled=active):
+    row = st.container(horizontal=True)  # buttons side by side, each as wide as its label
+    if row.button("Train", type="primary", disabled=active):
         start_run(config, dataset, registered)
     command = None
     if active and snapshot.status is RunStatus.QUEUED:
-        command = job.stop if b.button("Cancel") else None
+        command = job.stop if row.button("Cancel") else None
     elif active:
         paused = snapshot.status is RunStatus.PAUSED
-        if b.button("Resume" if paused else "Pause"):
+        if row.button("Resume" if paused else "Pause"):
             command = job.resume if paused else job.pause
-        if c.button("Stop"):
+        if row.button("Stop"):
             command = job.stop
     elif snapshot and snapshot.status is RunStatus.CRASHED and 0 < snapshot.checkpoint_epoch:
-        if b.button(f"Resume from epoch {snapshot.checkpoint_epoch + 1}"):
+        if row.button(f"Resume from epoch {snapshot.checkpoint_epoch + 1}"):
             resume_from_checkpoint(job.run_id, state.scheduler().store.resume_point(job.run_id))
     if command:
         command()
@@ -278,17 +280,22 @@ if run is None:
     st.info("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop CPU.")
 else:
     active = run.snapshot().active
-    st.fragment(run_every=2.0 if active else None)(live_view)(run)
+    st.fragment(run_every=views.LIVE_REFRESH_SECONDS if active else None)(live_view)(run)
     final = run.snapshot()
     if not final.active and final.evaluation is not None:
         run_data = state.run_dataset(run)
         views.results(final.evaluation, final)
+        # Lazy tabs: only the open one runs (looking inside the network costs the server a few forward passes).
         confusion_tab, mistakes_tab, inside_tab = st.tabs(["Confusion matrix", "Most confident mistakes",
-                                                            "Inside the network"])
-        with confusion_tab:
-            views.confusion_section(final.evaluation, run_data, key=f"trainer.cell.{run.run_id}")
-        with mistakes_tab:
-            views.mistakes_section(final.evaluation, run_data)
-        with inside_tab:
-            views.inside_section(run.model()[0], run_data, pick_device("cpu"))
+                                                            "Inside the network"], on_change="rerun",
+                                                           key="trainer.results_tab")
+        if confusion_tab.open:
+            with confusion_tab:
+                views.confusion_section(final.evaluation, run_data, key=f"trainer.cell.{run.run_id}")
+        if mistakes_tab.open:
+            with mistakes_tab:
+                views.mistakes_section(final.evaluation, run_data)
+        if inside_tab.open:
+            with inside_tab:
+                views.inside_section(run.model()[0], run_data, pick_device("cpu"))
 runs_section()

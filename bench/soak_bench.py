@@ -4,7 +4,8 @@ after: both should come back near where they started.
 
 Run: python bench/soak_bench.py [--sessions 50]
 The server runs with --server.disconnectedSessionTTL 5, so a closed tab's session is dropped 5 s later instead of
-Streamlit's default 120 s (what is measured is whether anything outlives the session, not how long Streamlit waits).
+Streamlit's default 120 s (what is measured is whether anything outlives the session, not how long Streamlit waits);
+"after" is read once the server's once-a-minute garbage collection (ui/state.py) has run.
 """
 import argparse
 import io
@@ -21,7 +22,8 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "browser")]
 from helpers import descendants  # noqa: E402
-from serving import SCRIPT_DONE, launch_chromium, streamlit_server  # noqa: E402
+from serving import SCRIPT_DONE, launch_chromium, press_train, streamlit_server  # noqa: E402
+from ui.state import GC_SECONDS  # noqa: E402
 
 TTL_SECONDS = 5
 
@@ -63,12 +65,12 @@ def learner(browser, url: str, zip_path: Path) -> None:
     page.get_by_text("your own images: a .zip of class folders").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(zip_path))
     page.get_by_text("2 classes").first.wait_for(timeout=120_000)
-    epochs = page.get_by_label("Epochs")
-    epochs.fill("1")
-    epochs.press("Enter")
-    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120_000)
+    press_train(page, epochs=1)
+    try:
+        page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / "soak-failure.png"), full_page=True)
+        raise
     context.close()
 
 
@@ -101,6 +103,7 @@ def main() -> None:
         context.new_page().goto(url)
         time.sleep(3)
         context.close()
+        time.sleep(GC_SECONDS + 5)
         disk1, rss1 = disk_bytes(runs_dir), rss_mb(server.pid)
         children1 = sum(rss_mb(pid) for pid in descendants(server.pid))
         browser.close()

@@ -5,9 +5,9 @@ Run: python bench/trainer_page_bench.py [--repeats 3]
 - CLI: `python -m dlplay train` with the page's default settings (small-cnn on mnist5k, batch 64, AdamW 3e-3,
   one-cycle, light augmentation, 3 epochs).
 - page (live view): the page's code path as a browser drives it: the run goes to the scheduler, a worker process
-  trains, and this process (the server) does the live fragment's work once a second (snapshot; the figure, rebuilt
-  only when new data came; its Plotly JSON, as st.plotly_chart sends it).
-- page (AppTest, full reruns): press Train in Streamlit's AppTest and rerun the *whole* page once a second until the
+  trains, and this process (the server) does the live fragment's work every LIVE_REFRESH_SECONDS (snapshot; the
+  figure, rebuilt only when new data came; its Plotly JSON, as st.plotly_chart sends it).
+- page (AppTest, full reruns): press Train in Streamlit's AppTest and rerun the *whole* page as often until the
   run ends (a browser reruns only the fragment, so this is a pessimistic bound).
 All report per-epoch images/s; the script prints the medians and their ratios to the CLI. Then the cost of one
 live-view rerun for a long run (1,710 batches): with new data (figure rebuilt) and without (figure reused).
@@ -32,6 +32,7 @@ from dlplay.jobs import RunConfig, RunStore, Scheduler  # noqa: E402
 from dlplay.jobs.local import LocalBackend  # noqa: E402
 from dlplay.train import BatchEvent  # noqa: E402
 from ui import charts  # noqa: E402
+from ui.trainer_views import LIVE_REFRESH_SECONDS  # noqa: E402
 
 EPOCHS = 3
 CLI = [sys.executable, "-m", "dlplay", "train", "--dataset", "mnist5k", "--model", "small-cnn", "--epochs",
@@ -44,7 +45,7 @@ def live_view_epochs(scheduler: Scheduler) -> list[float]:
     job = scheduler.submit(RunConfig(epochs=EPOCHS), load_dataset("mnist5k"), "bench", registered=True)
     drawn = None
     while (snapshot := job.snapshot()).active:
-        time.sleep(1.0)
+        time.sleep(LIVE_REFRESH_SECONDS)
         if snapshot.version != drawn:  # as views.live_figure: rebuild only on new data
             figure, drawn = charts.training_curves([charts.Curves("this run", snapshot.batches, snapshot.epochs)]), \
                 snapshot.version
@@ -60,7 +61,7 @@ def page_epochs() -> list[float]:
     next(b for b in at.button if b.label == "Train").click().run()
     job = at.session_state["state.run"]
     while job.snapshot().active:
-        time.sleep(1.0)
+        time.sleep(LIVE_REFRESH_SECONDS)
         at.run()
     return [e.images_per_sec for e in job.snapshot().epochs]
 

@@ -1,6 +1,9 @@
 """One home for what pages share: cached server-wide resources (datasets, the training scheduler) and this
 session's runs. Pages ask here instead of reaching into st.session_state with string keys."""
 import atexit
+import gc
+import threading
+import time
 import uuid
 
 import streamlit as st
@@ -10,6 +13,15 @@ from dlplay.jobs import Job, Scheduler, ServerSettings, start_scheduler
 
 SESSION, RUN, RUNS, DATASETS = "state.session", "state.run", "state.runs", "state.run_datasets"
 MAX_KEPT_RUNS = 10
+GC_SECONDS = 60.0  # a full garbage collection this often (.streamlit/config.toml turns off the one after each rerun)
+
+
+def collect_garbage_now_and_then() -> None:
+    """Free ended sessions (their state is full of reference cycles) once a minute instead of after every rerun:
+    a full collection holds the GIL for 0.1-0.4 s with torch loaded, and a training page reruns every 2 s."""
+    while True:
+        time.sleep(GC_SECONDS)
+        gc.collect()
 
 
 @st.cache_resource(show_spinner=False)
@@ -17,6 +29,7 @@ def scheduler() -> Scheduler:
     """The server's one training scheduler; its workers end with the server. Bad settings raise SettingError."""
     started = start_scheduler(ServerSettings.from_env())
     atexit.register(started.shutdown)
+    threading.Thread(target=collect_garbage_now_and_then, daemon=True, name="dlplay-gc").start()
     return started
 
 

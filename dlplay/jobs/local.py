@@ -15,6 +15,9 @@ from .progress import Progress
 from .spec import JobSpec
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds dlplay/, for the zygote's imports
+# The zygote must never start CUDA (a forked child cannot use a parent's CUDA): if anything asks whether CUDA is
+# there, NVML answers without touching the CUDA runtime.
+ZYGOTE_ENV = {"PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
 
 
 class LocalHandle:
@@ -79,7 +82,7 @@ class LocalBackend:
         path = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
         self._zygote = subprocess.Popen([sys.executable, "-m", "dlplay.jobs.worker", str(theirs.fileno())],
                                         stdin=subprocess.PIPE, pass_fds=(theirs.fileno(),),
-                                        env={**os.environ, "PYTHONPATH": path})
+                                        env={**os.environ, "PYTHONPATH": path, **ZYGOTE_ENV})
         theirs.close()
         self._control = ours
 

@@ -35,13 +35,13 @@ class TrainingActor:
         """Prepare the job from its spec (and the dataset and checkpoint files' contents), then train on a thread."""
         spec = JobSpec.from_plain(spec_plain)
         torch.set_num_threads(spec.threads)
-        scratch = Path(tempfile.mkdtemp(prefix="dlplay-ray-"))
         try:
-            if dataset is not None:
-                write_atomically(scratch / "dataset.safetensors", dataset)
-            data = read_dataset(scratch / "dataset.safetensors") if dataset is not None else load_dataset(
-                spec.data.name)
-            resume = read_resume_point(write_atomically(scratch / STATE_FILE, state)) if state is not None else None
+            with tempfile.TemporaryDirectory(prefix="dlplay-ray-") as scratch:  # read into memory, then gone
+                if dataset is not None:
+                    data = read_dataset(write_atomically(Path(scratch) / "dataset.safetensors", dataset))
+                else:
+                    data = load_dataset(spec.data.name)
+                resume = read_resume_point(write_atomically(Path(scratch) / STATE_FILE, state)) if state else None
             self._runner = JobRunner(spec, data, self._emit, self._deliver, resume)
         except Exception as err:  # the data or the model could not be prepared: one sentence for the page
             self._emit({"type": "done", "status": RunStatus.FAILED.value, "message": f"Training could not start: {err}"})

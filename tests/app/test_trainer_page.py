@@ -46,8 +46,11 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy(tmp_path):
     assert float(metrics["Test accuracy"].rstrip("%")) >= 90.0
     assert any("no sign of overfitting" in box.value or "points above" in box.value for box in at.info)
     assert "Runs" in [h.value for h in at.header][-1]
+    assert "First-layer filters" not in " ".join(m.value for m in at.markdown)  # tabs run only when open
+    at.session_state["trainer.results_tab"] = "Inside the network"  # the learner opens the look-inside tab
+    at.run()
     text = " ".join(m.value for m in at.markdown)
-    assert "First-layer filters" in text and "Dead ReLUs" in text  # the look-inside tab
+    assert "First-layer filters" in text and "Dead ReLUs" in text
     by_label(at.slider, "Test image").set_value(7).run()
     assert not at.exception
 

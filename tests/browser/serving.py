@@ -59,3 +59,12 @@ def open_page(browser, url: str, height: int = 1900):
     page.goto(url)
     page.wait_for_selector(SCRIPT_DONE, timeout=120_000)
     return page
+
+
+def press_train(page, epochs: int) -> None:
+    """On the trainer page: set the number of epochs, wait for the rerun, press Train."""
+    field = page.get_by_label("Epochs")
+    field.fill(str(epochs))
+    field.press("Enter")
+    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).click()

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from helpers import alive, descendants
-from serving import REPO, SCRIPT_DONE, launch_chromium, open_page, streamlit_server
+from serving import REPO, launch_chromium, open_page, press_train, streamlit_server
 
 SCREENSHOTS = Path(os.environ.get("DLPLAY_SCREENSHOT_DIR", REPO / "tests" / "browser" / "screenshots"))
 
@@ -50,11 +50,7 @@ def test_a_page_url_opened_first_on_a_fresh_server_goes_through_the_router(brows
 
 def test_train_one_epoch_and_see_the_curves(app_url, browser):
     page = open_page(browser, f"{app_url}/trainer", height=3600)
-    epochs = page.get_by_label("Epochs")
-    epochs.fill("1")
-    epochs.press("Enter")
-    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
-    page.get_by_role("button", name="Train", exact=True).click()
+    press_train(page, epochs=1)
     page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120_000)
     accuracy = page.locator('[data-testid="stMetricValue"]').first.inner_text()
     assert float(accuracy.rstrip("%")) >= 90.0
@@ -121,11 +117,7 @@ def test_math_pages_draw_their_content(app_url, browser, path, heading, drawn):
 def test_training_runs_in_a_worker_and_no_process_outlives_the_server(browser, tmp_path):
     with streamlit_server(env={"DLPLAY_RUNS_DIR": str(tmp_path)}) as (url, server):
         page = open_page(browser, f"{url}/trainer", height=1600)
-        epochs = page.get_by_label("Epochs")
-        epochs.fill("30")
-        epochs.press("Enter")
-        page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
-        page.get_by_role("button", name="Train", exact=True).click()
+        press_train(page, epochs=30)
         page.get_by_text("images/s").first.wait_for(timeout=60_000)  # training, in a worker process
         page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).first.click()  # elsewhere: a badge
         expect(page.locator('[data-testid="stSidebar"]').get_by_text("Training run: epoch")).to_be_visible(
