@@ -3,8 +3,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.activations import (ACTIVATIONS, INITS, activation_race, curve, deep_mlp, gradient_flow, read_flow,
-                                softmax_with_temperature)
+from dlplay.activations import (ACTIVATIONS, INITS, activation_race, curve, deep_mlp, gradient_flow, read_dead_units,
+                                read_flow, softmax_with_temperature)
 from dlplay.data import Dataset, ImageSet, load_dataset
 from dlplay.device import pick_device
 from ui import charts
@@ -79,9 +79,7 @@ def flow_section() -> None:
     spread.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                          title="activation values per layer", xaxis_title="hidden layer")
     right.plotly_chart(spread)
-    dead = sum(flow.dead_fraction) / len(flow.dead_fraction)
-    st.caption(f"Dead units (output 0 for all 128 images): {dead:.1%} on average over the layers"
-               + (" — only ReLU-like activations can die." if activation not in ("ReLU", "LeakyReLU") else "."))
+    st.caption(read_dead_units(activation, sum(flow.dead_fraction) / len(flow.dead_fraction)))
 
 
 def race_section() -> None:

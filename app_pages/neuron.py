@@ -6,20 +6,32 @@ import streamlit as st
 import torch
 
 from dlplay.neuron import (ARTICLE_INPUT, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, Network, activate,
-                           autograd_gradients, backward, finite_difference_gradients, forward, one_hot, random_network,
-                           sgd_step, train)
+                           autograd_gradients, backward, binary_batch, finite_difference_gradients, forward,
+                           loss_terms, one_hot, random_network, sgd_step, train)
 from ui.latex import matrix, number
 
 NET, VERSION, LAST = "neuron.net", "neuron.version", "neuron.last_loss"  # keys no widget owns
 STAGES = ("forward", "loss", "backward", "update")
 SLIPS = pd.DataFrame({
-    "where": ["§3.2, §4.3", "§4.2", "§4.2", "§4.2", "§3.2"],
-    "the article writes": ["hidden-layer gradient a₂·(ŷ₁ − y₁)", "ReLU derivative = aᵢ (for z > 0)",
-                           "sigmoid ∂L/∂z = aᵢ(1 − aᵢ), tanh ∂L/∂z = 1 − aᵢ² (no upstream ∂L/∂a)",
-                           "tanh derivative = aᵢ(1 − aᵢ²)", "weight update without the aⱼ factor"],
-    "correct": ["δ₁ = (W₂ᵀ δ₂) ⊙ f′(z₁): every output's error, weighted by its weight, times the gate",
-                "ReLU′(z) = 1 for z > 0 and 0 otherwise", "∂L/∂z = ∂L/∂a · f′(z): the upstream gradient multiplies",
-                "tanh′(z) = 1 − aᵢ²", "∂L/∂wᵢⱼ = δᵢ · aⱼ, so wᵢⱼ ← wᵢⱼ − α δᵢ aⱼ"]})
+    "where": ["§3.2", "§3.2", "§3.2", "§3.3", "§4.2", "§4.2", "§4.2"],
+    "the article writes": [
+        "hidden-layer gradients ∂L/∂z₁ = a₂·(ŷ₁ − y₁), ∂L/∂z₂ = a₂·(ŷ₂ − y₂), ∂L/∂z₃ = a₃·(ŷ₁ − y₁)",
+        "∂L/∂z₄ = a₄(ŷ₁ − y₁) + a₅(ŷ₂ − y₂)",
+        "weight update W₄₁ ← W₄₁ − α·∂L/∂z₄ (no aⱼ factor)",
+        "Adam “combines SGD and the momentum method”",
+        "ReLU: ∂L/∂zᵢ = aᵢ for zᵢ > 0",
+        "sigmoid: ∂L/∂zᵢ = aᵢ(1 − aᵢ)",
+        "tanh: ∂L/∂zᵢ = aᵢ(1 − aᵢ²)"],
+    "correct": [
+        "δ₁ = (W₂ᵀ δ₂) ⊙ f′(z₁): every output's error, weighted by its weight, times the unit's slope",
+        "z₄ is an output unit, so ∂L/∂z₄ = ŷ₁ − y₁ (as the line above it says); a sum over the outputs is what a "
+        "hidden unit's ∂L/∂aⱼ = Σₖ Wₖⱼ δₖ looks like",
+        "∂L/∂wᵢⱼ = δᵢ · aⱼ, so wᵢⱼ ← wᵢⱼ − α δᵢ aⱼ",
+        "Adam is momentum (the running mean m of the gradients) plus RMSprop-style scaling of each parameter's "
+        "step by √v̂ (the running mean of squared gradients), both bias-corrected",
+        "ReLU′(z) = 1 for z > 0 and 0 otherwise, and ∂L/∂zᵢ = ∂L/∂aᵢ · ReLU′(zᵢ)",
+        "∂L/∂zᵢ = ∂L/∂aᵢ · aᵢ(1 − aᵢ): the upstream gradient multiplies the slope",
+        "tanh′(z) = 1 − aᵢ², so ∂L/∂zᵢ = ∂L/∂aᵢ · (1 − aᵢ²)"]})
 
 
 def curve(name: str, z: float, a: float) -> go.Figure:
@@ -88,21 +100,51 @@ def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
 
 def forward_section(net: Network, x: torch.Tensor, y: torch.Tensor, f) -> None:
     st.subheader("Forward pass, layer by layer")
-    g = "softmax" if net.output == "softmax" else net.output
     st.latex(rf"z_1 = W_1 x + b_1 = {matrix(net.w1)} {matrix(x[0], 0)} + {matrix(net.b1)} = {matrix(f.z1[0])}")
     st.latex(rf"a_1 = \mathrm{{{net.hidden}}}(z_1) = {matrix(f.a1[0])}")
     st.latex(rf"z_2 = W_2 a_1 + b_2 = {matrix(net.w2)} {matrix(f.a1[0])} + {matrix(net.b2)} = {matrix(f.z2[0])}")
-    st.latex(rf"\hat y = \mathrm{{{g}}}(z_2) = {matrix(f.a2[0])}, \quad y = {matrix(y[0], 0)}")
-    if net.loss == "cross-entropy":
-        st.latex(rf"L = -\sum_k y_k \log \hat y_k = {number(float(f.loss), 4)}")
-    else:
-        st.latex(rf"L = \tfrac{{1}}{{2}} \sum_k (\hat y_k - y_k)^2 = {number(float(f.loss), 4)}")
+    st.latex(rf"\hat y = \mathrm{{{net.output}}}(z_2) = {matrix(f.a2[0])}, \quad y = {matrix(y[0], 0)}")
+
+
+# The loss formula, and one output's signed term with @p for ŷₖ, @t for yₖ and @k for the number of outputs K.
+LOSS_FORMULAS = {
+    ("cross-entropy", "softmax"): (r"L = -\sum_k y_k \log \hat y_k", r"-@t \cdot \log @p"),
+    ("cross-entropy", "sigmoid"): (r"L = -\tfrac{1}{K} \sum_k \big[y_k \log \hat y_k + (1 - y_k) \log(1 - \hat y_k)\big]",
+                                   r"-\tfrac{1}{@k}\big[@t \log @p + (1 - @t) \log(1 - @p)\big]"),
+    "mse": (r"L = \tfrac{1}{K} \sum_k (\hat y_k - y_k)^2", r"+\tfrac{1}{@k}(@p - @t)^2"),
+}
+
+
+def loss_section(net: Network, y: torch.Tensor, f) -> None:
+    st.subheader("The loss, term by term")
+    formula, term = LOSS_FORMULAS["mse"] if net.loss == "mse" else LOSS_FORMULAS[(net.loss, net.output)]
+    outputs = y.shape[1]
+    parts = [term.replace("@p", number(float(p))).replace("@t", number(float(t), 0)).replace("@k", str(outputs))
+             for p, t in zip(f.a2[0], y[0], strict=True)]
+    values = loss_terms(net.loss, net.output, f.a2, y)[0]
+    st.latex(rf"{formula}, \quad K = {outputs}")
+    st.latex("L = " + " ".join(parts).removeprefix("+") + " = " + " + ".join(number(float(v), 4) for v in values)
+             + rf" = {number(float(f.loss), 4)}")
+    if net.loss == "cross-entropy" and net.output == "sigmoid":
+        st.caption("With sigmoid outputs each output answers its own yes/no question, so the loss is binary "
+                   "cross-entropy per output: the wrong class's output is pushed towards 0 too.")
+
+
+def update_section(net: Network, grads, stepped: Network, lr: float) -> None:
+    st.subheader(f"The update: every weight moves against its gradient, α = {lr:g}")
+    st.latex(r"\theta \leftarrow \theta - \alpha \frac{\partial L}{\partial \theta}")
+    for name, label in (("w2", "W_2"), ("b2", "b_2"), ("w1", "W_1"), ("b1", "b_1")):
+        st.latex(rf"{label} \leftarrow {matrix(getattr(net, name))} - {number(lr, 2)} \cdot "
+                 rf"{matrix(getattr(grads, 'd' + name))} = {matrix(getattr(stepped, name))}")
 
 
 def backward_section(net: Network, x: torch.Tensor, f, grads) -> None:
     st.subheader("Backward pass: the chain rule, from the loss to every weight")
     if net.output == "softmax" and net.loss == "cross-entropy":
         st.latex(rf"\delta_2 = \frac{{\partial L}}{{\partial z_2}} = \hat y - y = {matrix(grads.dz2[0])}")
+    elif net.loss == "cross-entropy":  # sigmoid outputs with binary cross-entropy
+        st.latex(rf"\delta_2 = \frac{{\partial L}}{{\partial z_2}} = \tfrac{{1}}{{K}}(\hat y - y) = "
+                 rf"{matrix(grads.dz2[0])}")
     else:
         st.latex(rf"\delta_2 = \frac{{\partial L}}{{\partial z_2}} = J_{{\hat y}}(z_2)^\top "
                  rf"\frac{{\partial L}}{{\partial \hat y}} = {matrix(grads.dz2[0])}")
@@ -130,9 +172,8 @@ def check_section(net: Network, x: torch.Tensor, y: torch.Tensor, grads) -> None
                "compares them with torch.autograd and with central finite differences (h = 1e-6), in float64.")
 
 
-def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: float) -> None:
+def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: float, lr: float) -> None:
     st.subheader("One gradient step, then many")
-    lr = st.select_slider("Learning rate α", [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3)
     a, b = st.columns(2)
     a.metric("Loss", f"{loss_now:.4f}", delta=None if LAST not in st.session_state else
              f"{loss_now - st.session_state[LAST]:+.4f} after the last step", delta_color="inverse")
@@ -142,9 +183,7 @@ def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: f
         st.rerun()
     steps = st.slider("Train N steps", 1, 200, 50)
     _, single = train(net, x, y, lr, steps)
-    g = torch.Generator().manual_seed(1)
-    batch_x = torch.randint(0, 2, (8, 3), generator=g).to(torch.float64)  # 8 binary inputs like the article's x
-    batch_y = one_hot(torch.randint(0, 2, (8,), generator=g).tolist(), 2)
+    batch_x, batch_y = binary_batch(8, seed=1)
     _, batch = train(net, batch_x, batch_y, lr, steps)
     fig = go.Figure([go.Scatter(y=single, mode="lines", name="the article's single example"),
                      go.Scatter(y=batch, mode="lines", name="a batch of 8 examples")])
@@ -205,14 +244,20 @@ st.header("2. The article's network: 3 inputs → 3 hidden (ReLU) → 2 outputs 
 net, x, y = network_controls()
 f = forward(net, x, y)
 grads = backward(net, x, y, f)
-stage = st.radio("Step through the loop", STAGES, horizontal=True)
+a, b = st.columns([3, 1])
+stage = a.radio("Step through the loop", STAGES, horizontal=True)
+lr = b.select_slider("Learning rate α", [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3)
 st.graphviz_chart(loop_diagram(stage))
-if stage in ("forward", "loss"):
+if stage == "forward":
     forward_section(net, x, y, f)
-if stage in ("backward", "update"):
+elif stage == "loss":
+    loss_section(net, y, f)
+elif stage == "backward":
     backward_section(net, x, f, grads)
+else:
+    update_section(net, grads, sgd_step(net, grads, lr), lr)
 check_section(net, x, y, grads)
-training_section(net, x, y, float(f.loss))
+training_section(net, x, y, float(f.loss), lr)
 with st.expander("Where the article slips, and the correct formulas"):
     st.dataframe(SLIPS, hide_index=True)
     st.caption("The formulas on this page are the correct ones; the tests check each against autograd.")

@@ -1,21 +1,14 @@
 """Optimizers: real torch.optim optimizers racing on 2-D loss surfaces; learning rates; schedules; Adam by hand."""
+import math
+
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.optim2d import (OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, race, run,
-                            surface_gradient)
+from dlplay.optim2d import RACE_OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, race, run, surface_gradient
+from dlplay.schedules import SCHEDULES, lr_trace
 from ui import charts
 from ui.latex import matrix
-
-SCHEDULES = {
-    "constant": None,
-    "StepLR (×0.5 every 100 steps)": lambda opt, steps: torch.optim.lr_scheduler.StepLR(opt, 100, 0.5),
-    "exponential (×0.99 per step)": lambda opt, steps: torch.optim.lr_scheduler.ExponentialLR(opt, 0.99),
-    "cosine": lambda opt, steps: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
-    "one-cycle": lambda opt, steps: torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=steps),
-}
 
 
 def contour(surface, paths, upto: int) -> go.Figure:
@@ -39,9 +32,13 @@ def contour(surface, paths, upto: int) -> go.Figure:
 
 
 def loss_curves(paths) -> go.Figure:
+    """Each path's loss per step, on a log axis when the losses are positive and span more than two decades."""
     fig = go.Figure([go.Scatter(y=p.losses, mode="lines", name=p.name,
                                 line=dict(color=charts.PALETTE[i % len(charts.PALETTE)])) for i, p in enumerate(paths)])
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step", yaxis_title="loss")
+    finite = [v for p in paths for v in p.losses if math.isfinite(v)]
+    log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step",
+                      yaxis=dict(title="loss (log scale)" if log else "loss", type="log" if log else "linear"))
     return fig
 
 
@@ -52,7 +49,7 @@ BOUNDS = {"lr": (1e-6, 10.0), "betas": (0.0, 0.9999), "momentum": (0.0, 0.9999),
 
 def hyperparameters(name: str) -> dict:
     """Number inputs for every numeric setting of one optimizer (betas as two numbers), in one row."""
-    defaults = OPTIMIZERS[name][1]
+    defaults = RACE_OPTIMIZERS[name][1]
     fields = [(k, i, v) for k, value in defaults.items() if not isinstance(value, bool)
               for i, v in (enumerate(value) if isinstance(value, tuple) else [(None, value)])]
     columns = st.columns(len(fields) + 1)
@@ -77,39 +74,41 @@ def race_section() -> None:
     a.latex(rf"f(x, y) = {surface.formula}")
     x0 = b.slider("start x", float(surface.x_range[0]), float(surface.x_range[1]), float(surface.start[0]), 0.05)
     y0 = b.slider("start y", float(surface.y_range[0]), float(surface.y_range[1]), float(surface.start[1]), 0.05)
-    chosen = st.multiselect("Optimizers (torch.optim)", list(OPTIMIZERS), default=["SGD", "SGD + momentum", "Adam"])
+    chosen = st.multiselect("Optimizers (torch.optim)", list(RACE_OPTIMIZERS),
+                            default=["SGD", "SGD + momentum", "Adam"])
     with st.expander("Each optimizer's hyperparameters"):
         settings = {n: hyperparameters(n) for n in chosen}
-    rates = {n: settings[n]["lr"] for n in chosen}
     a, b, c = st.columns(3)
     steps = a.slider("Steps", 50, 1000, 500, 50)
     tolerance = b.select_slider("Tolerance (loss above the minimum)", [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3)
-    schedule = c.selectbox("Learning-rate schedule", list(SCHEDULES))
-    make = SCHEDULES[schedule]
-    paths = race(surface, chosen, (x0, y0), steps, settings, tolerance,
-                 schedule=(lambda opt: make(opt, steps)) if make else None)
+    schedule = c.selectbox("Learning-rate schedule", list(SCHEDULES), format_func=lambda n: f"{n}: {SCHEDULES[n]}")
     upto = st.slider("Show the paths up to step", 0, steps, steps)
+    if not chosen:
+        st.info("Pick at least one optimizer to race.")
+        return
+    if schedule == "onecycle" and any(settings[n].get("momentum") or "betas" in settings[n] for n in chosen):
+        st.caption("One-cycle also cycles the momentum (0.95 → 0.85 → 0.95) of the optimizers that have one; plain "
+                   "SGD, RMSprop and Adagrad keep none.")
+    paths = race(surface, chosen, (x0, y0), steps, settings, tolerance, schedule, state_step=max(1, upto))
     st.plotly_chart(contour(surface, paths, upto))
     st.plotly_chart(loss_curves(paths))
-    st.dataframe([{"optimizer": p.name, "lr": rates[p.name],
-                   "steps to tolerance": p.reached_at if p.reached_at is not None else "not reached",
-                   "final loss": p.losses[-1],
-                   "outcome": f"diverged at step {p.diverged_at}" if p.diverged_at is not None else "finished"}
-                  for p in paths], hide_index=True,
-                 column_config={"final loss": st.column_config.NumberColumn(format="%.2e")})
-    if chosen:
-        who = st.selectbox("Internal state of", chosen)
-        at = max(1, min(upto, len(next(p for p in paths if p.name == who).points) - 1))
-        state = run(surface, who, (x0, y0), at, settings[who], state_step=at).state
-        st.caption(f"{who} after step {at}: " + ("; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in state.items())
-                                                   or "plain SGD keeps no state"))
+    st.dataframe([{"optimizer": p.name, "lr": settings[p.name]["lr"], "steps to tolerance": p.reached_at,
+                   "final loss": p.losses[-1], "outcome": p.outcome} for p in paths], hide_index=True,
+                 column_config={"final loss": st.column_config.NumberColumn(format="%.2e"),
+                                "steps to tolerance": st.column_config.NumberColumn(
+                                    help="Empty: the loss never came within the tolerance of the minimum.")})
+    who = st.selectbox("Internal state of", chosen)
+    path = next(p for p in paths if p.name == who)
+    at = max(1, min(upto, len(path.points) - 1))
+    st.caption(f"{who} after step {at}: " + ("; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in path.state.items())
+                                               or "plain SGD keeps no state"))
 
 
 def learning_rate_section() -> None:
     st.header("2. Learning rate: too small, right, too big")
     a, b = st.columns(2)
-    name = a.selectbox("Optimizer", list(OPTIMIZERS), key="lr.optimizer")
-    base = b.number_input("α", 1e-5, 10.0, float(OPTIMIZERS[name][1]["lr"]), format="%.4f", key="lr.alpha")
+    name = a.selectbox("Optimizer", list(RACE_OPTIMIZERS), key="lr.optimizer")
+    base = b.number_input("α", 1e-5, 10.0, float(RACE_OPTIMIZERS[name][1]["lr"]), format="%.4f", key="lr.alpha")
     surface = SURFACES["ill-conditioned quadratic"]
     paths = []
     for factor in (0.1, 1, 10):
@@ -126,19 +125,10 @@ def learning_rate_section() -> None:
 
 def schedules_section() -> None:
     st.header("3. Schedules")
-    fig = go.Figure()
-    for label, make in SCHEDULES.items():
-        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        scheduler = make(optimizer, 300) if make else None
-        rates = []
-        for _ in range(300):
-            rates.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            if scheduler:
-                scheduler.step()
-        fig.add_trace(go.Scatter(y=rates, mode="lines", name=label))
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step",
-                      yaxis_title="learning rate (base 0.1)")
+    fig = go.Figure([go.Scatter(y=lr_trace(name, 0.1, 300), mode="lines", name=f"{name}: {what}")
+                     for name, what in SCHEDULES.items()])
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step",
+                      yaxis_title="learning rate (base 0.1)", legend=dict(orientation="h", y=-0.3))
     st.plotly_chart(fig)
 
 

@@ -12,7 +12,8 @@ from dlplay.device import DEVICE_CHOICES, pick_device
 from dlplay.jobs import REMEDIES, AlreadyTraining, Job, ResumePoint, RunConfig, RunStatus, SettingError, check_run_id
 from dlplay.jobs.progress import epochs_csv
 from dlplay.models import CUSTOM, MODELS, build_model, summary
-from dlplay.train import OPTIMIZERS, SCHEDULES
+from dlplay.schedules import SCHEDULES
+from dlplay.train import OPTIMIZERS
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, state, trainer_views as views
 
@@ -84,7 +85,8 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) 
     a, b, c, d = st.columns(4)
     optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adamw"))
     lr = b.select_slider("Learning rate", LEARNING_RATES, value=3e-3)
-    schedule = c.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index("onecycle"))
+    schedule = c.selectbox("Schedule", list(SCHEDULES), index=list(SCHEDULES).index("onecycle"),
+                           help="\n".join(f"- **{name}**: {what}" for name, what in SCHEDULES.items()))
     weight_decay = d.select_slider("Weight decay", [0.0, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2], value=5e-4)
     a, b, c, d = st.columns(4)
     batch_size = a.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], value=64)

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dlplay.optim2d import OPTIMIZERS, SURFACES, race  # noqa: E402
+from dlplay.optim2d import RACE_OPTIMIZERS, SURFACES, race  # noqa: E402
 
 
 def bare(surface, steps: int) -> None:
-    for cls, hyper in OPTIMIZERS.values():
+    for cls, hyper in RACE_OPTIMIZERS.values():
         point = torch.tensor(surface.start, dtype=torch.float64, requires_grad=True)
         optimizer = cls([point], **hyper)
         for _ in range(steps):
@@ -29,7 +29,7 @@ def bare(surface, steps: int) -> None:
 
 
 def dlplay_race(surface, steps: int) -> None:
-    race(surface, list(OPTIMIZERS), surface.start, steps)
+    race(surface, list(RACE_OPTIMIZERS), surface.start, steps)
 
 
 def main() -> None:

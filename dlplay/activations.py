@@ -88,6 +88,19 @@ def gradient_flow(model: nn.Sequential, batch: ImageSet) -> GradientFlow:
                         [float((a == 0).all(dim=0).float().mean()) for a in captured])
 
 
+CAN_DIE = ("ReLU",)  # outputs exactly 0 (with zero slope) over half the line; LeakyReLU keeps a 0.01 slope there
+
+
+def read_dead_units(activation: str, fraction: float) -> str:
+    """A sentence on the share of units that output 0 for every image, and whether this activation can die."""
+    share = f"Dead units (output 0 for every image of the batch): {fraction:.1%} on average over the layers"
+    if activation in CAN_DIE:
+        return (f"{share}. A {activation} unit whose input is negative for every image outputs 0 and passes back no "
+                "gradient, so it may never recover.")
+    return (f"{share}: {activation} never sits at exactly 0 over a whole range of inputs (LeakyReLU keeps a slope "
+            "of 0.01 there), so its units cannot die.")
+
+
 def times(factor: float) -> str:
     """A factor as '35×' or, when huge, '6.5 × 10^15 times'."""
     if factor < 1e6:

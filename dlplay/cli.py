@@ -13,7 +13,8 @@ from .data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
 from .device import DEVICE_CHOICES, configure_threads, pick_device
 from .evaluate import evaluate
 from .models import MODELS, build_model
-from .train import OPTIMIZERS, SCHEDULES, BatchEvent, EpochEvent, Trainer, build_optimizer
+from .schedules import SCHEDULES
+from .train import OPTIMIZERS, BatchEvent, EpochEvent, Trainer, build_optimizer
 
 AUGMENTATIONS = {"none": Augmentation(), "light": LIGHT}
 BAR_WIDTH = 30
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive(float), default=3e-3, help="(peak) learning rate")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     train.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
-    train.add_argument("--schedule", choices=SCHEDULES, default="onecycle")
+    train.add_argument("--schedule", choices=list(SCHEDULES), default="onecycle")
     train.add_argument("--augment", choices=list(AUGMENTATIONS), default="light")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")

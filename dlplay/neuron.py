@@ -90,13 +90,26 @@ class Gradients:
     db1: torch.Tensor
 
 
-def loss_value(name: str, a2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy −Σ y·log ŷ, or MSE Σ(ŷ − y)²/O, averaged over the batch."""
+def loss_terms(name: str, output: str, a2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each output's share of the loss, (n, O), before averaging over the batch: the loss is their sum per example.
+
+    Cross-entropy after softmax is −Σₖ yₖ log ŷₖ (one distribution over the classes); after sigmoid every output is
+    its own yes/no question, so it is binary cross-entropy per output, −[yₖ log ŷₖ + (1 − yₖ) log(1 − ŷₖ)] / O
+    (−Σ yₖ log ŷₖ alone would give a wrong-class output no gradient at all). MSE is (ŷₖ − yₖ)² / O.
+    """
+    outputs = y.shape[1]
+    if name == "cross-entropy" and output == "softmax":
+        return -y * torch.log(a2)
     if name == "cross-entropy":
-        return -(y * torch.log(a2)).sum(dim=1).mean()
+        return -(y * torch.log(a2) + (1 - y) * torch.log(1 - a2)) / outputs
     if name == "mse":
-        return ((a2 - y) ** 2).mean(dim=1).mean()
+        return (a2 - y) ** 2 / outputs
     raise ValueError(f"unknown loss {name!r}")
+
+
+def loss_value(name: str, output: str, a2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss of the outputs `a2` against one-hot `y`, averaged over the batch (see loss_terms)."""
+    return loss_terms(name, output, a2, y).sum(dim=1).mean()
 
 
 def forward(net: Network, x: torch.Tensor, y: torch.Tensor) -> Forward:
@@ -105,19 +118,18 @@ def forward(net: Network, x: torch.Tensor, y: torch.Tensor) -> Forward:
     a1 = activate(net.hidden, z1)
     z2 = a1 @ net.w2.T + net.b2
     a2 = activate(net.output, z2)
-    return Forward(z1, a1, z2, a2, loss_value(net.loss, a2, y))
+    return Forward(z1, a1, z2, a2, loss_value(net.loss, net.output, a2, y))
 
 
 def backward(net: Network, x: torch.Tensor, y: torch.Tensor, f: Forward) -> Gradients:
     """The chain rule, layer by layer, from the loss back to W₁ (batch-mean gradients)."""
-    n = x.shape[0]
+    n, outputs = y.shape
     if net.output == "softmax" and net.loss == "cross-entropy":
         dz2 = (f.a2 - y) / n  # softmax + cross-entropy: δ₂ = ŷ − y
+    elif net.output == "sigmoid" and net.loss == "cross-entropy":
+        dz2 = (f.a2 - y) / (n * outputs)  # sigmoid + binary cross-entropy: δ₂ = (ŷ − y) / O, output by output
     else:
-        if net.loss == "cross-entropy":
-            da2 = -y / f.a2 / n  # ∂L/∂ŷ
-        else:
-            da2 = 2 * (f.a2 - y) / (y.shape[1] * n)
+        da2 = 2 * (f.a2 - y) / (outputs * n)  # ∂L/∂ŷ of MSE
         if net.output == "softmax":  # δ₂ = J·∂L/∂ŷ with J = diag(ŷ) − ŷŷᵀ
             dz2 = f.a2 * (da2 - (da2 * f.a2).sum(dim=1, keepdim=True))
         else:
@@ -129,7 +141,8 @@ def backward(net: Network, x: torch.Tensor, y: torch.Tensor, f: Forward) -> Grad
 
 
 def autograd_gradients(net: Network, x: torch.Tensor, y: torch.Tensor) -> Gradients:
-    """The same gradients from torch.autograd, with PyTorch's own activations and losses: the oracle."""
+    """The same gradients from torch.autograd, with PyTorch's own activations and losses (F.mse_loss,
+    F.cross_entropy, F.binary_cross_entropy), none of dlplay's formulas: the oracle."""
     params = [t.detach().clone().requires_grad_(True) for t in (net.w1, net.b1, net.w2, net.b2)]
     w1, b1, w2, b2 = params
     torch_act = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "identity": lambda t: t,
@@ -144,7 +157,7 @@ def autograd_gradients(net: Network, x: torch.Tensor, y: torch.Tensor) -> Gradie
     elif net.output == "softmax":
         loss = torch.nn.functional.cross_entropy(z2, y)  # soft-target cross-entropy on the logits
     else:
-        loss = -(y * torch.log(a2)).sum(dim=1).mean()
+        loss = torch.nn.functional.binary_cross_entropy(a2, y)  # mean over every example and output
     loss.backward()
     return Gradients(z2.grad, w2.grad, b2.grad, z1.grad, w1.grad, b1.grad)
 
@@ -187,3 +200,10 @@ def train(net: Network, x: torch.Tensor, y: torch.Tensor, lr: float, steps: int)
 def one_hot(classes: list[int], count: int) -> torch.Tensor:
     """(n, count) float64 one-hot rows."""
     return torch.nn.functional.one_hot(torch.tensor(classes), count).to(torch.float64)
+
+
+def binary_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n random binary inputs like the article's x = [1, 0, 1], with random one-hot targets of 2 classes."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 2, (n, 3), generator=g).to(torch.float64)
+    return x, one_hot(torch.randint(0, 2, (n,), generator=g).tolist(), 2)

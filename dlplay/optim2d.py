@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .schedules import build_schedule
+
 Surface2D = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -18,6 +20,7 @@ class Surface:
     x_range: tuple[float, float]
     y_range: tuple[float, float]
     formula: str  # LaTeX
+    bounded: bool = True  # False for a surface that falls away forever (the saddle): running off is escaping
 
 
 SURFACES: dict[str, Surface] = {
@@ -31,14 +34,14 @@ SURFACES: dict[str, Surface] = {
     "Himmelblau": Surface(lambda x, y: (x ** 2 + y - 11) ** 2 + (x + y ** 2 - 7) ** 2,
                           ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
                           (-0.5, -0.5), (-5, 5), (-5, 5), r"(x^2 + y - 11)^2 + (x + y^2 - 7)^2"),
-    "saddle": Surface(lambda x, y: x ** 2 - y ** 2, (), (-2.0, 0.01), (-3, 3), (-3, 3), r"x^2 - y^2"),
+    "saddle": Surface(lambda x, y: x ** 2 - y ** 2, (), (-2.0, 0.01), (-3, 3), (-3, 3), r"x^2 - y^2", bounded=False),
     "Rastrigin": Surface(lambda x, y: 20 + x ** 2 - 10 * torch.cos(2 * math.pi * x) + y ** 2
                          - 10 * torch.cos(2 * math.pi * y), ((0.0, 0.0),), (3.2, -2.7), (-5.12, 5.12),
                          (-5.12, 5.12), r"20 + x^2 - 10\cos 2\pi x + y^2 - 10\cos 2\pi y"),
 }
 
 # name -> (torch.optim class, default hyperparameters): each races with its own settings.
-OPTIMIZERS: dict[str, tuple[type, dict]] = {
+RACE_OPTIMIZERS: dict[str, tuple[type, dict]] = {
     "SGD": (torch.optim.SGD, {"lr": 0.01}),
     "SGD + momentum": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
     "Nesterov": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
@@ -48,7 +51,7 @@ OPTIMIZERS: dict[str, tuple[type, dict]] = {
     "AdamW": (torch.optim.AdamW, {"lr": 0.1, "betas": (0.9, 0.999), "weight_decay": 0.01}),
     "NAdam": (torch.optim.NAdam, {"lr": 0.1}),
 }
-ESCAPE = 1e6  # |x| or |y| beyond this, or a non-finite loss: the run has diverged
+ESCAPE = 1e6  # |x| or |y| beyond this, or a non-finite loss: the run has diverged (or escaped an unbounded surface)
 
 
 @dataclass
@@ -60,11 +63,21 @@ class Path2D:
     losses: list[float] = field(default_factory=list)
     reached_at: int | None = None  # first step whose loss is within `tolerance` of the surface's minimum
     diverged_at: int | None = None
+    escaped_at: int | None = None  # ran off a surface with no bottom (the saddle): the right thing to do there
     state: dict[str, list[float]] = field(default_factory=dict)  # the optimizer's buffers after step `state_step`
+
+    @property
+    def outcome(self) -> str:
+        """How the run ended, in words."""
+        if self.escaped_at is not None:
+            return f"escaped downhill at step {self.escaped_at}"
+        if self.diverged_at is not None:
+            return f"diverged at step {self.diverged_at}"
+        return "finished"
 
 
 def run(surface: Surface, name: str, start: tuple[float, float], steps: int, hyper: dict | None = None,
-        tolerance: float = 1e-3, state_step: int | None = None, schedule=None) -> Path2D:
+        tolerance: float = 1e-3, state_step: int | None = None, schedule: str = "constant") -> Path2D:
     """Run torch.optim's `name` optimizer from `start` for `steps` steps on `surface` (a race of one)."""
     return race(surface, [name], start, steps, {name: hyper or {}}, tolerance, schedule, state_step)[0]
 
@@ -114,17 +127,19 @@ def surface_gradient(surface: Surface) -> Callable[[torch.Tensor], torch.Tensor]
 
 
 def race(surface: Surface, names, start: tuple[float, float], steps: int, settings: dict | None = None,
-         tolerance: float = 1e-3, schedule=None, state_step: int | None = None) -> list[Path2D]:
-    """Run several torch.optim optimizers side by side; one surface evaluation and one backward pass per step
-    serve them all (each keeps its own parameter, optimizer and state), which makes a race several times faster
-    than running them one after another, with the same path for each. With `state_step`, each path keeps its
-    optimizer's buffers after that step."""
+         tolerance: float = 1e-3, schedule: str = "constant", state_step: int | None = None) -> list[Path2D]:
+    """Run several torch.optim optimizers side by side, each under the learning-rate schedule `schedule`; one
+    surface evaluation and one backward pass per step serve them all (each keeps its own parameter, optimizer and
+    state), which makes a race several times faster than running them one after another, with the same path for
+    each. With `state_step`, each path keeps its optimizer's buffers after that step. No racers, no paths."""
+    if not names:
+        return []
     settings = settings or {}
     points = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in names]
     # foreach=False: the multi-tensor path only costs time on a single two-element parameter.
-    optimizers = [OPTIMIZERS[n][0]([p], **{**OPTIMIZERS[n][1], **settings.get(n, {}), "foreach": False})
+    optimizers = [RACE_OPTIMIZERS[n][0]([p], **{**RACE_OPTIMIZERS[n][1], **settings.get(n, {}), "foreach": False})
                   for n, p in zip(names, points, strict=True)]
-    schedulers = [schedule(o) if schedule else None for o in optimizers]
+    schedulers = [build_schedule(schedule, o, steps) for o in optimizers]
     best = min((float(surface.f(*torch.tensor(m, dtype=torch.float64))) for m in surface.minima), default=None)
     paths = [Path2D(n) for n in names]
     active = list(range(len(names)))
@@ -138,7 +153,10 @@ def race(surface: Surface, names, start: tuple[float, float], steps: int, settin
             path.points.append((x, y))
             path.losses.append(value)
             if not math.isfinite(value) or max(abs(x), abs(y)) > ESCAPE:
-                path.diverged_at = step
+                if surface.bounded:
+                    path.diverged_at = step
+                else:
+                    path.escaped_at = step
                 continue
             if best is not None and path.reached_at is None and value - best <= tolerance:
                 path.reached_at = step

@@ -13,12 +13,12 @@ from .data import ImageSet
 from .device import DeviceInfo
 from .evaluate import evaluate
 from .models import Dropout
+from .schedules import build_schedule
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
 # A batch loss above this multiple of the first batch's (at least 1), or not finite, means the run has diverged: with too high
 # a learning rate, cross-entropy jumps from ~2.3 to 1e6 and beyond long before it overflows to inf or NaN.
 DIVERGENCE_FACTOR = 100.0
-SCHEDULES = ("constant", "onecycle", "cosine")
 
 
 def build_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -34,18 +34,6 @@ def build_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> 
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-
-
-def build_schedule(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
-    """A per-batch learning-rate schedule (None for 'constant')."""
-    if name == "constant":
-        return None
-    if name == "onecycle":
-        max_lr = [g["lr"] for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=0.25)
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
 
 
 @dataclass(frozen=True)

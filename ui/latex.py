@@ -2,10 +2,12 @@
 import torch
 
 
+MINUS = "\u2212"  # the minus sign, longer than the hyphen a float prints
+
+
 def number(value: float, digits: int = 3) -> str:
-    """A number rounded for display, with a proper minus sign."""
-    text = f"{value:.{digits}f}"
-    return text if not text.startswith("-") else "-" + text[1:]
+    """A number rounded for display, with a proper minus sign (−, not the hyphen -)."""
+    return f"{value:.{digits}f}".replace("-", MINUS)
 
 
 def matrix(values: torch.Tensor, digits: int = 3) -> str:

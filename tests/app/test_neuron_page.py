@@ -38,3 +38,26 @@ def test_stepping_through_the_loop_shows_forward_then_backward():
     assert any(r"\delta_1 = (W_2^\top \delta_2)" in block.value for block in at.latex)
     by_label(at.selectbox, "Loss").set_value("mse").run()
     assert not at.exception and any("J_{" in block.value for block in at.latex)
+
+
+def test_the_loss_and_update_steps_show_their_own_numbers():
+    at = open_neuron()
+    by_label(at.radio, "Step through the loop").set_value("loss").run()
+    blocks = [block.value for block in at.latex]
+    assert any("L = -1 \\cdot \\log" in value for value in blocks)  # −y₁ log ŷ₁ with the numbers
+    assert not any(r"z_1 = W_1 x + b_1" in value for value in blocks)  # the loss step is not the forward step
+    by_label(at.selectbox, "Output activation").set_value("sigmoid").run()
+    assert any(r"(1 - y_k) \log(1 - \hat y_k)" in block.value for block in at.latex)  # binary cross-entropy
+    by_label(at.radio, "Step through the loop").set_value("update").run()
+    by_label(at.select_slider, "Learning rate α").set_value(0.1).run()
+    updates = [block.value for block in at.latex if "W_2 \\leftarrow" in block.value]
+    assert updates and "0.10 \\cdot" in updates[0]
+    assert not at.exception
+
+
+def test_the_slips_quote_the_article():
+    at = open_neuron()
+    slips = next(d.value for d in at.dataframe if "the article writes" in d.value.columns)
+    written = " | ".join(slips["the article writes"])
+    assert "tanh: ∂L/∂zᵢ = aᵢ(1 − aᵢ²)" in written and "∂L/∂z₄ = a₄(ŷ₁ − y₁) + a₅(ŷ₂ − y₂)" in written
+    assert "momentum" in written and "1 − aᵢ² (no upstream" not in written

@@ -34,3 +34,21 @@ def test_each_optimizer_has_its_own_hyperparameters():
     adam = list(after["optimizer"]).index("Adam")
     assert after["final loss"][adam] != before["final loss"][adam]
     assert list(after["final loss"])[:2] == list(before["final loss"])[:2]  # the others are unchanged
+
+
+def test_an_empty_race_and_adagrad_under_one_cycle_get_no_traceback():
+    at = open_app_page("app_pages/optimizers.py")
+    by_label(at.multiselect, "Optimizers (torch.optim)").set_value([]).run()
+    assert not at.exception and any("Pick at least one optimizer" in box.value for box in at.info)
+    by_label(at.multiselect, "Optimizers (torch.optim)").set_value(["Adagrad", "SGD"]).run()
+    by_label(at.selectbox, "Learning-rate schedule").set_value("onecycle").run()
+    assert not at.exception and list(race_table(at)["optimizer"]) == ["Adagrad", "SGD"]
+
+
+def test_the_table_keeps_numbers_apart_and_the_saddle_is_escaped():
+    at = open_app_page("app_pages/optimizers.py")
+    by_label(at.selectbox, "Loss surface").set_value("saddle").run()
+    table = race_table(at)
+    assert table["steps to tolerance"].isna().all()  # no minimum to reach: empty cells, not the words "not reached"
+    assert any(outcome.startswith("escaped downhill at step") for outcome in table["outcome"])
+    assert not any(outcome.startswith("diverged") for outcome in table["outcome"])

@@ -64,3 +64,10 @@ def test_the_activation_race_trains_each_activation_the_same_way(mnist5k, cpu):
     assert all(len(r.losses) == 3 * 63 for r in results.values())  # 4,000 images / batch 64, same schedule
     assert results["ReLU"].test_accuracy > 0.85
     assert results["ReLU"].losses[-1] < results["ReLU"].losses[0]
+
+
+def test_only_units_that_can_die_are_called_dead():
+    from dlplay.activations import read_dead_units
+    assert "cannot die" in read_dead_units("LeakyReLU", 0.0) and "cannot die" in read_dead_units("GELU", 0.0)
+    relu = read_dead_units("ReLU", 0.25)
+    assert "25.0%" in relu and "no gradient" in relu and "cannot" not in relu

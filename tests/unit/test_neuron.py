@@ -68,3 +68,29 @@ def test_a_small_step_lowers_the_loss_and_training_learns():
 def test_cross_entropy_needs_probabilities():
     with pytest.raises(ValueError, match="softmax or sigmoid"):
         random_network(output="identity", loss="cross-entropy")
+
+
+def test_a_sigmoid_output_learns_from_both_outputs_with_binary_cross_entropy():
+    net = random_network(seed=4, output="sigmoid", loss="cross-entropy")
+    x, y = torch.tensor([ARTICLE_INPUT], dtype=torch.float64), one_hot([0], 2)
+    f = forward(net, x, y)
+    assert float(f.loss) == pytest.approx(float(torch.nn.functional.binary_cross_entropy(f.a2, y)), abs=1e-12)
+    grads = backward(net, x, y, f)
+    assert grads.dz2[0, 1] > 0  # the wrong-class output is pushed down, not ignored (−Σ y log ŷ gave it 0)
+
+
+@pytest.mark.parametrize("output, loss", [("softmax", "cross-entropy"), ("sigmoid", "cross-entropy"),
+                                          ("softmax", "mse"), ("tanh", "mse")])
+def test_the_loss_terms_add_up_to_the_loss(output, loss):
+    from dlplay.neuron import loss_terms
+    net = random_network(4, 5, 3, seed=5, output=output, loss=loss)
+    x = torch.randn(4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = one_hot([0, 2, 1, 1], 3)
+    f = forward(net, x, y)
+    terms = loss_terms(loss, output, f.a2, y)
+    assert terms.shape == (4, 3) and float(terms.sum(dim=1).mean()) == pytest.approx(float(f.loss), abs=1e-12)
+
+
+def test_numbers_are_shown_with_a_real_minus_sign():
+    from ui.latex import matrix, number
+    assert number(-1.5) == "\u22121.500" and number(2.25, 1) == "2.2" and "-" not in matrix(-torch.ones(2))

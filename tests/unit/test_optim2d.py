@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dlplay.optim2d import (OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, run, surface_gradient)
+from dlplay.optim2d import (RACE_OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, run, surface_gradient)
 
 
 @pytest.mark.parametrize("name", list(SURFACES))
@@ -17,7 +17,7 @@ def test_minima_are_minima_and_the_grid_covers_the_window(name):
 
 def test_the_race_runs_every_torch_optimizer_and_adam_reaches_the_quadratic_minimum():
     surface = SURFACES["ill-conditioned quadratic"]
-    paths = {name: run(surface, name, surface.start, 500) for name in OPTIMIZERS}
+    paths = {name: run(surface, name, surface.start, 500) for name in RACE_OPTIMIZERS}
     assert all(len(p.points) == 501 and p.diverged_at is None for p in paths.values())
     assert paths["Adam"].reached_at is not None and paths["SGD + momentum"].reached_at is not None
     assert paths["SGD"].losses[-1] < paths["SGD"].losses[0]
@@ -28,7 +28,9 @@ def test_learning_rate_ten_times_too_big_diverges_and_is_caught():
     slow, good, wild = (run(surface, "SGD", surface.start, 200, {"lr": lr}) for lr in (0.005, 0.05, 0.5))
     assert wild.diverged_at is not None and good.diverged_at is None and slow.diverged_at is None
     assert good.losses[-1] < slow.losses[-1]
-    assert run(SURFACES["saddle"], "SGD", SURFACES["saddle"].start, 200, {"lr": 0.1}).diverged_at is not None  # no bottom
+    saddle = run(SURFACES["saddle"], "SGD", SURFACES["saddle"].start, 200, {"lr": 0.1})
+    assert saddle.escaped_at is not None and saddle.diverged_at is None  # no bottom: running off is escaping
+    assert saddle.outcome.startswith("escaped downhill at step") and wild.outcome.startswith("diverged at step")
 
 
 def test_optimizer_state_is_captured_at_the_chosen_step():
@@ -75,8 +77,20 @@ def test_a_race_gives_each_optimizer_the_same_path_as_running_it_alone(surface_n
     from dlplay.optim2d import race
     surface = SURFACES[surface_name]
     settings = {"SGD": {"lr": 0.1 if surface_name == "saddle" else 1e-3}}
-    together = race(surface, list(OPTIMIZERS), surface.start, 300, settings)
+    together = race(surface, list(RACE_OPTIMIZERS), surface.start, 300, settings)
     for path in together:
         alone = run(surface, path.name, surface.start, 300, settings.get(path.name))
         assert torch.allclose(torch.tensor(path.points), torch.tensor(alone.points), atol=1e-12, rtol=0), path.name
-        assert (path.reached_at, path.diverged_at) == (alone.reached_at, alone.diverged_at)
+        assert (path.reached_at, path.diverged_at, path.escaped_at) == \
+            (alone.reached_at, alone.diverged_at, alone.escaped_at)
+
+
+def test_an_empty_race_has_no_paths_and_the_state_follows_the_schedule():
+    from dlplay.optim2d import race
+    surface = SURFACES["Rosenbrock"]
+    assert race(surface, [], surface.start, 100) == []
+    scheduled = race(surface, ["Adam", "Adagrad"], surface.start, 50, schedule="onecycle", state_step=20)
+    for path in scheduled:
+        alone = run(surface, path.name, surface.start, 50, schedule="onecycle", state_step=20)
+        assert path.state == alone.state  # the caption's numbers are the race's numbers
+        assert path.state != run(surface, path.name, surface.start, 50, state_step=20).state
