@@ -1,8 +1,6 @@
 """Upload & classify: a picture in; what the model sees, what it thinks, and where it looked."""
 import base64
 import io
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +10,7 @@ import torch
 from PIL import Image
 
 from dlplay.adversarial import fgsm, flip_epsilon
-from dlplay.checkpoint import ModelFileError, load_model
+from dlplay.checkpoint import ModelFileError, load_model_bytes
 from dlplay.classify import (SAMPLE_CREDITS, SAMPLE_PHOTOS, grad_cam, load_bundled_model, overlay, preprocess,
                              probabilities, saliency, top_k)
 from dlplay.device import pick_device
@@ -52,14 +50,11 @@ def choose_model():
                  "never opens one. Save the model as .safetensors (the trainer page's download, or "
                  "`python -m dlplay train --save model.safetensors`).")
         return None
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.safetensors"
-        path.write_bytes(uploaded.getvalue())
-        try:
-            return load_model(path)
-        except ModelFileError as err:
-            st.error(f"This model file cannot be used: {err}.")
-            return None
+    try:
+        return load_model_bytes(uploaded.getvalue(), uploaded.name)
+    except ModelFileError as err:
+        st.error(f"This model file cannot be used: {err}.")
+        return None
 
 
 def choose_pictures() -> list[tuple[str, Image.Image]]:

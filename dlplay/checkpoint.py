@@ -1,6 +1,7 @@
 """Save and load models as safetensors files whose metadata says how to rebuild and feed them."""
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,6 +69,20 @@ def read_training_state(path: str | Path) -> tuple[dict, dict, dict, ModelCard]:
     return weights, others, plain, card
 
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"  # what a Git LFS pointer file starts with
+
+
+def load_model_bytes(data: bytes, name: str) -> tuple[nn.Module, ModelCard]:
+    """load_model for a file's contents, such as an upload; error messages name the user's file `name`."""
+    if data.startswith(LFS_POINTER):
+        raise ModelFileError(f"{name} is a Git LFS pointer, not the model itself: run `git lfs pull` to fetch the "
+                             "real file")
+    with tempfile.TemporaryDirectory(prefix="dlplay-model-") as folder:
+        path = Path(folder) / "upload.safetensors"
+        path.write_bytes(data)
+        return load_model(path, name)
+
+
 def model_tensors(model: nn.Module) -> dict:
     """The state dict as contiguous CPU tensors, as safetensors needs."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -83,15 +98,16 @@ def model_bytes(model: nn.Module, card: ModelCard) -> bytes:
     return save(model_tensors(model), metadata=card_metadata(card))
 
 
-def read_card(path: str | Path) -> ModelCard:
-    """The ModelCard stored in a dlplay .safetensors file."""
+def read_card(path: str | Path, name: str | None = None) -> ModelCard:
+    """The ModelCard stored in a dlplay .safetensors file (`name`: how error messages call the file)."""
+    name = name or Path(path).name
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError) as err:
-        raise ModelFileError(f"{Path(path).name} is not a readable .safetensors file") from err
+        raise ModelFileError(f"{name} is not a readable .safetensors file") from err
     if METADATA_KEY not in meta:
-        raise ModelFileError(f"{Path(path).name} has no dlplay metadata, so its architecture is unknown")
+        raise ModelFileError(f"{name} has no dlplay metadata, so its architecture is unknown")
     try:
         fields = json.loads(meta[METADATA_KEY])
         fields.pop("format", None)
@@ -100,12 +116,13 @@ def read_card(path: str | Path) -> ModelCard:
                             "input_shape": tuple(card.input_shape), "mean": tuple(card.mean), "std": tuple(card.std),
                             "stack": tuple((str(kind), int(size)) for kind, size in card.stack)})
     except (ValueError, TypeError) as err:
-        raise ModelFileError(f"{Path(path).name} has malformed dlplay metadata") from err
+        raise ModelFileError(f"{name} has malformed dlplay metadata") from err
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, ModelCard]:
-    """Rebuild the architecture named in the file and load its weights, checking that every tensor fits."""
-    card = read_card(path)
+def load_model(path: str | Path, name: str | None = None) -> tuple[nn.Module, ModelCard]:
+    """Rebuild the architecture named in the file and load its weights, checking that every tensor fits (`name`:
+    how error messages call the file)."""
+    card = read_card(path, name)
     if card.architecture not in (*MODELS, CUSTOM):
         raise ModelFileError(f"unknown architecture {card.architecture!r}; dlplay knows {', '.join(MODELS)}")
     try:

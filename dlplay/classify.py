@@ -30,11 +30,61 @@ def load_bundled_model() -> tuple[nn.Module, ModelCard]:
     return load_model(BUNDLED_MODEL)
 
 
+DIGIT_BOX = 20  # MNIST's digits fill a 20×20 box inside the 28×28 image
+INK_THRESHOLD = 0.25  # a pixel is ink when it is this bright (after inversion) relative to the brightest
+
+
+def is_digit_model(card: ModelCard) -> bool:
+    """A model trained on MNIST-like digits: one channel, 28×28, light ink on a mostly dark background."""
+    return card.input_shape == (1, 28, 28) and card.mean[0] < 0.5
+
+
+def centre_digit(ink: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """MNIST's own normalisation of a light-on-dark (H, W) float 0..1 picture: crop to the ink, fit it in a 20×20
+    box keeping its shape, then centre its centre of mass in 28×28. Returns each step's picture (0..1); a picture
+    with no ink comes back as it was, resized."""
+    rows, cols = np.nonzero(ink >= INK_THRESHOLD * max(float(ink.max()), 1e-6))
+    if ink.max() <= 0 or not len(rows):
+        return [("no ink found: resized as it is", _resized(ink, 28, 28))]
+    cropped = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    scale = DIGIT_BOX / max(cropped.shape)
+    height, width = (max(1, round(n * scale)) for n in cropped.shape)
+    fitted = _resized(cropped, width, height)
+    weights = fitted.sum()
+    cy = (fitted.sum(axis=1) * np.arange(height)).sum() / weights  # centre of mass in the fitted box
+    cx = (fitted.sum(axis=0) * np.arange(width)).sum() / weights
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    top, left = int(round(13.5 - cy)), int(round(13.5 - cx))
+    top, left = min(max(top, 0), 28 - height), min(max(left, 0), 28 - width)
+    canvas[top:top + height, left:left + width] = fitted
+    return [("cropped to the ink", cropped), (f"fitted into a {DIGIT_BOX}×{DIGIT_BOX} box, keeping its shape", fitted),
+            ("centred by its centre of mass in 28×28, as MNIST's digits are", canvas)]
+
+
+def _resized(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A float 0..1 (H, W) picture resized with antialiasing."""
+    picture = Image.fromarray(pixels.astype(np.float32), mode="F").resize((width, height), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(picture), 0, 1)
+
+
 def preprocess(image: Image.Image, card: ModelCard) -> Preprocessed:
-    """Fit an 'L' or 'RGB' picture to the model's input: crop to its aspect, resize, colour mode, and for models
-    trained on light-on-dark images (like MNIST) invert dark-on-light pictures."""
+    """Fit an 'L' or 'RGB' picture to the model's input. Digit models (trained on light-on-dark 28×28 digits)
+    get MNIST's normalisation: dark-on-light pictures inverted, the ink cropped, fitted in 20×20 and centred by its
+    centre of mass; other models get the picture cropped to their aspect and resized."""
     channels, height, width = card.input_shape
     steps = [("your picture", np.asarray(image))]
+    if is_digit_model(card):
+        gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
+        if image.mode != "L":
+            steps.append(("converted to grayscale", (gray * 255).astype(np.uint8)))
+        inverted = gray.mean() > 0.5  # mostly light: dark ink on light paper
+        if inverted:
+            gray = 1.0 - gray
+            steps.append(("inverted: the model learned light ink on a dark background", (gray * 255).astype(np.uint8)))
+        centred = centre_digit(gray)
+        steps += [(text, (pixels * 255).round().astype(np.uint8)) for text, pixels in centred]
+        batch = torch.from_numpy(np.ascontiguousarray(centred[-1][1], dtype=np.float32)).view(1, 1, 28, 28)
+        return Preprocessed(steps, batch, inverted)
     fitted = ImageOps.fit(image, (width, height), method=Image.Resampling.BILINEAR)
     steps.append((f"cropped to the centre and resized to {width}×{height}", np.asarray(fitted)))
     if channels == 1 and fitted.mode != "L":

@@ -38,6 +38,10 @@ def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tupl
 
 def main() -> None:
     csv = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CSV
+    if not csv.exists():
+        sys.exit(f"error: {csv} not found. The CSV (5,000 MNIST digits, one per row: 784 pixels, then the label) lives "
+                 "in the project's shared data folder beside this repository (../shared/data/mnist_5k.csv.gz); give "
+                 "its path as the argument. The built file, dlplay/assets/mnist5k.npz, is already in the repository.")
     images, labels = read_csv(csv)
     train, test = stratified_split(labels, TEST_PER_CLASS, SPLIT_SEED)
     OUT.parent.mkdir(parents=True, exist_ok=True)

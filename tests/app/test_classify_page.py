@@ -165,6 +165,17 @@ def test_a_safetensors_for_another_architecture_is_refused(tmp_path):
     assert any("cannot be used: weights do not fit small-cnn" in e.value for e in at.error)
 
 
+@pytest.mark.parametrize("data, message", [
+    (b"not a safetensors file at all", "my-digits.safetensors is not a readable .safetensors file"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 409600\n",
+     "my-digits.safetensors is a Git LFS pointer, not the model itself: run `git lfs pull`"),
+])
+def test_a_broken_model_file_is_named_as_the_user_named_it(data, message):
+    at = upload_model(open_classify(), "my-digits.safetensors", data)
+    assert any(message in e.value for e in at.error)
+    assert not any("upload.safetensors" in e.value for e in at.error)
+
+
 def test_an_uploaded_good_model_is_used(tmp_path):
     card = ModelCard("article-cifar10", ("cat", "dog"), (3, 32, 32), (0.5,) * 3, (0.25,) * 3)
     path = save_model(tmp_path / "pets.safetensors", build_model("article-cifar10", (3, 32, 32), 2), card)

@@ -30,9 +30,41 @@ def test_dark_ink_on_light_paper_is_inverted_and_still_read(mnist5k):
         paper = 255 - mnist5k.test.images[i, 0].numpy()  # the same digits, as a photo of pen on paper would be
         big = Image.fromarray(paper).resize((140, 140))
         prepared = preprocess(big.convert("RGB"), card)
-        assert prepared.inverted and [s for s, _ in prepared.steps][-1].startswith("inverted")
+        steps = [s for s, _ in prepared.steps]
+        assert prepared.inverted and any(s.startswith("inverted") for s in steps) and steps[-1].startswith("centred")
         correct += int(probabilities(model, prepared.batch)[0].argmax()) == int(mnist5k.test.labels[i])
     assert correct >= 37
+
+
+def drawn_on_a_pad(digit: np.ndarray, size: int, corner: tuple[int, int]) -> Image.Image:
+    """An MNIST digit drawn dark on a white 280×280 pad, `size` pixels tall, its top-left at `corner`."""
+    pad = Image.new("L", (280, 280), 255)
+    pad.paste(Image.fromarray(255 - digit).resize((size, size), Image.Resampling.BILINEAR), corner)
+    return pad.convert("RGB")
+
+
+@pytest.mark.parametrize("size, corner", [(196, (42, 42)), (112, (84, 84)), (112, (10, 150)), (70, (180, 20))],
+                         ids=["fills 70%", "small, 40%", "off-centre", "tiny, in a corner"])
+def test_digits_drawn_small_large_or_off_centre_are_read_like_mnist(mnist5k, size, corner):
+    model, card = load_bundled_model()
+    count = 200
+    pictures = [drawn_on_a_pad(mnist5k.test.images[i, 0].numpy(), size, corner) for i in range(count)]
+    batch = torch.cat([preprocess(picture, card).batch for picture in pictures])
+    accuracy = float((probabilities(model, batch).argmax(1) == mnist5k.test.labels[:count]).float().mean())
+    assert accuracy >= 0.95  # 31-92% before the MNIST normalisation, depending on size and place
+
+
+def test_the_mnist_normalisation_fits_the_ink_in_20_by_20_and_centres_its_mass():
+    from dlplay.classify import centre_digit
+    ink = np.zeros((100, 300), dtype=np.float32)
+    ink[10:40, 200:260] = 1.0  # a wide blob off to the side
+    steps = centre_digit(ink)
+    cropped, fitted, centred = (pixels for _, pixels in steps)
+    assert cropped.shape == (30, 60) and fitted.shape == (10, 20) and centred.shape == (28, 28)
+    rows, cols = np.indices(centred.shape)
+    mass = centred.sum()
+    assert abs((rows * centred).sum() / mass - 13.5) <= 0.5 and abs((cols * centred).sum() / mass - 13.5) <= 0.5
+    assert centre_digit(np.zeros((50, 50), dtype=np.float32))[0][0].startswith("no ink")
 
 
 def test_photos_are_fitted_to_a_colour_model():
