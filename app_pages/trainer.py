@@ -9,7 +9,8 @@ from dlplay.builder import ARTICLE_STACK, LayerSpec
 from dlplay.checkpoint import ModelFileError
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, sample_per_class
 from dlplay.device import DEVICE_CHOICES, pick_device
-from dlplay.jobs import REMEDIES, AlreadyTraining, Job, ResumePoint, RunConfig, RunStatus, SettingError, check_run_id
+from dlplay.jobs import (REMEDIES, AlreadyTraining, DataProblem, Job, ResumePoint, RunConfig, RunStatus, SettingError,
+                         check_run_id)
 from dlplay.jobs.progress import epochs_csv
 from dlplay.models import CUSTOM, MODELS, build_model, summary
 from dlplay.schedules import SCHEDULES
@@ -137,6 +138,9 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
                                        resume=resume)
     except AlreadyTraining:
         st.error("This session is already training: stop that run first.")
+        return
+    except DataProblem as err:
+        st.error(str(err))
         return
     except ValueError as err:
         st.error(f"This model cannot be trained on these images: {err}.")

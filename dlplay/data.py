@@ -49,9 +49,35 @@ class Dataset:
         return len(self.class_names)
 
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the training images on the 0..1 scale (for normalisation)."""
+        """Per-channel mean and std of the training images on the 0..1 scale (for normalisation). A channel that
+        never varies gets a std of MIN_STD: it is only centred, where dividing by 0 would turn every input to NaN."""
         x = self.train.images.float().div_(255)  # (N, C, H, W)
-        return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+        return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).clamp_min(MIN_STD).tolist())
+
+
+MIN_STD = 1 / 255  # one grey level: the smallest spread a channel is normalised by
+
+
+def data_problem(class_names, train: ImageSet, test: ImageSet) -> str | None:
+    """What makes these images unable to teach or test a classifier, in one sentence with what to do; None if
+    nothing does."""
+    def counts(images: ImageSet) -> list[int]:
+        return torch.bincount(images.labels, minlength=len(class_names)).tolist()
+
+    in_train, in_test = counts(train), counts(test)
+    missing = [name for name, n in zip(class_names, in_train, strict=True) if n == 0]
+    if missing:
+        return (f"No training images are left for {', '.join(repr(m) for m in missing[:3])}: every class needs "
+                "images to learn from. Use more of the data, or give those classes more images.")
+    if len(test) == 0:
+        few = [name for name, a, b in zip(class_names, in_train, in_test, strict=True) if a + b < 2]
+        return (f"There are no test images to measure the model with: every class needs at least 2 images (one to "
+                f"learn from, one to test on), and {', '.join(repr(f) for f in few[:3]) or 'these classes'} "
+                "have fewer.")
+    if bool((train.images == train.images[:1]).all()):
+        return ("Every training image is the very same picture, so nothing tells the classes apart: check what "
+                "the images are.")
+    return None
 
 
 class DatasetUnavailable(RuntimeError):

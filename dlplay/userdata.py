@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from .data import Dataset, ImageSet, stratified_split
+from .data import Dataset, ImageSet, data_problem, stratified_split
 from .images import ImageRejected, decode_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
@@ -166,4 +166,7 @@ def import_zip(source, *, image_size: int = 64, test_fraction: float = 0.2, seed
         train_set, test_set = _to_imageset(train, classes, gray), _to_imageset(test, classes, gray)
     else:
         train_set, test_set = stratified_split(_to_imageset(train, classes, gray), test_fraction, seed)
+    problem = data_problem(classes, train_set, test_set)
+    if problem:
+        raise ZipRejected(problem)
     return ZipImport(Dataset(name, tuple(classes), train_set, test_set), skipped)

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from ..checkpoint import ModelCard, load_model
-from ..data import Dataset
+from ..data import Dataset, data_problem
 from ..evaluate import Evaluation, evaluation_from_bytes
 from .progress import Progress, RunSnapshot
 from .runner import EVALUATION_FILE, MODEL_FILE, ResumePoint, build_run_model
-from .spec import DataRef, JobSpec, RunConfig, RunStatus, new_run_id
+from .spec import DataRef, JobSpec, RunConfig, RunStatus, new_run_id, training_split
 from .store import Budget, RunStore
 
 CORES_PER_CPU_SLOT = 2  # the default CNN gains ~1.5x from a 2nd thread, less from more (see bench/crowd_bench.py)
@@ -25,6 +25,10 @@ IDLE_CHECK_SECONDS = 1.0
 
 class AlreadyTraining(ValueError):
     """A session asked for a second active run."""
+
+
+class DataProblem(ValueError):
+    """The run's images cannot teach or test a model; the message says why and what to do."""
 
 
 def default_capacity(cores: int, gpus: int) -> int:
@@ -124,6 +128,10 @@ class Scheduler:
         run for the same owner AlreadyTraining.
         """
         build_run_model(config, dataset)  # refuse an impossible architecture before anything is queued
+        train, _ = training_split(config, dataset)
+        problem = data_problem(dataset.class_names, train, dataset.test)
+        if problem:
+            raise DataProblem(problem)
         self._refuse_second_run(owner)
         spec = JobSpec(run_id or new_run_id(), config, DataRef(dataset.name), resume=resume is not None)
         spec = self.store.record(spec, None if registered else dataset)

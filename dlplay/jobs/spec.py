@@ -130,5 +130,6 @@ def training_split(config: RunConfig, dataset: Dataset) -> tuple[ImageSet, Image
     if config.shrunk_classes:
         train = shrink_classes(train, config.shrunk_classes, config.shrunk_keep, config.seed)
     if config.validation_fraction > 0:
-        return stratified_split(train, config.validation_fraction, config.seed)
+        train, val = stratified_split(train, config.validation_fraction, config.seed)
+        return train, val if len(val) else None  # too few images to hold any back
     return train, None

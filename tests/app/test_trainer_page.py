@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.data import load_dataset
 from dlplay.jobs.spec import training_split
-from helpers import by_label, class_folders_zip, noise_png, open_app_page, zip_bytes
+from helpers import by_label, class_folders_zip, image_bytes, noise_png, open_app_page, zip_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_KEY = "state.run"
@@ -142,6 +142,8 @@ def test_zip_import_shows_classes_counts_and_samples_as_text():
      "symbolic link"),
     (zip_bytes({f"a/{i}.png": b"" for i in range(20_001)}), "the limit is 20,000"),
     (class_folders_zip({"only": 5}), "at least 2 are needed"),
+    (zip_bytes({f"{c}/{i}.png": image_bytes(90) for c in "ab" for i in range(4)}), "the very same picture"),
+    (class_folders_zip({"cats": 1, "dogs": 1}), "no test images to measure the model with"),
     (b"PK\x03\x04 not really a zip", "not a readable .zip"),
 ])
 def test_bad_zips_get_one_sentence_and_the_page_keeps_working(data, message):

@@ -309,3 +309,12 @@ def test_server_settings_come_from_the_environment_and_bad_values_get_a_sentence
     with pytest.raises(SettingError, match="DLPLAY_RUNS_MAX_MB='lots' is not a number"):
         ServerSettings.from_env({"DLPLAY_RUNS_MAX_MB": "lots"})
     assert default_capacity(cores=2, gpus=0) == 1 and default_capacity(16, 0) == 8 and default_capacity(16, 4) == 4
+
+
+def test_data_that_cannot_teach_a_class_is_refused_before_queueing(scheduler, mnist5k):
+    from dlplay.jobs import DataProblem
+    lopsided = Dataset("lopsided", ("a", "b"), ImageSet(mnist5k.train.images[:8], torch.zeros(8, dtype=torch.int64)),
+                       ImageSet(mnist5k.test.images[:2], torch.tensor([0, 1])))
+    with pytest.raises(DataProblem, match="No training images are left for 'b'"):
+        scheduler.submit(QUICK, lopsided, "alice", registered=False)
+    assert scheduler.active_job("alice") is None

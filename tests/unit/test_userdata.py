@@ -100,3 +100,22 @@ def test_nothing_extracted_stays_on_disk_after_an_import_or_a_refusal(tmp_path, 
     with pytest.raises(ZipRejected):
         load(class_folders_zip({"only": 3}))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_zip_of_identical_pictures_or_single_images_gets_a_sentence_not_a_wrong_lesson():
+    same = image_bytes((120, 30, 200))
+    with pytest.raises(ZipRejected, match="the very same picture"):
+        load(zip_bytes({f"{c}/{i}.png": same for c in ("cats", "dogs") for i in range(5)}))
+    with pytest.raises(ZipRejected, match="no test images.*at least 2 images.*'cats'"):
+        load(class_folders_zip({"cats": 1, "dogs": 1}))
+
+
+def test_a_channel_that_never_varies_is_centred_not_divided_by_zero():
+    from dlplay.data import MIN_STD
+    from dlplay.models import build_model
+    red = load(zip_bytes({f"{c}/{i}.png": image_bytes((200, 10 * i, 30 * (c == "b"))) for c in "ab"
+                          for i in range(6)})).dataset  # red is 200 everywhere
+    mean, std = red.channel_stats()
+    assert std[0] == pytest.approx(MIN_STD) and std[1] > MIN_STD
+    model = build_model("small-cnn", red.input_shape, 2, mean, std)
+    assert torch.isfinite(model(red.train.images.float() / 255)).all()
