@@ -3,8 +3,17 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.activations import (ACTIVATIONS, INITS, activation_race, curve, deep_mlp, gradient_flow, read_dead_units,
-                                read_flow, softmax_with_temperature)
+from dlplay.activations import (
+    ACTIVATIONS,
+    INITS,
+    activation_race,
+    curve,
+    deep_mlp,
+    gradient_flow,
+    read_dead_units,
+    read_flow,
+    softmax_with_temperature,
+)
 from dlplay.data import Dataset, ImageSet, load_dataset
 from dlplay.device import pick_device
 from ui import charts

@@ -11,10 +11,9 @@ from PIL import Image
 
 from dlplay.adversarial import fgsm, flip_epsilon
 from dlplay.checkpoint import ModelFileError, load_model_bytes
-from dlplay.classify import (SAMPLE_CREDITS, SAMPLE_PHOTOS, grad_cam, load_bundled_model, overlay, preprocess,
-                             probabilities, saliency, top_k)
+from dlplay.classify import SAMPLE_CREDITS, SAMPLE_PHOTOS, load_bundled_model, overlay, preprocess, probabilities, top_k
 from dlplay.device import pick_device
-from dlplay.explain import feature_maps, to_uint8
+from dlplay.explain import feature_maps, grad_cam, saliency, to_uint8
 from dlplay.images import ImageRejected, decode_image
 from ui import charts, state
 from ui.drawing_pad import drawing_pad
@@ -36,7 +35,8 @@ def choose_model():
     runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
     options = ["bundled", *range(len(runs)), "upload"]
     labels = {"bundled": "the bundled digit model (small CNN trained on mnist5k)", "upload": "a model file I upload"}
-    labels |= {i: f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset_name}" for i, r in enumerate(runs)}
+    labels |= {i: f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset_name}"
+               for i, r in enumerate(runs)}
     choice = st.radio("Model", options, format_func=labels.__getitem__)
     if choice == "bundled":
         return bundled_model()

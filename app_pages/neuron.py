@@ -5,9 +5,24 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.neuron import (ARTICLE_INPUT, HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, Network, activate,
-                           autograd_gradients, backward, binary_batch, finite_difference_gradients, forward,
-                           loss_terms, one_hot, random_network, sgd_step, train)
+from dlplay.neuron import (
+    ARTICLE_INPUT,
+    HIDDEN_ACTIVATIONS,
+    LOSSES,
+    OUTPUT_ACTIVATIONS,
+    Network,
+    activate,
+    autograd_gradients,
+    backward,
+    binary_batch,
+    finite_difference_gradients,
+    forward,
+    loss_terms,
+    one_hot,
+    random_network,
+    sgd_step,
+    train,
+)
 from ui.latex import matrix, number
 
 NET, VERSION, LAST = "neuron.net", "neuron.version", "neuron.last_loss"  # keys no widget owns
@@ -109,8 +124,9 @@ def forward_section(net: Network, x: torch.Tensor, y: torch.Tensor, f) -> None:
 # The loss formula, and one output's signed term with @p for ŷₖ, @t for yₖ and @k for the number of outputs K.
 LOSS_FORMULAS = {
     ("cross-entropy", "softmax"): (r"L = -\sum_k y_k \log \hat y_k", r"-@t \cdot \log @p"),
-    ("cross-entropy", "sigmoid"): (r"L = -\tfrac{1}{K} \sum_k \big[y_k \log \hat y_k + (1 - y_k) \log(1 - \hat y_k)\big]",
-                                   r"-\tfrac{1}{@k}\big[@t \log @p + (1 - @t) \log(1 - @p)\big]"),
+    ("cross-entropy", "sigmoid"): (
+        r"L = -\tfrac{1}{K} \sum_k \big[y_k \log \hat y_k + (1 - y_k) \log(1 - \hat y_k)\big]",
+        r"-\tfrac{1}{@k}\big[@t \log @p + (1 - @t) \log(1 - @p)\big]"),
     "mse": (r"L = \tfrac{1}{K} \sum_k (\hat y_k - y_k)^2", r"+\tfrac{1}{@k}(@p - @t)^2"),
 }
 
@@ -230,7 +246,8 @@ def losses_section() -> None:
                 "the model is confidently wrong, so it learns slowly exactly when it should learn fast.")
     p = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
     fig = go.Figure([go.Scatter(x=p.tolist(), y=(-torch.log(p)).tolist(), name="cross-entropy −log p"),
-                     go.Scatter(x=p.tolist(), y=((1 - p) ** 2).tolist(), name="MSE on one-hot target, 2 classes: (1 − p)²")])
+                     go.Scatter(x=p.tolist(), y=((1 - p) ** 2).tolist(),
+                                name="MSE on one-hot target, 2 classes: (1 − p)²")])
     fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="predicted probability of the "
                       "true class p", yaxis_title="loss")
     st.plotly_chart(fig)

@@ -141,7 +141,8 @@ def article_section() -> None:
     thetas = article_sgd(gradient, start, 0.01, 3)
     for t in range(1, 4):
         st.latex(rf"t={t}:\ \nabla L = {matrix(gradient(thetas[t - 1]))},\ "
-                 rf"\theta = {matrix(thetas[t - 1])} - 0.01 \cdot {matrix(gradient(thetas[t - 1]))} = {matrix(thetas[t])}")
+                 rf"\theta = {matrix(thetas[t - 1])} - 0.01 \cdot {matrix(gradient(thetas[t - 1]))} = "
+                 rf"{matrix(thetas[t])}")
     st.latex(r"m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad "
              r"\hat m_t = \frac{m_t}{1-\beta_1^t},\quad \hat v_t = \frac{v_t}{1-\beta_2^t},\quad "
              r"\theta_t = \theta_{t-1} - \alpha \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}")
@@ -149,8 +150,8 @@ def article_section() -> None:
     for t, r in enumerate(records, start=1):
         st.latex(rf"t={t}:\ g = {matrix(r['g'])},\ m = {matrix(r['m'])},\ v = {matrix(r['v'], 4)},\ "
                  rf"\hat m = {matrix(r['m_hat'])},\ \hat v = {matrix(r['v_hat'])},\ \theta = {matrix(r['theta'])}")
-    st.caption("On Beale's surface from (1, 1.4); SGD with α = 0.01, Adam with α = 0.05. The tests check this hand-written Adam (and SGD) against "
-               "torch.optim.Adam (and SGD) to 1e-6 over 100 steps.")
+    st.caption("On Beale's surface from (1, 1.4); SGD with α = 0.01, Adam with α = 0.05. The tests check this "
+               "hand-written Adam (and SGD) against torch.optim.Adam (and SGD) to 1e-6 over 100 steps.")
 
 
 st.title("Optimizers")

@@ -9,14 +9,24 @@ from dlplay.builder import ARTICLE_STACK, LayerSpec
 from dlplay.checkpoint import ModelFileError
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, sample_per_class
 from dlplay.device import DEVICE_CHOICES, pick_device
-from dlplay.jobs import (REMEDIES, AlreadyTraining, DataProblem, Job, ResumePoint, RunConfig, RunStatus, SettingError,
-                         check_run_id)
+from dlplay.jobs import (
+    REMEDIES,
+    AlreadyTraining,
+    DataProblem,
+    Job,
+    ResumePoint,
+    RunConfig,
+    RunStatus,
+    SettingError,
+    check_run_id,
+)
 from dlplay.jobs.progress import epochs_csv
 from dlplay.models import CUSTOM, MODELS, build_model, summary
 from dlplay.schedules import SCHEDULES
 from dlplay.train import OPTIMIZERS
 from dlplay.userdata import ZipRejected, import_zip
-from ui import charts, state, trainer_views as views
+from ui import charts, state
+from ui import trainer_views as views
 
 ZIP_CHOICE = "zip"
 USER_DATA, STACK = "trainer.user_data", "trainer.stack"  # session-state keys that no widget owns
@@ -246,7 +256,8 @@ def runs_section() -> None:
         "rare classes": [", ".join(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
                          for r in runs],
         "remedy": [r.config.remedy for r in runs], "seed": [r.config.seed for r in runs]})
-    st.dataframe(table, hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    st.dataframe(table, hide_index=True,
+                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
     chosen = st.multiselect("Overlay the curves of", labels, default=labels[-2:])
     if chosen:
         picked = [(label, snapshots[labels.index(label)]) for label in chosen]

@@ -56,7 +56,8 @@ def throughput(arch: str, data, device, batch_size: int, repeats: int) -> None:
 
     def trainer_epoch(r):
         model, opt = fresh(arch, data, device)
-        return Trainer(model, opt, data.train, device, batch_size=batch_size, epochs=1, seed=r).fit().epochs[0].images_per_sec
+        trainer = Trainer(model, opt, data.train, device, batch_size=batch_size, epochs=1, seed=r)
+        return trainer.fit().epochs[0].images_per_sec
 
     def hand_epoch(r):
         model, opt = fresh(arch, data, device)

@@ -1,4 +1,5 @@
 """Activation functions: curves and autograd derivatives, softmax temperature, gradient flow in deep MLPs, a race."""
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,7 @@ def deep_mlp(widths, activation: str, init: str, seed: int = 0, inputs: int = 78
     g = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = [nn.Flatten()]
     sizes = [inputs, *widths]
-    for fan_in, fan_out in zip(sizes, sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers += [nn.Linear(fan_in, fan_out), MODULES[activation]()]
     layers.append(nn.Linear(sizes[-1], classes))
     model = nn.Sequential(*layers)
@@ -123,7 +124,8 @@ def read_flow(norms: list[float], activation: str) -> str:
     if ratio <= 0.1:
         return (f"Exploding gradients: with {activation}, the first layer's gradient is {times(1 / ratio)} larger than "
                 "the last hidden layer's. Training would be unstable.")
-    return f"Healthy flow: with {activation}, gradient norms stay within {max(ratio, 1 / ratio):.1f}× across the layers."
+    return (f"Healthy flow: with {activation}, gradient norms stay within {max(ratio, 1 / ratio):.1f}× across the "
+            "layers.")
 
 
 @dataclass(frozen=True)

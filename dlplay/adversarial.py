@@ -5,12 +5,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .models import evaluating
+
 
 def fgsm(model: nn.Module, batch: torch.Tensor, label: int, epsilon: float) -> torch.Tensor:
     """x + ε·sign(∂ loss(x, label) / ∂x), clipped to the valid 0..1 range: one (1, C, H, W) adversarial picture."""
-    model.eval()
     device = next(model.parameters()).device
-    with torch.enable_grad():  # callers may be inside torch.no_grad()
+    with torch.enable_grad(), evaluating(model):  # callers may be inside torch.no_grad()
         x = batch.to(device).clone().requires_grad_(True)
         grad, = torch.autograd.grad(F.cross_entropy(model(x), torch.tensor([label], device=device)), x)
     return (x + epsilon * grad.sign()).clamp(0, 1).detach().cpu()
@@ -18,7 +19,8 @@ def fgsm(model: nn.Module, batch: torch.Tensor, label: int, epsilon: float) -> t
 
 @torch.no_grad()
 def _predicted(model: nn.Module, x: torch.Tensor) -> int:
-    return int(model(x.to(next(model.parameters()).device)).argmax(1))
+    with evaluating(model):
+        return int(model(x.to(next(model.parameters()).device)).argmax(1))
 
 
 def flip_epsilon(model: nn.Module, batch: torch.Tensor, label: int, epsilons: Sequence[float]) -> float | None:

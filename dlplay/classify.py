@@ -1,4 +1,4 @@
-"""Classify one picture with a trained model: the preprocessing shown step by step, top-k, Grad-CAM and saliency."""
+"""Classify one picture with a trained model: the preprocessing shown step by step, top-k, heat-map colours."""
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,6 +8,7 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from .checkpoint import ModelCard, load_model
+from .models import evaluating
 
 ASSETS = Path(__file__).with_name("assets")
 BUNDLED_MODEL = ASSETS / "digits-small-cnn.safetensors"
@@ -106,50 +107,14 @@ def preprocess(image: Image.Image, card: ModelCard) -> Preprocessed:
 @torch.no_grad()
 def probabilities(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Softmax over the classes for each image of a (N, C, H, W) 0..1 batch, in eval mode."""
-    model.eval()
-    device = next(model.parameters()).device
-    return model(batch.to(device)).float().softmax(1).cpu()
+    with evaluating(model):
+        return model(batch.to(next(model.parameters()).device)).float().softmax(1).cpu()
 
 
 def top_k(probs: torch.Tensor, class_names, k: int) -> list[tuple[str, float]]:
     """The k most probable classes of one probability vector, most probable first."""
     values, indices = probs.topk(min(k, len(class_names)))
     return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
-
-
-def _last_conv(model: nn.Module) -> nn.Module:
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ValueError("Grad-CAM needs a model with at least one convolution")
-    return convs[-1]
-
-
-@torch.enable_grad()
-def grad_cam(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017) at the last conv layer for class `target`: (H, W) in 0..1 at input size."""
-    layer, saved = _last_conv(model), {}
-    forward = layer.register_forward_hook(lambda _m, _i, out: saved.setdefault("maps", out))
-    try:
-        model.eval()
-        score = model(batch.to(next(model.parameters()).device))[0, target]
-        maps = saved["maps"]  # (1, K, h, w)
-        grads, = torch.autograd.grad(score, maps)
-    finally:
-        forward.remove()
-    weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, K, 1, 1): how much each map matters for the class
-    cam = torch.relu((weights * maps).sum(1, keepdim=True)).detach()  # (1, 1, h, w)
-    cam = nn.functional.interpolate(cam, size=batch.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-    return (cam / cam.max().clamp_min(1e-12)).cpu().numpy()
-
-
-@torch.enable_grad()
-def saliency(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
-    """Gradient saliency: |d score / d pixel|, the largest over colour channels, scaled to 0..1: (H, W)."""
-    x = batch.to(next(model.parameters()).device).clone().requires_grad_(True)
-    model.eval()
-    grad, = torch.autograd.grad(model(x)[0, target], x)
-    heat = grad.abs().amax(dim=1)[0]
-    return (heat / heat.max().clamp_min(1e-12)).cpu().numpy()
 
 
 def colorize(heat: np.ndarray) -> np.ndarray:

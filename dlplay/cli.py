@@ -6,7 +6,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from .augment import LIGHT, Augmentation
 from .checkpoint import ModelCard, save_model
 from .data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset

@@ -7,6 +7,7 @@ from torch.nn import functional as F
 
 from .data import ImageSet
 from .device import DeviceInfo
+from .models import evaluating
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,17 @@ class Evaluation:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, images: torch.Tensor, device: DeviceInfo, batch_size: int = 500) -> torch.Tensor:
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, device: DeviceInfo,
+                   batch_size: int = 500) -> torch.Tensor:
     """Logits (N, K) on the CPU for uint8 images (N, C, H, W), in eval mode, batch by batch."""
-    was_training = model.training
-    model.eval()
     out = []
-    try:
+    with evaluating(model):
         for chunk in images.split(batch_size):
             x = chunk.to(device.device).float().div_(255)
             if device.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.device.type, dtype=torch.float16, enabled=device.mixed_precision):
                 out.append(model(x).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 

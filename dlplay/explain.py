@@ -1,12 +1,15 @@
-"""Look inside a CNN: first-layer filters, feature maps, per-layer gradient norms and dead ReLUs."""
+"""Look inside a CNN: first-layer filters, feature maps, gradient norms, dead ReLUs, and where it looked (Grad-CAM,
+saliency)."""
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .data import ImageSet
 from .device import DeviceInfo
+from .models import evaluating
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,10 @@ def feature_maps(model: nn.Module, image: torch.Tensor, device: DeviceInfo) -> l
                  lambda m, _inp, out, name=name: captured.append((name, out[0].float().cpu())) if out.ndim == 4
                  else None)
              for name, module in model.named_modules() if isinstance(module, nn.ReLU)]
-    was_training = model.training
     try:
-        model.eval()
-        model(_as_input(image.unsqueeze(0), device))
+        with evaluating(model):
+            model(_as_input(image.unsqueeze(0), device))
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return captured
@@ -58,14 +59,11 @@ def feature_maps(model: nn.Module, image: torch.Tensor, device: DeviceInfo) -> l
 def gradient_norms(model: nn.Module, batch: ImageSet, device: DeviceInfo) -> list[LayerValue]:
     """L2 norm of the cross-entropy gradient of each conv and linear layer's weights on one batch (eval mode)."""
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    try:
-        model.eval()
+    with evaluating(model):
         loss = F.cross_entropy(model(_as_input(batch.images, device)), batch.labels.to(device.device))
         grads = torch.autograd.grad(loss, [m.weight for _, m in layers])
-    finally:
-        model.train(was_training)
-    return [LayerValue(f"{name} {type(m).__name__}", float(g.norm())) for (name, m), g in zip(layers, grads, strict=True)]
+    return [LayerValue(f"{name} {type(m).__name__}", float(g.norm()))
+            for (name, m), g in zip(layers, grads, strict=True)]
 
 
 @torch.no_grad()
@@ -81,13 +79,46 @@ def dead_relus(model: nn.Module, images: torch.Tensor, device: DeviceInfo) -> li
         return hook
 
     hooks = [m.register_forward_hook(record(name)) for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
-    was_training = model.training
     try:
-        model.eval()
-        for chunk in images.split(256):
-            model(_as_input(chunk, device))
+        with evaluating(model):
+            for chunk in images.split(256):
+                model(_as_input(chunk, device))
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return [LayerValue(f"{name} ReLU", 1.0 - float(alive.float().mean())) for name, alive in ever_active.items()]
+
+
+def _last_conv(model: nn.Module) -> nn.Module:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("Grad-CAM needs a model with at least one convolution")
+    return convs[-1]
+
+
+@torch.enable_grad()
+def grad_cam(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017) at the last conv layer for class `target`: (H, W) in 0..1 at input size."""
+    layer, saved = _last_conv(model), {}
+    forward = layer.register_forward_hook(lambda _m, _i, out: saved.setdefault("maps", out))
+    try:
+        with evaluating(model):
+            score = model(batch.to(next(model.parameters()).device))[0, target]
+        maps = saved["maps"]  # (1, K, h, w)
+        grads, = torch.autograd.grad(score, maps)
+    finally:
+        forward.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # (1, K, 1, 1): how much each map matters for the class
+    cam = torch.relu((weights * maps).sum(1, keepdim=True)).detach()  # (1, 1, h, w)
+    cam = nn.functional.interpolate(cam, size=batch.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    return (cam / cam.max().clamp_min(1e-12)).cpu().numpy()
+
+
+@torch.enable_grad()
+def saliency(model: nn.Module, batch: torch.Tensor, target: int) -> np.ndarray:
+    """Gradient saliency: |d score / d pixel|, the largest over colour channels, scaled to 0..1: (H, W)."""
+    x = batch.to(next(model.parameters()).device).clone().requires_grad_(True)
+    with evaluating(model):
+        grad, = torch.autograd.grad(model(x)[0, target], x)
+    heat = grad.abs().amax(dim=1)[0]
+    return (heat / heat.max().clamp_min(1e-12)).cpu().numpy()

@@ -1,4 +1,5 @@
 """Plain-language readings of training curves, like a tutor glancing at TensorBoard."""
+import itertools
 from collections.abc import Sequence
 
 from .train import EpochEvent
@@ -13,9 +14,10 @@ def read_curves(epochs: Sequence[EpochEvent]) -> str:
         return "No epoch has finished yet."
     last = epochs[-1]
     if last.val_loss is None:
-        return f"Training accuracy {last.train_accuracy:.1%} after {len(epochs)} epoch(s); no validation data to compare."
+        return (f"Training accuracy {last.train_accuracy:.1%} after {len(epochs)} epoch(s); no validation data to "
+                "compare.")
     rising = 0
-    for before, after in zip(epochs, epochs[1:]):
+    for before, after in itertools.pairwise(epochs):
         rising = rising + 1 if after.val_loss > before.val_loss and after.train_loss < before.train_loss else 0
     if rising >= RISING_EPOCHS:
         return (f"Validation loss has risen for {rising} epochs while training loss falls: overfitting. "

@@ -1,4 +1,5 @@
 """The article's CNNs and a small MNIST CNN, built for any input shape and class count, with a Keras-style summary."""
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -6,6 +7,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Put a model in eval mode for a block, and back in the mode it was in afterwards (even on an error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class Normalize(nn.Module):
@@ -85,7 +97,8 @@ def _min_size_for_valid_blocks(blocks: int) -> int:
     return size
 
 
-def _features_then_head(features: list[nn.Module], head: Callable[[int], list[nn.Module]], input_shape) -> nn.Sequential:
+def _features_then_head(features: list[nn.Module], head: Callable[[int], list[nn.Module]],
+                        input_shape) -> nn.Sequential:
     """Join conv features and a dense head whose first layer's width is the flattened feature size."""
     trunk = nn.Sequential(*features, nn.Flatten()).eval()  # eval: batch-norm accepts a batch of one
     try:
@@ -143,7 +156,8 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "small-cnn": ModelSpec("Small CNN (3 conv blocks + batch-norm), fast on CPU", small_cnn),
-    "article-cifar10": ModelSpec("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout", article_cifar10_cnn),
+    "article-cifar10": ModelSpec("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout",
+                                 article_cifar10_cnn),
     "article-150": ModelSpec("The article's 150x150 CNN (§5.2): 4 conv blocks, Dense512", article_150_cnn),
 }
 CUSTOM = "custom"  # a stack of LayerSpecs from the builder
@@ -190,14 +204,10 @@ def summary(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerRo
         )
         for name, module in model.named_modules() if not list(module.children())
     ]
-    was_training = model.training
     try:
-        model.eval()
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+        with evaluating(model), torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return rows

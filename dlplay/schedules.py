@@ -1,6 +1,6 @@
 """Learning-rate schedules by name: one registry for the trainer, the CLI and the optimizer race."""
 import torch
-from torch.optim.lr_scheduler import (CosineAnnealingLR, ExponentialLR, LRScheduler, OneCycleLR, StepLR)
+from torch.optim.lr_scheduler import CosineAnnealingLR, ExponentialLR, LRScheduler, OneCycleLR, StepLR
 
 # name -> what it does, in words a learner reads beside the curve (every schedule is set by the run's length).
 SCHEDULES: dict[str, str] = {

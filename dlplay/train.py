@@ -1,4 +1,5 @@
-"""A model-agnostic Trainer: explicit model, optimizer, data and device; events per batch and epoch; cooperative stop."""
+"""A model-agnostic Trainer: explicit model, optimizer, data and device; events per batch and epoch; cooperative
+stop."""
 import math
 import threading
 import time
@@ -16,8 +17,8 @@ from .models import Dropout
 from .schedules import build_schedule
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
-# A batch loss above this multiple of the first batch's (at least 1), or not finite, means the run has diverged: with too high
-# a learning rate, cross-entropy jumps from ~2.3 to 1e6 and beyond long before it overflows to inf or NaN.
+# A batch loss above this multiple of the first batch's (at least 1), or not finite, means the run has diverged: with
+# too high a learning rate, cross-entropy jumps from ~2.3 to 1e6 and beyond long before it overflows to inf or NaN.
 DIVERGENCE_FACTOR = 100.0
 
 
@@ -70,6 +71,11 @@ class History:
     epochs: list[EpochEvent] = field(default_factory=list)
     stopped: bool = False
     diverged_at: int | None = None  # the step whose loss blew up; the model keeps the weights from before it
+
+    def stop(self) -> "History":
+        """Mark the run as stopped early; returns self."""
+        self.stopped = True
+        return self
 
     @property
     def divergence_message(self) -> str | None:
@@ -139,7 +145,8 @@ class Trainer:
         self.optimizer.load_state_dict({"state": optimizer_state, "param_groups": plain["param_groups"]})
         if self.scheduler and plain["scheduler"]:
             self.scheduler.load_state_dict(plain["scheduler"])
-        self.epochs_done, self.steps_done, self.loss_limit = plain["epochs_done"], plain["steps_done"], plain["loss_limit"]
+        self.epochs_done, self.steps_done = plain["epochs_done"], plain["steps_done"]
+        self.loss_limit = plain["loss_limit"]
 
     def on(self, event: str, callback: Callable) -> None:
         """Call `callback(BatchEvent)` on 'batch_end' or `callback(EpochEvent)` on 'epoch_end'."""
@@ -178,71 +185,125 @@ class Trainer:
 
     def fit(self) -> History:
         """Run the remaining epochs (or until stop()); returns the History of this call."""
-        dev = self.device.device
-        for module in self.model.modules():
-            if isinstance(module, Dropout):
-                module.generator = self.generators["dropout"]
-        images = self.train_set.images.to(dev)
-        labels = self.train_set.labels.to(dev)
-        # Module.to keeps the Parameter objects, so the optimizer built on them still updates this model.
-        self.model.to(dev, memory_format=torch.channels_last if self.device.channels_last else torch.preserve_format)
+        images, labels = self._to_device()
         history, step = History(), self.steps_done
-        # Weights and float buffers before the latest step: restored if the next loss is not finite.
-        state = [t for t in self.model.state_dict().values() if t.is_floating_point()]
-        last_good = [t.detach().clone() for t in state]
+        last_good = LastGood(self.model)  # the weights before the latest step: kept if the next loss blows up
         for epoch in range(self.epochs_done + 1, self.epochs + 1):
             if self._stop.is_set():  # before drawing the epoch's order, so a saved state stays exact
-                history.stopped = True
-                return history
+                return history.stop()
             self.model.train()
-            order = self._epoch_order(self.generators["shuffle"]).to(dev)
-            start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-            for i in range(self.steps_per_epoch):
-                waited = time.perf_counter()
-                self._unpaused.wait()
-                start += time.perf_counter() - waited  # time spent paused does not count against images/s
-                if self._stop.is_set():
-                    history.stopped = True
-                    return history
-                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-                x = random_affine(self._prepare(images[idx]), self.augmentation, self.generators["augment"])
+            meter = EpochMeter()
+            for idx in self._batches():
+                if not self._wait_or_stop(meter):
+                    return history.stop()
                 y = labels[idx]
-                with torch.autocast(dev.type, dtype=torch.float16, enabled=self.device.mixed_precision):
-                    logits = self.model(x)
-                    loss = self.loss_fn(logits, y)
+                logits, loss = self._forward(images[idx], y)
                 batch_loss = loss.item()
-                if step == 0:
-                    self.loss_limit = DIVERGENCE_FACTOR * max(batch_loss, 1.0)  # NaN stays NaN: caught below
-                if not batch_loss <= self.loss_limit:  # also true for NaN
-                    with torch.no_grad():
-                        for tensor, good in zip(state, last_good, strict=True):
-                            tensor.copy_(good)
+                if self._diverged(batch_loss, first=step == 0):
+                    last_good.restore()
                     history.diverged_at = step + 1
                     return history
-                with torch.no_grad():
-                    for tensor, good in zip(state, last_good, strict=True):
-                        good.copy_(tensor)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                lr = self.optimizer.param_groups[0]["lr"]
-                if self.scheduler is not None:
-                    self.scheduler.step()
+                last_good.save()
+                lr = self._update(loss)
                 step += 1
-                n = len(y)
-                batch_correct = int((logits.argmax(1) == y).sum())
-                seen, loss_sum, correct = seen + n, loss_sum + batch_loss * n, correct + batch_correct
-                event = BatchEvent(epoch, step, self.steps_per_epoch, batch_loss, batch_correct / n,
-                                   seen / (time.perf_counter() - start), lr)
+                event = meter.add(epoch, step, self.steps_per_epoch, batch_loss, logits, y, lr)
                 history.batches.append(event)
                 self._emit("batch_end", event)
-            seconds = time.perf_counter() - start
-            val = (evaluate(self.model, self.val_set, self.device, batch_size=self.batch_size)
-                   if self.val_set is not None else None)
-            event = EpochEvent(epoch, loss_sum / seen, correct / seen, val.loss if val else None,
-                               val.accuracy if val else None, seen / seconds, seconds)
+            event = self._end_epoch(epoch, meter)
             history.epochs.append(event)
             self.epochs_done, self.steps_done = epoch, step
             self._emit("epoch_end", event)
         return history
+
+    def _to_device(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move the model and the training images to the device; dropout draws from the run's own generator."""
+        dev = self.device.device
+        for module in self.model.modules():
+            if isinstance(module, Dropout):
+                module.generator = self.generators["dropout"]
+        # Module.to keeps the Parameter objects, so the optimizer built on them still updates this model.
+        self.model.to(dev, memory_format=torch.channels_last if self.device.channels_last else torch.preserve_format)
+        return self.train_set.images.to(dev), self.train_set.labels.to(dev)
+
+    def _batches(self):
+        """The epoch's batches of training indices, in the order drawn from the run's shuffle generator."""
+        order = self._epoch_order(self.generators["shuffle"]).to(self.device.device)
+        for i in range(self.steps_per_epoch):
+            yield order[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def _wait_or_stop(self, meter: "EpochMeter") -> bool:
+        """Hold while paused (that time does not count against images/s); False once stop() was called."""
+        waited = time.perf_counter()
+        self._unpaused.wait()
+        meter.start += time.perf_counter() - waited
+        return not self._stop.is_set()
+
+    def _forward(self, images_uint8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment a batch and run the model: (logits, loss)."""
+        dev = self.device.device
+        x = random_affine(self._prepare(images_uint8), self.augmentation, self.generators["augment"])
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=self.device.mixed_precision):
+            logits = self.model(x)
+            return logits, self.loss_fn(logits, y)
+
+    def _diverged(self, batch_loss: float, first: bool) -> bool:
+        """Whether this batch's loss means the run has blown up (the first batch sets the limit)."""
+        if first:
+            self.loss_limit = DIVERGENCE_FACTOR * max(batch_loss, 1.0)  # NaN stays NaN: caught below
+        return not batch_loss <= self.loss_limit  # also true for NaN
+
+    def _update(self, loss: torch.Tensor) -> float:
+        """Backward pass, optimizer and schedule step; returns the learning rate the step used."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return lr
+
+    def _end_epoch(self, epoch: int, meter: "EpochMeter") -> EpochEvent:
+        """The epoch's metrics, with the validation images evaluated."""
+        seconds = time.perf_counter() - meter.start
+        val = (evaluate(self.model, self.val_set, self.device, batch_size=self.batch_size)
+               if self.val_set is not None else None)
+        return EpochEvent(epoch, meter.loss_sum / meter.seen, meter.correct / meter.seen, val.loss if val else None,
+                          val.accuracy if val else None, meter.seen / seconds, seconds)
+
+
+class EpochMeter:
+    """Running totals of one epoch: images seen, summed loss, correct predictions, and its start time."""
+
+    def __init__(self):
+        self.start, self.seen, self.loss_sum, self.correct = time.perf_counter(), 0, 0.0, 0
+
+    def add(self, epoch: int, step: int, steps_per_epoch: int, batch_loss: float, logits: torch.Tensor,
+            y: torch.Tensor, lr: float) -> BatchEvent:
+        """Count one batch; returns its BatchEvent."""
+        n, batch_correct = len(y), int((logits.argmax(1) == y).sum())
+        self.seen += n
+        self.loss_sum += batch_loss * n
+        self.correct += batch_correct
+        return BatchEvent(epoch, step, steps_per_epoch, batch_loss, batch_correct / n,
+                          self.seen / (time.perf_counter() - self.start), lr)
+
+
+class LastGood:
+    """A copy of a model's weights and float buffers, to go back to when a step blows the loss up."""
+
+    def __init__(self, model: nn.Module):
+        self.state = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.copy = [t.detach().clone() for t in self.state]
+
+    @torch.no_grad()
+    def save(self) -> None:
+        """Remember the model as it is now."""
+        for tensor, good in zip(self.state, self.copy, strict=True):
+            good.copy_(tensor)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put back the remembered weights."""
+        for tensor, good in zip(self.state, self.copy, strict=True):
+            tensor.copy_(good)

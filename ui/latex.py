@@ -1,7 +1,6 @@
 """LaTeX snippets for showing tensors with their numbers."""
 import torch
 
-
 MINUS = "\u2212"  # the minus sign, longer than the hyphen a float prints
 
 

@@ -12,8 +12,8 @@ from dlplay.data import Dataset, ImageSet, sample_per_class, to_display
 from dlplay.evaluate import Evaluation
 from dlplay.explain import dead_relus, feature_maps, first_layer_filters, gradient_norms, to_uint8
 from dlplay.interpret import read_curves
-from dlplay.models import LayerRow
 from dlplay.jobs import RunSnapshot, RunStatus
+from dlplay.models import LayerRow
 from ui import charts
 
 GRID_COLUMNS = 8

@@ -6,5 +6,6 @@ from .settings import ServerSettings, SettingError, start_scheduler
 from .spec import REMEDIES, RunConfig, RunStatus, check_run_id, new_run_id
 from .store import Budget, RunStore
 
-__all__ = ["REMEDIES", "AlreadyTraining", "Budget", "DataProblem", "Job", "ResumePoint", "RunConfig", "RunSnapshot", "RunStatus",
-           "RunStore", "Scheduler", "ServerSettings", "SettingError", "check_run_id", "new_run_id", "start_scheduler"]
+__all__ = ["REMEDIES", "AlreadyTraining", "Budget", "DataProblem", "Job", "ResumePoint", "RunConfig", "RunSnapshot",
+           "RunStatus", "RunStore", "Scheduler", "ServerSettings", "SettingError", "check_run_id", "new_run_id",
+           "start_scheduler"]

@@ -44,7 +44,8 @@ class TrainingActor:
                 resume = read_resume_point(write_atomically(Path(scratch) / STATE_FILE, state)) if state else None
             self._runner = JobRunner(spec, data, self._emit, self._deliver, resume)
         except Exception as err:  # the data or the model could not be prepared: one sentence for the page
-            self._emit({"type": "done", "status": RunStatus.FAILED.value, "message": f"Training could not start: {err}"})
+            self._emit({"type": "done", "status": RunStatus.FAILED.value,
+                        "message": f"Training could not start: {err}"})
             return
         threading.Thread(target=self._runner.run, daemon=True, name="dlplay-ray-job").start()
 

@@ -248,7 +248,7 @@ class Scheduler:
     def _rebalance(self) -> None:
         if not self.backend.shares_cores or not self._running:
             return
-        for (job, handle), threads in zip(self._running.items(), self._cpu_shares(len(self._running)), strict=True):
+        for handle, threads in zip(self._running.values(), self._cpu_shares(len(self._running)), strict=True):
             handle.command("threads", n=threads)
 
     def _finished(self, job: Job) -> None:

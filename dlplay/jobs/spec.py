@@ -2,7 +2,7 @@
 import re
 import uuid
 from dataclasses import asdict, dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 from ..augment import LIGHT, Augmentation
 from ..builder import LayerSpec
@@ -51,7 +51,7 @@ class RunConfig:
                       "stack": tuple(LayerSpec(**spec) for spec in plain["stack"])})
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """Where a run is in its life; the last four are final."""
 
     QUEUED = "queued"

@@ -81,7 +81,7 @@ def png_declaring(width, height) -> bytes:
 
 def sixteen_bit_png() -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)).save(buffer, "PNG")
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -116,7 +116,8 @@ JPEG = image_bytes((10, 200, 10), size=(64, 64), fmt="JPEG")
     ("notes.png", b"just some text, renamed", "not an image dlplay can read"),
     ("cut.jpg", JPEG[:200], "truncated or corrupt"),
     ("bomb.png", png_declaring(20000, 20000), "too many pixels"),
-    ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg' width='20' height='20'/>", "not an image dlplay can read"),
+    ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg' width='20' height='20'/>",
+     "not an image dlplay can read"),
 ])
 def test_bad_pictures_get_one_sentence_and_the_page_keeps_working(name, data, message, mnist5k):
     at = upload_pictures(open_classify(), [(name, data), ("digit.png", drawn_digit(mnist5k, 0))])

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from dlplay.device import pick_device
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = ["app_pages/home.py", "app_pages/neuron.py", "app_pages/activations.py", "app_pages/optimizers.py", "app_pages/trainer.py", "app_pages/classify.py"]
+PAGES = [f"app_pages/{name}.py" for name in ("home", "neuron", "activations", "optimizers", "trainer", "classify")]
 TIMEOUT = 120  # a cold `import torch` takes longer than AppTest's default 3 s
 
 

@@ -137,7 +137,8 @@ def test_zip_import_shows_classes_counts_and_samples_as_text():
 
 
 @pytest.mark.parametrize("data, message", [
-    (zip_bytes({"a/0.png": noise_png(0), "b/0.png": noise_png(1), "../escape.png": noise_png(2)}), "escapes its folder"),
+    (zip_bytes({"a/0.png": noise_png(0), "b/0.png": noise_png(1), "../escape.png": noise_png(2)}),
+     "escapes its folder"),
     (zip_bytes({"a/0.png": noise_png(0), "b/0.png": noise_png(1)}, symlinks={"a/x.png": "/etc/passwd"}),
      "symbolic link"),
     (zip_bytes({f"a/{i}.png": b"" for i in range(20_001)}), "the limit is 20,000"),

@@ -3,8 +3,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from dlplay.activations import (ACTIVATIONS, INITS, curve, deep_mlp, gradient_flow, read_flow,
-                                softmax_with_temperature)
+from dlplay.activations import ACTIVATIONS, INITS, curve, deep_mlp, gradient_flow, read_flow, softmax_with_temperature
 from dlplay.data import ImageSet
 
 

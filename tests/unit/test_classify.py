@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 
 from dlplay.checkpoint import ModelCard
-from dlplay.classify import (SAMPLE_PHOTOS, colorize, grad_cam, load_bundled_model, overlay, preprocess, probabilities,
-                             saliency, top_k)
+from dlplay.classify import SAMPLE_PHOTOS, colorize, load_bundled_model, overlay, preprocess, probabilities, top_k
+from dlplay.explain import grad_cam, saliency
 from dlplay.images import decode_image
 from dlplay.models import build_model
 

@@ -8,8 +8,15 @@ import pytest
 import torch
 from torchvision import datasets
 
-from dlplay.data import (DATASETS, DatasetUnavailable, ImageSet, default_data_dir, load_dataset, sample_per_class,
-                         to_display)
+from dlplay.data import (
+    DATASETS,
+    DatasetUnavailable,
+    ImageSet,
+    default_data_dir,
+    load_dataset,
+    sample_per_class,
+    to_display,
+)
 
 
 def test_mnist5k_is_a_fixed_stratified_split(mnist5k):

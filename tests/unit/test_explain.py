@@ -24,7 +24,8 @@ def test_first_layer_filters_are_the_first_conv_weights():
     model = build_model("article-cifar10", (3, 32, 32), 10)
     assert torch.equal(first_layer_filters(model), model[1].weight.detach())
     shown = to_uint8(first_layer_filters(model))
-    assert shown.dtype == torch.uint8 and shown.flatten(1).amax(1).eq(255).all() and shown.flatten(1).amin(1).eq(0).all()
+    assert shown.dtype == torch.uint8
+    assert shown.flatten(1).amax(1).eq(255).all() and shown.flatten(1).amin(1).eq(0).all()
 
 
 def test_gradient_norms_equal_autograd_layer_by_layer(mnist5k, cpu):

@@ -5,9 +5,21 @@ import zlib
 import pytest
 import torch
 
-from dlplay.neuron import (ARTICLE_INPUT, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, activate, autograd_gradients,
-                           backward, derivative, finite_difference_gradients, forward, one_hot, random_network,
-                           sgd_step, train)
+from dlplay.neuron import (
+    ARTICLE_INPUT,
+    HIDDEN_ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+    activate,
+    autograd_gradients,
+    backward,
+    derivative,
+    finite_difference_gradients,
+    forward,
+    one_hot,
+    random_network,
+    sgd_step,
+    train,
+)
 
 COMBINATIONS = [(h, o, loss) for h, o, loss in itertools.product(HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS,
                                                                   ("cross-entropy", "mse"))

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dlplay.optim2d import (RACE_OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, run, surface_gradient)
+from dlplay.optim2d import RACE_OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, run, surface_gradient
 
 
 @pytest.mark.parametrize("name", list(SURFACES))

@@ -6,8 +6,8 @@ import time
 import pytest
 import ray
 
-from dlplay.cli import main
 from dlplay.checkpoint import load_model
+from dlplay.cli import main
 from dlplay.data import Dataset, ImageSet
 from dlplay.jobs import RunConfig, RunStatus, RunStore, Scheduler
 from dlplay.jobs.ray_backend import RayBackend

@@ -116,7 +116,8 @@ def epoch(n, train_loss, val_loss, train_acc, val_acc):
 
 def test_reading_names_overfitting_gap_underfitting_and_health():
     rising = [epoch(i, 1.0 - 0.1 * i, 0.5 + 0.05 * max(0, i - 2), 0.8 + 0.02 * i, 0.8) for i in range(1, 7)]
-    assert read_curves(rising).startswith("Validation loss has risen for 4 epochs while training loss falls: overfitting")
+    assert read_curves(rising).startswith(
+        "Validation loss has risen for 4 epochs while training loss falls: overfitting")
     gap = [epoch(1, 0.5, 0.6, 0.90, 0.90), epoch(2, 0.1, 0.55, 0.99, 0.91)]
     assert "8.0 points above validation" in read_curves(gap)
     low = [epoch(1, 2.3, 2.3, 0.11, 0.10), epoch(2, 2.29, 2.3, 0.12, 0.11)]

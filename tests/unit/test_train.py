@@ -124,20 +124,21 @@ def test_evaluate_confusion_accuracy_and_loss_by_hand(cpu):
     result = evaluate(FixedLogits(logits), ImageSet(images, labels), cpu)
     predicted = logits.argmax(1)
     expected = torch.zeros(k, k, dtype=torch.int64)
-    for true, guess in zip(labels.tolist(), predicted.tolist()):
+    for true, guess in zip(labels.tolist(), predicted.tolist(), strict=True):
         expected[true, guess] += 1
     assert torch.equal(result.confusion, expected)
     assert result.accuracy == pytest.approx((predicted == labels).float().mean().item())
     assert result.loss == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)
-    assert result.per_class_accuracy == pytest.approx([expected[c, c].item() / expected[c].sum().item() for c in range(k)])
+    recall = [expected[c, c].item() / expected[c].sum().item() for c in range(k)]
+    assert result.per_class_accuracy == pytest.approx(recall)
 
 
 def test_augmentation_flip_only_mirrors_or_keeps_each_image():
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(64, 1, 9, 9, generator=generator)
     out = random_affine(x, Augmentation(horizontal_flip=True), generator)
-    mirrored = torch.tensor([torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, x)])
-    kept = torch.tensor([torch.allclose(o, i, atol=1e-5) for o, i in zip(out, x)])
+    mirrored = torch.tensor([torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, x, strict=True)])
+    kept = torch.tensor([torch.allclose(o, i, atol=1e-5) for o, i in zip(out, x, strict=True)])
     assert (mirrored | kept).all() and mirrored.any() and kept.any()
 
 

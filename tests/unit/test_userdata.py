@@ -65,7 +65,8 @@ def test_paths_escaping_the_folder_are_refused(tmp_path, member):
 
 
 def test_symlinks_are_refused():
-    data = zip_bytes({"cats/0.png": noise_png(0), "dogs/0.png": noise_png(1)}, symlinks={"cats/link.png": "/etc/passwd"})
+    data = zip_bytes({"cats/0.png": noise_png(0), "dogs/0.png": noise_png(1)},
+                     symlinks={"cats/link.png": "/etc/passwd"})
     with pytest.raises(ZipRejected, match="symbolic link"):
         load(data)
 
