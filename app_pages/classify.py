@@ -2,16 +2,22 @@
 import base64
 import io
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-import torch
 from PIL import Image
 
-from dlplay.adversarial import fgsm, flip_epsilon
+from dlplay.adversarial import fgsm, flip_epsilon, perturbation_picture
 from dlplay.checkpoint import ModelFileError, load_model_bytes
-from dlplay.classify import SAMPLE_CREDITS, SAMPLE_PHOTOS, load_bundled_model, overlay, preprocess, probabilities, top_k
+from dlplay.classify import (
+    SAMPLE_CREDITS,
+    SAMPLE_PHOTOS,
+    as_uint8,
+    overlay,
+    preprocess,
+    probabilities,
+    to_picture,
+    top_k,
+)
 from dlplay.device import pick_device
 from dlplay.explain import feature_maps, grad_cam, saliency, to_uint8
 from dlplay.images import ImageRejected, decode_image
@@ -24,12 +30,6 @@ DISPLAY_SIZE = 224
 DRAWING_KEY = "classify.pad"  # model-sized pictures are enlarged to this for viewing
 
 
-@st.cache_resource
-def bundled_model():
-    """The digit model shipped in the package, loaded once and shared read-only."""
-    return load_bundled_model()
-
-
 def choose_model():
     """The model picker: bundled, trained in this session, or an uploaded .safetensors file."""
     runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
@@ -39,7 +39,7 @@ def choose_model():
                for i, r in enumerate(runs)}
     choice = st.radio("Model", options, format_func=labels.__getitem__)
     if choice == "bundled":
-        return bundled_model()
+        return state.bundled_model()
     if choice != "upload":
         return runs[choice].model()
     uploaded = st.file_uploader("Model file (.safetensors, as dlplay saves it)", key="classify.model_file")
@@ -102,11 +102,7 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
     st.markdown(f"**{best[0][0]}** with probability **{best[0][1]:.1%}**" + (
         "" if card.dataset != "mnist5k" or card.input_shape[0] != 1 else
         " (a digit model sees every picture as a digit: try one you drew)"))
-    bars = go.Figure(go.Bar(x=[p for _, p in best][::-1], y=[charts.text(n) for n, _ in best][::-1],
-                            orientation="h", texttemplate="%{x:.1%}", textposition="auto"))
-    bars.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(range=[0, 1], tickformat=".0%"),
-                       yaxis=dict(type="category"))
-    st.plotly_chart(bars)
+    st.plotly_chart(charts.bars([name for name, _ in best], [p for _, p in best], horizontal=True, height=240))
     st.subheader("Where it looked")
     target = card.class_names.index(best[0][0])
     model_view = prepared.steps[-1][1]
@@ -117,9 +113,8 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
     c.image(enlarged(overlay(model_view, saliency(model, prepared.batch, target))),
             caption="saliency: the pixels whose change moves the score most")
     with st.expander("Inside: what each convolutional block outputs for this picture"):
-        image = (prepared.batch[0] * 255).round().to(torch.uint8)  # (C, H, W), the model's input
         device = pick_device(next(model.parameters()).device.type)
-        for layer, maps in feature_maps(model, image, device):
+        for layer, maps in feature_maps(model, as_uint8(prepared.batch), device):
             st.caption(f"layer {layer}: {maps.shape[0]} maps of {maps.shape[2]}×{maps.shape[1]} (first 8)")
             shown = to_uint8(maps[:8].unsqueeze(1))
             image_grid(shown, [f"channel {c}" for c in range(len(shown))], width=64)
@@ -135,11 +130,10 @@ def adversary(batch, label: int, name: str, model, card) -> None:
     flips = flip_epsilon(model, batch, label, [i / 100 for i in range(31)])
     moved = fgsm(model, batch, label, epsilon)
     now = top_k(probabilities(model, moved)[0], card.class_names, 1)[0]
-    picture = (moved[0].permute(1, 2, 0).squeeze(-1).numpy() * 255).round().astype(np.uint8)
-    noise = ((moved - batch)[0].permute(1, 2, 0).squeeze(-1).numpy() / max(epsilon, 1e-9) * 127 + 128)
     a, b, c = st.columns(3)
-    a.image(enlarged(noise.clip(0, 255).astype(np.uint8)), caption=f"the perturbation (±{epsilon:.2f}, grey is 0)")
-    b.image(enlarged(picture), caption="the picture the model now sees")
+    a.image(enlarged(perturbation_picture(batch, moved, epsilon)),
+            caption=f"the perturbation (±{epsilon:.2f}, grey is 0)")
+    b.image(enlarged(to_picture(moved)), caption="the picture the model now sees")
     c.markdown(f"Now read as **{now[0]}** ({now[1]:.0%})" + (" — fooled!" if now[0] != name else " — still right."))
     c.markdown(f"The reading of “{name}” flips at **ε = {flips:.2f}**." if flips is not None else
                f"No ε up to 0.30 changes the reading of “{name}”.")

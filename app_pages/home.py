@@ -1,8 +1,9 @@
 """Home: the path through the playground, the training loop, the device, and a look at the embedded digits."""
 import streamlit as st
 
-from dlplay.data import Dataset, load_dataset, sample_per_class, to_display
+from dlplay.data import sample_per_class, to_display
 from dlplay.device import pick_device
+from ui import state
 
 TRAINING_LOOP_DOT = """
 digraph loop {
@@ -18,12 +19,6 @@ digraph loop {
   update -> input [label="iterate", style=dashed, fontname="Helvetica"];
 }
 """
-
-
-@st.cache_resource
-def embedded_digits() -> Dataset:
-    """The embedded mnist5k dataset, loaded once per process and shared read-only."""
-    return load_dataset("mnist5k")
 
 
 st.title("dlplay: learn deep learning by doing")
@@ -63,7 +58,7 @@ else:
     st.success(f"**{device.name}** ({device.device.type.upper()}): training runs on the GPU"
                f"{' with mixed precision' if device.mixed_precision else ''}.")
 
-digits = embedded_digits()
+digits = state.dataset("mnist5k")
 st.subheader("The data: 5,000 real handwritten digits, built in")
 st.markdown(
     f"`mnist5k` holds **{len(digits.train):,} training** and **{len(digits.test):,} test** digits, "

@@ -1,7 +1,6 @@
 """Neuron math: one neuron, then the article's 3 → 3 → 2 network forward and backward, every number checked."""
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -12,17 +11,21 @@ from dlplay.neuron import (
     OUTPUT_ACTIVATIONS,
     Network,
     activate,
+    activation_curve,
     autograd_gradients,
     backward,
     binary_batch,
     finite_difference_gradients,
     forward,
+    loss_against_probability,
+    loss_on_logits,
     loss_terms,
     one_hot,
     random_network,
     sgd_step,
     train,
 )
+from ui import charts
 from ui.latex import matrix, number
 
 NET, VERSION, LAST = "neuron.net", "neuron.version", "neuron.last_loss"  # keys no widget owns
@@ -49,15 +52,6 @@ SLIPS = pd.DataFrame({
         "tanh′(z) = 1 − aᵢ², so ∂L/∂zᵢ = ∂L/∂aᵢ · (1 − aᵢ²)"]})
 
 
-def curve(name: str, z: float, a: float) -> go.Figure:
-    """f over −4..4 with the neuron's current (z, a) marked."""
-    grid = torch.linspace(-4, 4, 161, dtype=torch.float64)
-    fig = go.Figure([go.Scatter(x=grid.tolist(), y=activate(name, grid).tolist(), mode="lines", name=f"{name}(z)"),
-                     go.Scatter(x=[z], y=[a], mode="markers", marker=dict(size=12), name="this neuron")])
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="z", yaxis_title="a = f(z)")
-    return fig
-
-
 def one_neuron() -> None:
     st.header("1. One neuron")
     columns = st.columns(4)
@@ -70,7 +64,8 @@ def one_neuron() -> None:
     terms = " + ".join(rf"({number(w, 1)})({number(x, 1)})" for w, x in zip(ws, xs, strict=True))
     st.latex(rf"z = \sum_i w_i x_i + b = {terms} + ({number(b, 1)}) = {number(z)}")
     st.latex(rf"a = \mathrm{{{name}}}(z) = {number(a)}")
-    st.plotly_chart(curve(name, z, a))
+    xs, ys = activation_curve(name)
+    st.plotly_chart(charts.curve_with_point(xs, ys, (z, a), f"{name}(z)", "z", "a = f(z)"))
 
 
 def as_tensor(frame: pd.DataFrame) -> torch.Tensor:
@@ -201,10 +196,8 @@ def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: f
     _, single = train(net, x, y, lr, steps)
     batch_x, batch_y = binary_batch(8, seed=1)
     _, batch = train(net, batch_x, batch_y, lr, steps)
-    fig = go.Figure([go.Scatter(y=single, mode="lines", name="the article's single example"),
-                     go.Scatter(y=batch, mode="lines", name="a batch of 8 examples")])
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="SGD step", yaxis_title="loss")
-    st.plotly_chart(fig)
+    st.plotly_chart(charts.lines({"the article's single example": single, "a batch of 8 examples": batch},
+                                 x_title="SGD step", y_title="loss", log_y=False))
     st.caption("One example is learned perfectly; a batch whose labels no 3→3→2 network can all fit stops "
                "at a higher loss. Raise α to 3 and watch the single-example curve jump around.")
 
@@ -232,25 +225,16 @@ def losses_section() -> None:
     y = one_hot([target], 3)
     rows = []
     for loss in LOSSES:
-        net = Network(torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64),
-                      torch.eye(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), "identity", "softmax",
-                      loss)
-        f = forward(net, logits, y)
-        grads = backward(net, logits, y, f)
-        rows.append({"loss": loss, "value": float(f.loss), "∂L/∂z (w.r.t. the logits)": str(
-            [round(float(v), 4) for v in grads.dz2[0]])})
+        value, gradient = loss_on_logits(loss, logits, y)
+        rows.append({"loss": loss, "value": value,
+                     "∂L/∂z (w.r.t. the logits)": str([round(float(v), 4) for v in gradient])})
     st.latex(rf"\hat y = \mathrm{{softmax}}(z) = {matrix(torch.softmax(logits, 1)[0])}, \quad y = {matrix(y[0], 0)}")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.markdown("With softmax, cross-entropy's gradient is simply **ŷ − y**: the error itself, large when the model "
                 "is confidently wrong. MSE's gradient passes through the softmax's slope, which flattens out when "
                 "the model is confidently wrong, so it learns slowly exactly when it should learn fast.")
-    p = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
-    fig = go.Figure([go.Scatter(x=p.tolist(), y=(-torch.log(p)).tolist(), name="cross-entropy −log p"),
-                     go.Scatter(x=p.tolist(), y=((1 - p) ** 2).tolist(),
-                                name="MSE on one-hot target, 2 classes: (1 − p)²")])
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="predicted probability of the "
-                      "true class p", yaxis_title="loss")
-    st.plotly_chart(fig)
+    p, losses = loss_against_probability()
+    st.plotly_chart(charts.lines(losses, p, "predicted probability of the true class p", "loss", log_y=False))
 
 
 st.title("Neuron math")

@@ -1,46 +1,12 @@
 """Optimizers: real torch.optim optimizers racing on 2-D loss surfaces; learning rates; schedules; Adam by hand."""
-import math
 
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.optim2d import RACE_OPTIMIZERS, SURFACES, article_adam, article_sgd, grid, race, run, surface_gradient
+from dlplay.optim2d import RACE_OPTIMIZERS, SURFACES, article_adam, article_sgd, log_grid, race, run, surface_gradient
 from dlplay.schedules import SCHEDULES, lr_trace
 from ui import charts
 from ui.latex import matrix
-
-
-def contour(surface, paths, upto: int) -> go.Figure:
-    """The surface's contour (log-scaled), its minima, and each path up to step `upto`."""
-    xs, ys, zs = grid(surface)
-    fig = go.Figure(go.Contour(x=xs, y=ys, z=torch.log1p(torch.tensor(zs) - min(map(min, zs))).tolist(),
-                               colorscale="Greys", showscale=False, contours=dict(coloring="lines"),
-                               hoverinfo="skip", ncontours=30))
-    if surface.minima:
-        fig.add_trace(go.Scatter(x=[m[0] for m in surface.minima], y=[m[1] for m in surface.minima], mode="markers",
-                                 marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1)),
-                                 name="minimum"))
-    for i, path in enumerate(paths):
-        shown = path.points[: upto + 1]
-        fig.add_trace(go.Scatter(x=[p[0] for p in shown], y=[p[1] for p in shown], mode="lines+markers",
-                                 marker=dict(size=3), line=dict(color=charts.PALETTE[i % len(charts.PALETTE)]),
-                                 name=path.name))
-    fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(range=surface.x_range),
-                      yaxis=dict(range=surface.y_range), legend=dict(orientation="h", y=-0.12))
-    return fig
-
-
-def loss_curves(paths) -> go.Figure:
-    """Each path's loss per step, on a log axis when the losses are positive and span more than two decades."""
-    fig = go.Figure([go.Scatter(y=p.losses, mode="lines", name=p.name,
-                                line=dict(color=charts.PALETTE[i % len(charts.PALETTE)])) for i, p in enumerate(paths)])
-    finite = [v for p in paths for v in p.losses if math.isfinite(v)]
-    log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step",
-                      yaxis=dict(title="loss (log scale)" if log else "loss", type="log" if log else "linear"))
-    return fig
-
 
 # Ranges torch.optim accepts (betas, momentum and alpha below 1; a learning rate above 0).
 BOUNDS = {"lr": (1e-6, 10.0), "betas": (0.0, 0.9999), "momentum": (0.0, 0.9999), "alpha": (0.0, 0.9999),
@@ -90,8 +56,9 @@ def race_section() -> None:
         st.caption("One-cycle also cycles the momentum (0.95 → 0.85 → 0.95) of the optimizers that have one; plain "
                    "SGD, RMSprop and Adagrad keep none.")
     paths = race(surface, chosen, (x0, y0), steps, settings, tolerance, schedule, state_step=max(1, upto))
-    st.plotly_chart(contour(surface, paths, upto))
-    st.plotly_chart(loss_curves(paths))
+    st.plotly_chart(charts.race_contour(*log_grid(surface), surface.minima,
+                                        {p.name: p.points[:upto + 1] for p in paths}, surface.x_range, surface.y_range))
+    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss"))
     st.dataframe([{"optimizer": p.name, "lr": settings[p.name]["lr"], "steps to tolerance": p.reached_at,
                    "final loss": p.losses[-1], "outcome": p.outcome} for p in paths], hide_index=True,
                  column_config={"final loss": st.column_config.NumberColumn(format="%.2e"),
@@ -115,7 +82,7 @@ def learning_rate_section() -> None:
         path = run(surface, name, surface.start, 300, {"lr": base * factor})
         path.name = f"α × {factor:g} = {base * factor:.4g}"
         paths.append(path)
-    st.plotly_chart(loss_curves(paths))
+    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss"))
     for path in paths:
         if path.diverged_at is not None:
             st.warning(f"{path.name}: diverged at step {path.diverged_at}.")
@@ -125,11 +92,8 @@ def learning_rate_section() -> None:
 
 def schedules_section() -> None:
     st.header("3. Schedules")
-    fig = go.Figure([go.Scatter(y=lr_trace(name, 0.1, 300), mode="lines", name=f"{name}: {what}")
-                     for name, what in SCHEDULES.items()])
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="step",
-                      yaxis_title="learning rate (base 0.1)", legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(fig)
+    st.plotly_chart(charts.lines({f"{name}: {what}": lr_trace(name, 0.1, 300) for name, what in SCHEDULES.items()},
+                                 x_title="step", y_title="learning rate (base 0.1)", log_y=False, height=340))
 
 
 def article_section() -> None:

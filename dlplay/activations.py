@@ -34,6 +34,19 @@ def curve(name: str, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return y.detach(), dy
 
 
+def curves(names, low: float = -5.0, high: float = 5.0, points: int = 201) -> tuple[list[float], dict]:
+    """x on [low, high] and, per activation, (f(x), f'(x)) as lists: the page's two charts."""
+    xs = torch.linspace(low, high, points, dtype=torch.float64)
+    return xs.tolist(), {name: tuple(t.tolist() for t in curve(name, xs)) for name in names}
+
+
+def values_at(names, x: float) -> list[dict]:
+    """f(x) and f'(x) of each activation at one x, as table rows."""
+    point = torch.tensor([x], dtype=torch.float64)
+    return [{"activation": name, "f(x)": float(f[0]), "f′(x)": float(df[0])}
+            for name in names for f, df in [curve(name, point)]]
+
+
 def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it."""
     return torch.softmax(logits / temperature, dim=-1)

@@ -1,10 +1,12 @@
 """The fast gradient sign method (Goodfellow et al. 2015): a nudge of every pixel that flips a prediction."""
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .classify import to_picture
 from .models import evaluating
 
 
@@ -21,6 +23,11 @@ def fgsm(model: nn.Module, batch: torch.Tensor, label: int, epsilon: float) -> t
 def _predicted(model: nn.Module, x: torch.Tensor) -> int:
     with evaluating(model):
         return int(model(x.to(next(model.parameters()).device)).argmax(1))
+
+
+def perturbation_picture(batch: torch.Tensor, moved: torch.Tensor, epsilon: float) -> np.ndarray:
+    """What FGSM added, as a picture: grey is no change, white +ε, black −ε (uint8, (H, W) or (H, W, 3))."""
+    return to_picture(((moved - batch) / max(epsilon, 1e-9) + 1) / 2)
 
 
 def flip_epsilon(model: nn.Module, batch: torch.Tensor, label: int, epsilons: Sequence[float]) -> float | None:

@@ -57,3 +57,10 @@ def random_affine(images: torch.Tensor, aug: Augmentation, generator: torch.Gene
     theta = theta.to(images.device, images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def augmented_versions(image: torch.Tensor, aug: Augmentation, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` random versions of one uint8 image (C, H, W), as the training loop would see them: uint8 (count, C,
+    H, W)."""
+    batch = image.unsqueeze(0).float().div(255).repeat(count, 1, 1, 1)  # (count, C, H, W)
+    return random_affine(batch, aug, generator).mul(255).round().clamp(0, 255).to(torch.uint8)

@@ -104,6 +104,17 @@ def preprocess(image: Image.Image, card: ModelCard) -> Preprocessed:
     return Preprocessed(steps, batch, inverted)
 
 
+def as_uint8(x: torch.Tensor) -> torch.Tensor:
+    """One 0..1 image, (C, H, W) or a batch of one (1, C, H, W), as a uint8 (C, H, W) tensor on the CPU."""
+    image = x[0] if x.ndim == 4 else x
+    return (image.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def to_picture(x: torch.Tensor) -> np.ndarray:
+    """One 0..1 image, (C, H, W) or a batch of one, as a (H, W) or (H, W, 3) uint8 picture for display."""
+    return as_uint8(x).permute(1, 2, 0).squeeze(-1).numpy()
+
+
 @torch.no_grad()
 def probabilities(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Softmax over the classes for each image of a (N, C, H, W) 0..1 batch, in eval mode."""

@@ -207,3 +207,26 @@ def binary_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 2, (n, 3), generator=g).to(torch.float64)
     return x, one_hot(torch.randint(0, 2, (n,), generator=g).tolist(), 2)
+
+
+def activation_curve(name: str, low: float = -4.0, high: float = 4.0, points: int = 161) -> tuple[list, list]:
+    """x on [low, high] and f(x), for drawing one activation."""
+    xs = torch.linspace(low, high, points, dtype=torch.float64)
+    return xs.tolist(), activate(name, xs).tolist()
+
+
+def loss_on_logits(loss: str, logits: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """A softmax output's loss for logits (1, K) and one-hot y, and its gradient ∂L/∂z, by this module's hand-written
+    backward pass (the network reduced to identity layers, so that z₂ is the logits)."""
+    k = logits.shape[1]
+    eye, zeros = torch.eye(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
+    net = Network(eye, zeros, eye, zeros, "identity", "softmax", loss)
+    f = forward(net, logits, y)
+    return float(f.loss), backward(net, logits, y, f).dz2[0]
+
+
+def loss_against_probability(points: int = 99) -> tuple[list[float], dict[str, list[float]]]:
+    """p, the predicted probability of the true class, and each loss as a function of it (two classes)."""
+    p = torch.linspace(0.01, 0.99, points, dtype=torch.float64)
+    return p.tolist(), {"cross-entropy −log p": (-torch.log(p)).tolist(),
+                        "MSE on a one-hot target, 2 classes: (1 − p)²": ((1 - p) ** 2).tolist()}

@@ -90,6 +90,14 @@ def grid(surface: Surface, n: int = 120) -> tuple[list[float], list[float], list
     return xs.tolist(), ys.tolist(), surface.f(gx, gy).tolist()
 
 
+def log_grid(surface: Surface, n: int = 120) -> tuple[list[float], list[float], list[list[float]]]:
+    """grid() with f replaced by log(1 + f − min f): contour lines that show the floor of a valley as well as its
+    walls."""
+    xs, ys, zs = grid(surface, n)
+    z = torch.tensor(zs, dtype=torch.float64)
+    return xs, ys, torch.log1p(z - z.min()).tolist()
+
+
 def article_sgd(grad: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, lr: float,
                 steps: int) -> list[torch.Tensor]:
     """§3.3: θ ← θ − α ∇L(θ), step by step."""

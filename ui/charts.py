@@ -1,14 +1,22 @@
-"""Plotly figures for the pages, built only from data the dlplay core returns."""
+"""Plotly figures for the pages, built only from data the dlplay core returns; one registered template gives them
+all the same margins, colours and legend."""
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
+import plotly.io as pio
+import streamlit  # noqa: F401  registers Streamlit's own "streamlit" Plotly template, which dlplay's extends
 
 from dlplay.train import BatchEvent, EpochEvent
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+MARGIN = dict(l=10, r=10, t=30, b=10)
 MAX_BATCH_POINTS = 600  # cap the per-batch traces: redrawing many points each second grows server memory
+pio.templates["dlplay"] = go.layout.Template(layout=dict(margin=MARGIN, colorway=PALETTE,
+                                                         legend=dict(orientation="h", y=-0.25)))
+pio.templates.default = "streamlit+dlplay"  # every figure: Streamlit's theme, then dlplay's margins and colours
 
 
 def text(label: str) -> str:
@@ -64,7 +72,7 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
             fig.add_trace(go.Scatter(x=epochs, y=y, mode="lines+markers", line=dict(color=colour, dash=dash),
                                      name=f"{name}: {kind}", legendgroup=name, showlegend=not axis,
                                      xaxis=f"x{axis}", yaxis=f"y{axis}"))
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=380, margin=dict(t=40))
     return fig
 
 
@@ -73,7 +81,7 @@ def class_counts(class_names: Sequence[str], train_counts: Sequence[int], test_c
     names = [text(n) for n in class_names]
     fig = go.Figure([go.Bar(x=names, y=list(train_counts), name="train"),
                      go.Bar(x=names, y=list(test_counts), name="test")])
-    fig.update_layout(barmode="group", height=260, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="images",
+    fig.update_layout(barmode="group", height=260, margin=dict(t=10), yaxis_title="images",
                       xaxis=dict(type="category"))
     return fig
 
@@ -91,7 +99,7 @@ def confusion_matrix(confusion, class_names: Sequence[str]) -> go.Figure:
         marker=dict(symbol="square", size=max(8, 300 // len(names)), opacity=0.01), showlegend=False,
         customdata=[counts[t][p] for t, p in cells],
         hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>"))
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
+    fig.update_layout(height=420, margin=dict(t=10), clickmode="event+select",
                       xaxis=dict(title="predicted", type="category"),
                       yaxis=dict(title="true", autorange="reversed", type="category"))
     return fig
@@ -111,7 +119,7 @@ def per_class_accuracy(class_names: Sequence[str], accuracy: Sequence[float]) ->
     """Horizontal bars: the share of each class's test images classified correctly."""
     fig = go.Figure(go.Bar(x=list(accuracy), y=[text(n) for n in class_names], orientation="h",
                            texttemplate="%{x:.1%}", textposition="auto"))
-    fig.update_layout(height=max(220, 24 * len(class_names)), margin=dict(l=10, r=10, t=10, b=10),
+    fig.update_layout(height=max(220, 24 * len(class_names)), margin=dict(t=10),
                       xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(type="category", autorange="reversed"))
     return fig
 
@@ -120,10 +128,77 @@ def layer_bars(names: Sequence[str], values: Sequence[float], axis_title: str, l
                percent: bool = False) -> go.Figure:
     """One bar per layer, input side on the left."""
     fig = go.Figure(go.Bar(x=[text(n) for n in names], y=list(values)))
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=axis_title,
-                      xaxis=dict(type="category"))
+    fig.update_layout(height=280, margin=dict(t=10), yaxis_title=axis_title, xaxis=dict(type="category"))
     if log:
         fig.update_yaxes(type="log")
     if percent:
         fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    return fig
+
+
+def spans_decades(values: Sequence[float]) -> bool:
+    """Whether positive values span more than two decades (then a log axis shows them all)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
+
+
+def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, x_title: str = "",
+          y_title: str = "", title: str | None = None, log_y: bool | None = None, height: int = 300,
+          mark_x: float | None = None) -> go.Figure:
+    """One line per named series (against `x`, or their index); a log y axis when asked, or (log_y None) when the
+    values span more than two decades; `mark_x` draws a dotted vertical line."""
+    log = spans_decades([v for ys in series.values() for v in ys]) if log_y is None else log_y
+    fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name))
+                     for name, ys in series.items()])
+    fig.update_layout(height=height, title=title, xaxis_title=x_title, margin=dict(t=30 if title else 10),
+                      yaxis=dict(title=f"{y_title} (log scale)" if log and y_title else y_title,
+                                 type="log" if log else "linear"))
+    if mark_x is not None:
+        fig.add_vline(x=mark_x, line_dash="dot")
+    return fig
+
+
+def curve_with_point(x: Sequence[float], y: Sequence[float], point: tuple[float, float], name: str,
+                     x_title: str, y_title: str) -> go.Figure:
+    """A function's curve with one point of it marked."""
+    fig = go.Figure([go.Scatter(x=list(x), y=list(y), mode="lines", name=text(name)),
+                     go.Scatter(x=[point[0]], y=[point[1]], mode="markers", marker=dict(size=12), name="this neuron")])
+    fig.update_layout(height=260, margin=dict(t=10), xaxis_title=x_title, yaxis_title=y_title)
+    return fig
+
+
+def bars(labels: Sequence[str], values: Sequence[float], horizontal: bool = False, height: int = 260) -> go.Figure:
+    """Bars of probabilities (0 to 100%), labelled with their values; horizontal bars list the first label on top."""
+    names = [text(n) for n in labels]
+    bar = (go.Bar(x=list(values), y=names, orientation="h", texttemplate="%{x:.1%}") if horizontal
+           else go.Bar(x=names, y=list(values), texttemplate="%{y:.1%}"))
+    fig = go.Figure(bar)
+    percent = dict(range=[0, 1], tickformat=".0%")
+    fig.update_layout(height=height, margin=dict(t=10), xaxis=percent if horizontal else dict(type="category"),
+                      yaxis=dict(type="category", autorange="reversed") if horizontal else percent)
+    return fig
+
+
+def per_layer_boxes(samples: Sequence[Sequence[float]], title: str) -> go.Figure:
+    """One box plot of values per layer, input side on the left."""
+    fig = go.Figure([go.Box(y=list(sample), name=str(i), boxpoints=False, marker_color=PALETTE[0])
+                     for i, sample in enumerate(samples, start=1)])
+    fig.update_layout(height=300, showlegend=False, title=title, xaxis_title="hidden layer")
+    return fig
+
+
+def race_contour(x: Sequence[float], y: Sequence[float], z: Sequence[Sequence[float]],
+                 minima: Sequence[tuple[float, float]], paths: dict[str, Sequence[tuple[float, float]]],
+                 x_range: tuple[float, float], y_range: tuple[float, float]) -> go.Figure:
+    """A loss surface's contour lines (z as given, e.g. log-scaled), its minima as stars, and each named path."""
+    fig = go.Figure(go.Contour(x=list(x), y=list(y), z=z, colorscale="Greys", showscale=False,
+                               contours=dict(coloring="lines"), hoverinfo="skip", ncontours=30))
+    if minima:
+        fig.add_trace(go.Scatter(x=[m[0] for m in minima], y=[m[1] for m in minima], mode="markers", name="minimum",
+                                 marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1))))
+    for i, (name, points) in enumerate(paths.items()):
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                 marker=dict(size=3), line=dict(color=PALETTE[i % len(PALETTE)]), name=text(name)))
+    fig.update_layout(height=480, margin=dict(t=10), xaxis=dict(range=x_range), yaxis=dict(range=y_range),
+                      legend=dict(y=-0.12))
     return fig

@@ -8,6 +8,7 @@ import uuid
 
 import streamlit as st
 
+from dlplay.classify import load_bundled_model
 from dlplay.data import Dataset, load_dataset, read_dataset
 from dlplay.jobs import Job, Scheduler, ServerSettings, start_scheduler
 
@@ -37,6 +38,12 @@ def scheduler() -> Scheduler:
 def dataset(name: str) -> Dataset:
     """A registered dataset, loaded once per server and shared read-only."""
     return load_dataset(name)
+
+
+@st.cache_resource(show_spinner=False)
+def bundled_model():
+    """The digit model shipped in the package, loaded once per server and shared read-only: (model, card)."""
+    return load_bundled_model()
 
 
 def session_id() -> str:

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dlplay.augment import Augmentation, random_affine
+from dlplay.augment import Augmentation, augmented_versions
 from dlplay.builder import LAYER_KINDS, SIZE_LABELS, LayerSpec
 from dlplay.data import Dataset, ImageSet, sample_per_class, to_display
 from dlplay.evaluate import Evaluation
@@ -58,8 +58,7 @@ def augmentation_preview(sample: ImageSet, class_names, augmentation: Augmentati
     """Each sample image beside random augmented versions, as the training loop will see them."""
     generator = torch.Generator().manual_seed(seed)
     for image, label in zip(sample.images, sample.labels.tolist(), strict=True):
-        batch = image.unsqueeze(0).float().div(255).repeat(GRID_COLUMNS - 1, 1, 1, 1)  # (7, C, H, W)
-        moved = random_affine(batch, augmentation, generator).mul(255).round().clamp(0, 255).to(torch.uint8)
+        moved = augmented_versions(image, augmentation, GRID_COLUMNS - 1, generator)
         images = torch.cat([image.unsqueeze(0), moved])
         image_grid(images, [f"original ({class_names[label]})"] + ["augmented"] * (GRID_COLUMNS - 1), width=64)
 

@@ -25,3 +25,11 @@ def test_a_small_push_flips_the_bundled_model(mnist5k):
     assert epsilon is not None and 0 < epsilon <= 0.3
     with torch.no_grad():
         assert int(model(fgsm(model, image, label, epsilon)).argmax()) != label
+
+
+def test_the_perturbation_picture_is_grey_where_nothing_moved():
+    from dlplay.adversarial import perturbation_picture
+    batch = torch.full((1, 1, 2, 2), 0.5)
+    moved = batch + torch.tensor([[[[0.1, -0.1], [0.0, 0.1]]]])
+    picture = perturbation_picture(batch, moved, 0.1)
+    assert picture.tolist() == [[255, 0], [128, 255]]

@@ -106,3 +106,16 @@ def test_the_loss_terms_add_up_to_the_loss(output, loss):
 def test_numbers_are_shown_with_a_real_minus_sign():
     from ui.latex import matrix, number
     assert number(-1.5) == "\u22121.500" and number(2.25, 1) == "2.2" and "-" not in matrix(-torch.ones(2))
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "mse"])
+def test_the_loss_on_logits_and_its_gradient_match_autograd(loss):
+    from dlplay.neuron import loss_on_logits
+    logits = torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64, requires_grad=True)
+    y = one_hot([1], 3)
+    value, gradient = loss_on_logits(loss, logits.detach(), y)
+    F = torch.nn.functional
+    oracle = F.cross_entropy(logits, y) if loss == "cross-entropy" else F.mse_loss(logits.softmax(1), y)
+    oracle.backward()
+    assert value == pytest.approx(oracle.item(), abs=1e-12)
+    assert torch.allclose(gradient, logits.grad[0], atol=1e-12)

@@ -94,3 +94,13 @@ def test_an_empty_race_has_no_paths_and_the_state_follows_the_schedule():
         alone = run(surface, path.name, surface.start, 50, schedule="onecycle", state_step=20)
         assert path.state == alone.state  # the caption's numbers are the race's numbers
         assert path.state != run(surface, path.name, surface.start, 50, state_step=20).state
+
+
+def test_the_log_grid_keeps_the_order_of_the_surface_and_starts_at_zero():
+    from dlplay.optim2d import log_grid
+    surface = SURFACES["Rosenbrock"]
+    _, _, raw = grid(surface, 30)
+    _, _, logged = log_grid(surface, 30)
+    flat_raw, flat_log = torch.tensor(raw).flatten(), torch.tensor(logged).flatten()
+    assert float(flat_log.min()) == 0.0
+    assert torch.equal(flat_raw.argsort(), flat_log.argsort())
