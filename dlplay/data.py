@@ -61,16 +61,12 @@ MIN_STD = 1 / 255  # one grey level: the smallest spread a channel is normalised
 def data_problem(class_names, train: ImageSet, test: ImageSet) -> str | None:
     """What makes these images unable to teach or test a classifier, in one sentence with what to do; None if
     nothing does."""
-    def counts(images: ImageSet) -> list[int]:
-        return torch.bincount(images.labels, minlength=len(class_names)).tolist()
-
-    in_train, in_test = counts(train), counts(test)
-    missing = [name for name, n in zip(class_names, in_train, strict=True) if n == 0]
-    if missing:
-        return (f"No training images are left for {', '.join(repr(m) for m in missing[:3])}: every class needs "
-                "images to learn from. Use more of the data, or give those classes more images.")
+    if len(train) == 0:
+        return "There are no training images to learn from: use more of the data."
     if len(test) == 0:
-        few = [name for name, a, b in zip(class_names, in_train, in_test, strict=True) if a + b < 2]
+        counts = (torch.bincount(train.labels, minlength=len(class_names)) +
+                  torch.bincount(test.labels, minlength=len(class_names))).tolist()
+        few = [name for name, n in zip(class_names, counts, strict=True) if n < 2]
         return (f"There are no test images to measure the model with: every class needs at least 2 images (one to "
                 f"learn from, one to test on), and {', '.join(repr(f) for f in few[:3]) or 'these classes'} "
                 "have fewer.")

@@ -191,3 +191,24 @@ def test_a_drawing_sent_from_the_pad_is_classified(mnist5k):
     at.session_state["classify.pad.png"] = drawn_digit(mnist5k, 7)  # what the pad's "Classify my drawing" sends
     at.run()
     assert prediction(at).startswith(f"**{int(mnist5k.test.labels[7])}**")
+
+
+def test_a_model_trained_on_the_trainer_page_classifies_here(mnist5k):
+    import time
+    at = open_app_page("app_pages/trainer.py")
+    by_label(at.number_input, "Epochs").set_value(1).run()
+    by_label(at.button, "Train").click().run()
+    deadline = time.monotonic() + 180
+    while at.session_state["state.run"].snapshot().active:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+        at.run()
+    at.run()  # the finished run joins the session's runs
+    at.switch_page("app_pages/classify.py").run()
+    model_choice = by_label(at.radio, "Model")
+    assert "run #1 from the CNN trainer: small-cnn on mnist5k" in model_choice.options
+    model_choice.set_value(0).run()  # the first trained run
+    by_label(at.radio, "Picture from").set_value("drawing").run()
+    at.session_state["classify.pad.png"] = drawn_digit(mnist5k, 3)
+    at.run()
+    assert not at.exception and prediction(at).startswith(f"**{int(mnist5k.test.labels[3])}**")

@@ -311,10 +311,11 @@ def test_server_settings_come_from_the_environment_and_bad_values_get_a_sentence
     assert default_capacity(cores=2, gpus=0) == 1 and default_capacity(16, 0) == 8 and default_capacity(16, 4) == 4
 
 
-def test_data_that_cannot_teach_a_class_is_refused_before_queueing(scheduler, mnist5k):
+def test_data_that_cannot_teach_is_refused_before_queueing(scheduler, mnist5k):
     from dlplay.jobs import DataProblem
-    lopsided = Dataset("lopsided", ("a", "b"), ImageSet(mnist5k.train.images[:8], torch.zeros(8, dtype=torch.int64)),
-                       ImageSet(mnist5k.test.images[:2], torch.tensor([0, 1])))
-    with pytest.raises(DataProblem, match="No training images are left for 'b'"):
-        scheduler.submit(QUICK, lopsided, "alice", registered=False)
+    same = mnist5k.train.images[:1].repeat(8, 1, 1, 1)  # one picture, eight times, in two classes
+    copies = Dataset("copies", ("a", "b"), ImageSet(same, torch.tensor([0, 1] * 4)),
+                     ImageSet(same[:2].clone(), torch.tensor([0, 1])))
+    with pytest.raises(DataProblem, match="the very same picture"):
+        scheduler.submit(QUICK, copies, "alice", registered=False)
     assert scheduler.active_job("alice") is None
