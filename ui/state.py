@@ -17,12 +17,14 @@ MAX_KEPT_RUNS = 10
 GC_SECONDS = 60.0  # a full garbage collection this often (.streamlit/config.toml turns off the one after each rerun)
 
 
-def collect_garbage_now_and_then() -> None:
+def collect_garbage_now_and_then(runs: Scheduler) -> None:
     """Free ended sessions (their state is full of reference cycles) once a minute instead of after every rerun:
-    a full collection holds the GIL for 0.1-0.4 s with torch loaded, and a training page reruns every 2 s."""
+    a full collection holds the GIL for 0.1-0.4 s with torch loaded, and a training page reruns every 2 s. Then
+    the files of the runs those sessions held go."""
     while True:
         time.sleep(GC_SECONDS)
         gc.collect()
+        runs.tidy()
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,7 +32,7 @@ def scheduler() -> Scheduler:
     """The server's one training scheduler; its workers end with the server. Bad settings raise SettingError."""
     started = start_scheduler(ServerSettings.from_env())
     atexit.register(started.shutdown)
-    threading.Thread(target=collect_garbage_now_and_then, daemon=True, name="dlplay-gc").start()
+    threading.Thread(target=collect_garbage_now_and_then, args=(started,), daemon=True, name="dlplay-gc").start()
     return started
 
 

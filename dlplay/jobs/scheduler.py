@@ -37,9 +37,10 @@ def default_capacity(cores: int, gpus: int) -> int:
 
 
 def _forget_finished(store: RunStore, run_id: str, progress: Progress) -> None:
-    """When nobody holds a run any more (its session ended): a finished run's files go; a resumable one stays."""
+    """When nobody holds a run any more (its session ended): a finished run's files go at the store's next prune;
+    a resumable one stays."""
     if not progress.status.active and progress.status is not RunStatus.CRASHED:
-        store.remove(run_id)
+        store.forget(run_id)
 
 
 class Job:
@@ -260,6 +261,11 @@ class Scheduler:
             if snapshot.batches:
                 self._speed[job.config.model] = snapshot.batches[-1].images_per_sec
             self._dispatch()
+        self.tidy()
+
+    def tidy(self) -> None:
+        """Delete the files of runs nobody holds any more, and keep the store within its budget."""
+        with self._lock:
             keep = set(self._jobs.keys())
         self.store.prune(self.budget, keep)
 

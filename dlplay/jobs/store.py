@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -47,6 +48,7 @@ class RunStore:
     def __init__(self, root: Path | None = None):
         self.root = Path(root or default_runs_dir())
         self._lock = threading.Lock()  # recording a run and pruning never interleave
+        self._forgotten: deque[str] = deque()  # runs to delete at the next prune (see forget)
 
     def run_dir(self, run_id: str) -> Path:
         """The folder of a run id (a malformed id raises ValueError)."""
@@ -95,11 +97,13 @@ class RunStore:
         if folder.exists():
             os.utime(folder)
 
-    def remove(self, run_id: str) -> None:
-        """Delete a run's folder, and the dataset file it used if no other run uses it."""
-        with self._lock:
-            shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
-            self._prune_datasets()
+    def forget(self, run_id: str) -> None:
+        """Mark a run's folder for deletion at the next prune.
+
+        Safe from a garbage-collection finalizer: it takes no lock. (A finalizer runs in whichever thread the
+        collector interrupts, possibly one that holds this store's lock: deleting there would deadlock.)
+        """
+        self._forgotten.append(run_id)
 
     def total_bytes(self) -> int:
         """What the whole store takes on disk."""
@@ -109,9 +113,14 @@ class RunStore:
         """Remove runs older than the budget's age, then the least recently used until the store fits its size;
         never the runs in `keep`. Dataset files no remaining run uses go too. Returns the removed run ids."""
         with self._lock:
-            return self._prune(budget, keep) if self.root.exists() else []
+            if not self.root.exists():
+                self._forgotten.clear()
+                return []
+            return self._prune(budget, keep)
 
     def _prune(self, budget: Budget, keep: set[str]) -> list[str]:
+        while self._forgotten:
+            shutil.rmtree(self.run_dir(self._forgotten.popleft()), ignore_errors=True)
         runs = [f for f in self.root.iterdir() if f.is_dir() and f.name != DATASETS_FOLDER]
         runs.sort(key=last_used)  # least recently used first
         now, removed = time.time(), []

@@ -237,11 +237,12 @@ def test_the_store_keeps_within_its_budget_and_forgets_finished_runs_nobody_hold
     store = scheduler.store
     finished = finished_run_folder(scheduler, small(mnist5k, name="mine"))
     # The session that held it ended: once its worker's reader thread is done, nothing holds the run.
-    wait_until(lambda: gc.collect() is not None and not finished.exists(), timeout=10)
+    wait_until(lambda: gc.collect() is not None and scheduler.tidy() is None and not finished.exists(), timeout=10)
     assert not list((store.root / "_datasets").glob("*"))
     crashed = crashed_run_folder(scheduler, small(mnist5k))
     time.sleep(0.2)
     gc.collect()
+    scheduler.tidy()
     assert crashed.exists()  # resumable: left to the budget
     old = [store.run_dir(store.record(scheduler_spec(i)).run_id) for i in range(3)]
     for i, folder in enumerate(old):
@@ -253,6 +254,18 @@ def test_the_store_keeps_within_its_budget_and_forgets_finished_runs_nobody_hold
     assert removed == [old[1].name, old[2].name]  # the least recently used first, never one that is kept
     assert store.prune(Budget(max_age_seconds=50), keep=set()) == [old[0].name]  # too old
     assert crashed.exists()
+
+
+def test_a_run_forgotten_while_the_store_is_busy_does_not_deadlock(scheduler, mnist5k):
+    """The collector runs finalizers in whichever thread it interrupts: here, one that holds the store's lock (as
+    recording a run or pruning does). Deleting the run's files there would wait for that lock forever."""
+    finished = finished_run_folder(scheduler, small(mnist5k, name="mine"))
+    wait_until(lambda: not scheduler.running_jobs())
+    with scheduler.store._lock:
+        gc.collect()  # the run's Job is collected here, its finalizer called with the lock held
+    assert finished.exists()
+    scheduler.tidy()
+    assert not finished.exists()
 
 
 def scheduler_spec(i: int):
