@@ -145,8 +145,8 @@ def update_section(net: Network, grads, stepped: Network, lr: float) -> None:
     st.subheader(f"The update: every weight moves against its gradient, α = {lr:g}")
     st.latex(r"\theta \leftarrow \theta - \alpha \frac{\partial L}{\partial \theta}")
     for name, label in (("w2", "W_2"), ("b2", "b_2"), ("w1", "W_1"), ("b1", "b_1")):
-        st.latex(rf"{label} \leftarrow {matrix(getattr(net, name))} - {number(lr, 2)} \cdot "
-                 rf"{matrix(getattr(grads, 'd' + name))} = {matrix(getattr(stepped, name))}")
+        st.latex(rf"\begin{{aligned}} {label} &\leftarrow {matrix(getattr(net, name))} - {number(lr, 2)} \cdot "
+                 rf"{matrix(getattr(grads, 'd' + name))} \\ &= {matrix(getattr(stepped, name))} \end{{aligned}}")
 
 
 def backward_section(net: Network, x: torch.Tensor, f, grads) -> None:

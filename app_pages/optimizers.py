@@ -3,7 +3,17 @@
 import streamlit as st
 import torch
 
-from dlplay.optim2d import RACE_OPTIMIZERS, SURFACES, article_adam, article_sgd, log_grid, race, run, surface_gradient
+from dlplay.optim2d import (
+    RACE_OPTIMIZERS,
+    SURFACES,
+    article_adam,
+    article_sgd,
+    log_grid,
+    loss_axis_range,
+    race,
+    run,
+    surface_gradient,
+)
 from dlplay.schedules import SCHEDULES, lr_trace
 from ui import charts
 from ui.latex import matrix
@@ -58,7 +68,11 @@ def race_section() -> None:
     paths = race(surface, chosen, (x0, y0), steps, settings, tolerance, schedule, state_step=max(1, upto))
     st.plotly_chart(charts.race_contour(*log_grid(surface), surface.minima,
                                         {p.name: p.points[:upto + 1] for p in paths}, surface.x_range, surface.y_range))
-    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss"))
+    held = loss_axis_range(surface)
+    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss", y_range=held))
+    if held:
+        st.caption("This surface has no bottom: the loss axis is held to the values f takes on the square above, "
+                   "and a curve that drops off the chart has left the square, sliding downhill for ever.")
     st.dataframe([{"optimizer": p.name, "lr": settings[p.name]["lr"], "steps to tolerance": p.reached_at,
                    "final loss": p.losses[-1], "outcome": p.outcome} for p in paths], hide_index=True,
                  column_config={"final loss": st.column_config.NumberColumn(format="%.2e"),
@@ -82,7 +96,11 @@ def learning_rate_section() -> None:
         path = run(surface, name, surface.start, 300, {"lr": base * factor})
         path.name = f"α × {factor:g} = {base * factor:.4g}"
         paths.append(path)
-    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss"))
+    held = loss_axis_range(surface)
+    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss", y_range=held))
+    if held:
+        st.caption("This surface has no bottom: the loss axis is held to the values f takes on the square above, "
+                   "and a curve that drops off the chart has left the square, sliding downhill for ever.")
     for path in paths:
         if path.diverged_at is not None:
             st.warning(f"{path.name}: diverged at step {path.diverged_at}.")

@@ -90,6 +90,18 @@ def grid(surface: Surface, n: int = 120) -> tuple[list[float], list[float], list
     return xs.tolist(), ys.tolist(), surface.f(gx, gy).tolist()
 
 
+def loss_axis_range(surface: Surface, n: int = 120) -> tuple[float, float] | None:
+    """For a surface that falls away forever, the loss axis held to the values f takes over the plotted window (a
+    path that leaves it has escaped, and its plunge would flatten every other curve), with 5% room above and below;
+    None for a bounded surface."""
+    if surface.bounded:
+        return None
+    values = torch.tensor(grid(surface, n)[2], dtype=torch.float64)
+    low, high = values.min().item(), values.max().item()
+    room = 0.05 * (high - low)
+    return low - room, high + room
+
+
 def log_grid(surface: Surface, n: int = 120) -> tuple[list[float], list[float], list[list[float]]]:
     """grid() with f replaced by log(1 + f − min f): contour lines that show the floor of a valley as well as its
     walls."""

@@ -144,15 +144,15 @@ def spans_decades(values: Sequence[float]) -> bool:
 
 def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, x_title: str = "",
           y_title: str = "", title: str | None = None, log_y: bool | None = None, height: int = 300,
-          mark_x: float | None = None) -> go.Figure:
+          mark_x: float | None = None, y_range: tuple[float, float] | None = None) -> go.Figure:
     """One line per named series (against `x`, or their index); a log y axis when asked, or (log_y None) when the
-    values span more than two decades; `mark_x` draws a dotted vertical line."""
+    values span more than two decades; `mark_x` draws a dotted vertical line; `y_range` holds the y axis."""
     log = spans_decades([v for ys in series.values() for v in ys]) if log_y is None else log_y
     fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name))
                      for name, ys in series.items()])
     fig.update_layout(height=height, title=title, xaxis_title=x_title, margin=dict(t=30 if title else 10),
                       yaxis=dict(title=f"{y_title} (log scale)" if log and y_title else y_title,
-                                 type="log" if log else "linear"))
+                                 type="log" if log else "linear", range=y_range))
     if mark_x is not None:
         fig.add_vline(x=mark_x, line_dash="dot")
     return fig

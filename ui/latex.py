@@ -5,8 +5,12 @@ MINUS = "\u2212"  # the minus sign, longer than the hyphen a float prints
 
 
 def number(value: float, digits: int = 3) -> str:
-    """A number rounded for display, with a proper minus sign (−, not the hyphen -)."""
-    return f"{value:.{digits}f}".replace("-", MINUS)
+    """A number rounded for display, with a proper minus sign (−, not the hyphen -); a value that rounds to zero
+    shows as 0, never −0."""
+    text = f"{value:.{digits}f}"
+    if float(text) == 0:
+        text = text.lstrip("-")
+    return text.replace("-", MINUS)
 
 
 def matrix(values: torch.Tensor, digits: int = 3) -> str:

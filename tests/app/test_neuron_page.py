@@ -50,7 +50,7 @@ def test_the_loss_and_update_steps_show_their_own_numbers():
     assert any(r"(1 - y_k) \log(1 - \hat y_k)" in block.value for block in at.latex)  # binary cross-entropy
     by_label(at.radio, "Step through the loop").set_value("update").run()
     by_label(at.select_slider, "Learning rate α").set_value(0.1).run()
-    updates = [block.value for block in at.latex if "W_2 \\leftarrow" in block.value]
+    updates = [block.value for block in at.latex if "W_2 &\\leftarrow" in block.value]
     assert updates and "0.10 \\cdot" in updates[0]
     assert not at.exception
 

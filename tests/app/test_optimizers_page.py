@@ -1,4 +1,8 @@
 """AppTest drives Optimizers: changing the surface or the learning rate changes the race's results."""
+import json
+
+import pytest
+
 from helpers import by_label, open_app_page
 
 
@@ -52,3 +56,9 @@ def test_the_table_keeps_numbers_apart_and_the_saddle_is_escaped():
     assert table["steps to tolerance"].isna().all()  # no minimum to reach: empty cells, not the words "not reached"
     assert any(outcome.startswith("escaped downhill at step") for outcome in table["outcome"])
     assert not any(outcome.startswith("diverged") for outcome in table["outcome"])
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    loss_axis = next(spec["layout"]["yaxis"] for spec in specs
+                     if spec["layout"].get("yaxis", {}).get("title", {}).get("text") == "loss")
+    assert loss_axis["range"][0] == pytest.approx(-9.9, abs=0.01)  # held near the square's lowest value: a plunge
+    # off the square does not flatten the other curves
+    assert any("has no bottom" in caption.value for caption in at.caption)

@@ -106,6 +106,7 @@ def test_the_loss_terms_add_up_to_the_loss(output, loss):
 def test_numbers_are_shown_with_a_real_minus_sign():
     from ui.latex import matrix, number
     assert number(-1.5) == "\u22121.500" and number(2.25, 1) == "2.2" and "-" not in matrix(-torch.ones(2))
+    assert number(-0.0004) == "0.000" and number(-0.0) == "0.000"  # never −0.000
 
 
 @pytest.mark.parametrize("loss", ["cross-entropy", "mse"])

@@ -104,3 +104,10 @@ def test_the_log_grid_keeps_the_order_of_the_surface_and_starts_at_zero():
     flat_raw, flat_log = torch.tensor(raw).flatten(), torch.tensor(logged).flatten()
     assert float(flat_log.min()) == 0.0
     assert torch.equal(flat_raw.argsort(), flat_log.argsort())
+
+
+def test_the_loss_axis_is_held_only_for_a_surface_without_a_bottom():
+    from dlplay.optim2d import SURFACES, loss_axis_range
+    assert loss_axis_range(SURFACES["Rosenbrock"]) is None
+    low, high = loss_axis_range(SURFACES["saddle"])  # x² − y² over [−3, 3]²: from −9 (x = 0, y = ±3) to 9
+    assert (low, high) == pytest.approx((-9.9, 9.9), abs=0.01)  # and 5% of the span as room
