@@ -26,8 +26,9 @@ from ui.drawing_pad import drawing_pad
 from ui.trainer_views import image_grid
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
-DISPLAY_SIZE = 224
-DRAWING_KEY = "classify.pad"  # model-sized pictures are enlarged to this for viewing
+DISPLAY_SIZE = 224  # model-sized pictures are enlarged to this for viewing
+DRAWING_NAME = "drawing.png"
+DRAWING_KEY = "classify.pad"
 
 
 def choose_model():
@@ -69,10 +70,10 @@ def choose_pictures() -> list[tuple[str, Image.Image]]:
                                    key="classify.pictures") or []
         files = [(u.name, u.getvalue()) for u in uploads]
     elif source == "drawing":
-        st.caption("Draw a digit, large and centred, then send it. Dark ink on white, as on paper: see how the "
-                   "model's input is inverted to match its training digits.")
+        st.caption("Draw a digit anywhere on the pad, at any size, then send it. Dark ink on white, as on paper: "
+                   "see how the model's input is inverted, cropped, fitted and centred like its training digits.")
         drawn = drawing_pad(DRAWING_KEY)
-        files = [("drawing.png", drawn)] if drawn else []
+        files = [(DRAWING_NAME, drawn)] if drawn else []
     else:
         shot = st.camera_input("Take a picture")
         files = [("camera.jpg", shot.getvalue())] if shot else []
@@ -100,7 +101,7 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
     best = top_k(probs, card.class_names, 5)
     st.subheader("What the model thinks")
     st.markdown(f"**{best[0][0]}** with probability **{best[0][1]:.1%}**" + (
-        "" if card.dataset != "mnist5k" or card.input_shape[0] != 1 else
+        "" if card.dataset != "mnist5k" or card.input_shape[0] != 1 or name == DRAWING_NAME else
         " (a digit model sees every picture as a digit: try one you drew)"))
     st.plotly_chart(charts.bars([name for name, _ in best], [p for _, p in best], horizontal=True, height=240))
     st.subheader("Where it looked")

@@ -52,11 +52,11 @@ st.graphviz_chart(TRAINING_LOOP_DOT)
 device = pick_device("auto")
 st.subheader("Where your models run")
 if device.device.type == "cpu":
-    st.info(f"**{device.name}**: no GPU found, so training runs on the processor. The embedded digits still "
-            "train in seconds.")
+    st.info(f"**{device.name}**: no GPU found, so training runs on the processor ({device.precision}). The "
+            "embedded digits still train in seconds.")
 else:
     st.success(f"**{device.name}** ({device.device.type.upper()}): training runs on the GPU"
-               f"{' with mixed precision' if device.mixed_precision else ''}.")
+               f" ({device.precision}).")
 
 digits = state.dataset("mnist5k")
 st.subheader("The data: 5,000 real handwritten digits, built in")

@@ -104,7 +104,10 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) 
     epochs = b.number_input("Epochs", 1, 100, 3)
     seed = c.number_input("Seed", 0, 1_000_000, 0)
     device = d.selectbox("Device", DEVICE_CHOICES)
-    mixed = st.checkbox("Mixed precision (CUDA GPUs only)", value=True)
+    mixed = st.checkbox("Mixed precision", value=True,
+                        help="Faster, with the same accuracy: float16 on CUDA GPUs, bfloat16 on CPUs that compute it "
+                             "natively (AVX-512 BF16, AMX, Arm BF16); float32 elsewhere, and when unticked. On this "
+                             f"server, 'auto' trains in {pick_device('auto', True).precision}.")
     with st.expander("The article's FAQ as experiments: data size, class imbalance, overfitting"):
         fraction = st.slider("Training images used", 10, 100, 100, step=10, format="%d%%",
                              help="Why does deep learning need much data? Train on less and compare test accuracy.")

@@ -133,6 +133,8 @@ def main() -> None:
     m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
     print(f"\ntraining, article-cifar10, {args.images} images, batch {BATCH_SIZE}, Adam: dlplay {m_ours:,.0f} img/s | "
           f"keras {m_theirs:,.0f} img/s | ratio {m_ours / m_theirs:.2f} (medians of {args.rounds})")
+    print(f"best rounds: dlplay {max(ours):,.0f} img/s | keras {max(theirs):,.0f} img/s | ratio "
+          f"{max(ours) / max(theirs):.2f}")
 
     model = model.cpu().eval()
     card = ModelCard("article-cifar10", tuple(str(i) for i in range(10)), (3, 32, 32), (0.5,) * 3, (0.5,) * 3)

@@ -1,21 +1,23 @@
 """Benchmark the Trainer against a minimal hand-written PyTorch loop, and the CLI recipe's time to accuracy.
 
 Run: python bench/train_bench.py [--repeats 5]
-Part 1 trains the same model on the same data with the same batch size, alternating the two loops, and prints
-the median images/s of each and their ratio. Part 2 runs the CLI's default recipe on mnist5k and a plain Adam
-loop (no schedule, no augmentation) for the same number of epochs, and prints test accuracy against seconds.
+Part 1 trains the same model on the same data with the same batch size, precision and memory format,
+alternating the two loops, and prints the median images/s of each and their ratio. Part 2 trains the CLI's
+default recipe on mnist5k, the previous default and each change between them, for every seed, and prints test
+accuracy against seconds of training.
 """
 import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dlplay.augment import LIGHT  # noqa: E402
+from dlplay.cli import AUGMENTATIONS, build_parser  # noqa: E402
 from dlplay.data import Dataset, ImageSet, load_dataset  # noqa: E402
 from dlplay.device import configure_threads, pick_device  # noqa: E402
 from dlplay.evaluate import evaluate  # noqa: E402
@@ -24,11 +26,13 @@ from dlplay.train import Trainer, build_optimizer  # noqa: E402
 
 
 def hand_loop(model, optimizer, train: ImageSet, device, batch_size: int, seed: int) -> float:
-    """The reference: the plainest correct epoch loop; returns images/s."""
+    """The reference: the plainest correct epoch loop, in the device's precision and memory format; returns
+    images/s."""
     dev = device.device
     images, labels = train.images.to(dev), train.labels.to(dev)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)).to(dev)
     loss_fn = nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler(dev.type, enabled=device.autocast is torch.float16)
     model.train()
     start = time.perf_counter()
     for i in range(0, len(labels), batch_size):
@@ -36,11 +40,28 @@ def hand_loop(model, optimizer, train: ImageSet, device, batch_size: int, seed: 
         x = images[idx].float().div_(255)
         if device.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = loss_fn(model(x), labels[idx])
+        with torch.autocast(dev.type, dtype=device.autocast or torch.float32, enabled=device.autocast is not None):
+            loss = loss_fn(model(x), labels[idx])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return len(labels) / (time.perf_counter() - start)
+
+
+def memory_formats(data, device, repeats: int) -> None:
+    """The hand loop on the article's CIFAR-10 CNN in NCHW and in channels_last, alternating: median images/s."""
+    formats = {"NCHW": replace(device, channels_last=False), "channels_last": replace(device, channels_last=True)}
+    speeds: dict[str, list[float]] = {name: [] for name in formats}
+    for r in range(max(repeats, 1) + 1):
+        for name, chosen in (formats.items() if r % 2 else reversed(formats.items())):
+            model, opt = fresh("article-cifar10", data, chosen)
+            speed = hand_loop(model, opt, data.train, chosen, 64, r)
+            if r:
+                speeds[name].append(speed)
+    nchw, last = (statistics.median(speeds[name]) for name in formats)
+    print(f"article-cifar10, hand loop: NCHW {nchw:7,.0f} img/s | channels_last {last:7,.0f} img/s | "
+          f"ratio {last / nchw:.3f} (median of {max(repeats, 1)})")
 
 
 def fresh(arch, data, device, seed=0, lr=1e-3):
@@ -63,7 +84,7 @@ def throughput(arch: str, data, device, batch_size: int, repeats: int) -> None:
         model, opt = fresh(arch, data, device)
         return hand_loop(model, opt, data.train, device, batch_size, r)
 
-    for r in range(repeats + 1):  # the first round warms up both and is not counted
+    for r in range(max(repeats, 1) + 1):  # the first round warms up both and is not counted
         if r % 2:
             t, h = trainer_epoch(r), hand_epoch(r)
         else:
@@ -76,22 +97,44 @@ def throughput(arch: str, data, device, batch_size: int, repeats: int) -> None:
           f"ratio {m_ours / m_ref:.3f} (median of {repeats})")
 
 
-def recipe(data, device, seed: int) -> None:
-    """The CLI defaults (small-cnn, AdamW 3e-3 one-cycle, light augmentation, 10 epochs, batch 64)."""
+def cli_defaults() -> dict:
+    """The CLI's default recipe, read from its parser (so this bench measures what `python -m dlplay train` does)."""
+    args = build_parser().parse_args(["train"])
+    return dict(model=args.model, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                schedule=args.schedule, augment=args.augment, epochs=args.epochs, batch_size=args.batch_size,
+                label_smoothing=args.label_smoothing)
+
+
+def recipes() -> dict[str, dict]:
+    """The previous default, each change on its own, and today's default."""
+    now = cli_defaults()
+    before = {**now, "epochs": 10, "batch_size": 64, "lr": 3e-3, "label_smoothing": 0.0}
+    return {"before: 10 epochs, batch 64, lr 3e-3": before,
+            "before + label smoothing 0.1": {**before, "label_smoothing": 0.1},
+            "batch 256, lr 1e-2, 7 epochs": {**now, "label_smoothing": 0.0},
+            "now (the CLI default): that + smoothing 0.1": now}
+
+
+def run_recipe(data, device, seed: int, recipe: dict) -> tuple[float, float]:
+    """Train one recipe from `seed`; returns (test accuracy, seconds of training)."""
     mean, std = data.channel_stats()
-    model = build_model("small-cnn", data.input_shape, data.num_classes, mean, std, seed=seed)
-    trainer = Trainer(model, build_optimizer("adamw", model.parameters(), 3e-3, 5e-4), data.train, device,
-                      batch_size=64, epochs=10, schedule="onecycle", seed=seed, augmentation=LIGHT)
-    h = trainer.fit()
-    seconds = sum(e.seconds for e in h.epochs)
-    print(f"  dlplay recipe  seed {seed}: test accuracy {evaluate(model, data.test, device).accuracy:.2%} "
-          f"after {seconds:.1f}s of training")
-    model, opt = fresh("small-cnn", data, device, seed)
-    start = time.perf_counter()
-    for epoch in range(10):
-        hand_loop(model, opt, data.train, device, 64, seed + epoch)
-    print(f"  plain Adam     seed {seed}: test accuracy {evaluate(model, data.test, device).accuracy:.2%} "
-          f"after {time.perf_counter() - start:.1f}s of training")
+    model = build_model(recipe["model"], data.input_shape, data.num_classes, mean, std, seed=seed)
+    optimizer = build_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], recipe["weight_decay"])
+    trainer = Trainer(model, optimizer, data.train, device, batch_size=recipe["batch_size"], epochs=recipe["epochs"],
+                      schedule=recipe["schedule"], seed=seed, augmentation=AUGMENTATIONS[recipe["augment"]],
+                      label_smoothing=recipe["label_smoothing"])
+    seconds = sum(e.seconds for e in trainer.fit().epochs)
+    return evaluate(model, data.test, device).accuracy, seconds
+
+
+def time_to_accuracy(data, device, seeds: int) -> None:
+    """Each recipe over seeds 0..seeds-1: every seed's test accuracy and training seconds, and their means."""
+    for name, recipe in recipes().items():
+        results = [run_recipe(data, device, seed, recipe) for seed in range(seeds)]
+        accuracies = ", ".join(f"{a:.1%}" for a, _ in results)
+        times = ", ".join(f"{s:.1f}" for _, s in results)
+        print(f"  {name:44s} mean {statistics.mean(a for a, _ in results):.2%} ({accuracies}) after "
+              f"{statistics.mean(s for _, s in results):.1f} s ({times})", flush=True)
 
 
 def main() -> None:
@@ -106,7 +149,8 @@ def main() -> None:
         start = time.perf_counter()
         data = load_dataset("mnist5k")
         loads.append(time.perf_counter() - start)
-    print(f"mnist5k load: median {statistics.median(loads) * 1000:.0f} ms; device {device.name}")
+    print(f"mnist5k load: median {statistics.median(loads) * 1000:.0f} ms; device {device.name}, {device.precision}, "
+          f"{'channels_last' if device.channels_last else 'NCHW'}")
     print("\n1. Trainer vs hand-written loop (same model, data, batch size; no augmentation, constant lr)")
     for arch in ("small-cnn", "article-cifar10"):
         throughput(arch, data, device, 64, args.repeats)
@@ -117,9 +161,9 @@ def main() -> None:
     print("on CIFAR-10-shaped 3x32x32 images:", end=" ")
     throughput("article-cifar10", Dataset("cifar-shaped", data.class_names, cifar_shaped, cifar_shaped), device, 64,
                args.repeats)
-    print("\n2. Time to accuracy on mnist5k (1,000 held-out test digits)")
-    for seed in range(args.seeds):
-        recipe(data, device, seed)
+    memory_formats(data, device, args.repeats)
+    print(f"\n2. Time to accuracy on mnist5k (1,000 held-out test digits), seeds 0-{args.seeds - 1}")
+    time_to_accuracy(data, device, args.seeds)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from ui.trainer_views import LIVE_REFRESH_SECONDS  # noqa: E402
 EPOCHS = 3
 CLI = [sys.executable, "-m", "dlplay", "train", "--dataset", "mnist5k", "--model", "small-cnn", "--epochs",
        str(EPOCHS), "--batch-size", "64", "--lr", "3e-3", "--optimizer", "adamw", "--schedule", "onecycle",
-       "--augment", "light"]
+       "--augment", "light", "--label-smoothing", "0"]
 
 
 def live_view_epochs(scheduler: Scheduler) -> list[float]:

@@ -34,6 +34,13 @@ def _positive(kind):
     return parse
 
 
+def _fraction(text: str) -> float:
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -51,15 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and report its test accuracy")
     train.add_argument("--dataset", choices=list(DATASETS), default="mnist5k")
     train.add_argument("--model", choices=list(MODELS), default="small-cnn")
-    train.add_argument("--epochs", type=_positive(int), default=10)
-    train.add_argument("--batch-size", type=_positive(int), default=64)
-    train.add_argument("--lr", type=_positive(float), default=3e-3, help="(peak) learning rate")
+    # The default recipe (bench/train_bench.py): 98.6% on mnist5k in about 12 s of training on 2 CPU cores.
+    train.add_argument("--epochs", type=_positive(int), default=7)
+    train.add_argument("--batch-size", type=_positive(int), default=256)
+    train.add_argument("--lr", type=_positive(float), default=1e-2, help="(peak) learning rate")
+    train.add_argument("--label-smoothing", type=_fraction, default=0.1,
+                       help="train towards 1 - e on the true class instead of 1 (0 turns it off)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     train.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
     train.add_argument("--schedule", choices=list(SCHEDULES), default="onecycle")
     train.add_argument("--augment", choices=list(AUGMENTATIONS), default="light")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    train.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=True,
+                       help="float16 autocast on CUDA, bfloat16 on CPUs with native bf16; float32 elsewhere")
     train.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
     train.add_argument("--save", type=Path, default=None, metavar="PATH", help="write the model as .safetensors")
     train.add_argument("--dry-run", action="store_true", help="train on two batches only (a quick smoke test)")
@@ -100,7 +112,9 @@ def ray_train_command(args: argparse.Namespace, dataset: Dataset, registered: bo
     from .jobs.ray_backend import RayBackend
     config = RunConfig(model=args.model, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                        schedule=args.schedule, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                       device=args.device, augmentation=AUGMENTATIONS[args.augment], validation_fraction=0.0)
+                       label_smoothing=args.label_smoothing,
+                       device=args.device, mixed_precision=args.mixed_precision,
+                       augmentation=AUGMENTATIONS[args.augment], validation_fraction=0.0)
     try:
         backend = RayBackend(args.ray)
     except (ConnectionError, ValueError, RuntimeError) as err:
@@ -145,7 +159,8 @@ def train_command(args: argparse.Namespace) -> int:
     """Run `train`; returns the process exit code."""
     configure_threads()
     try:
-        device = pick_device(args.device) if not args.ray else None  # a Ray job picks its device on its node
+        # A Ray job picks its device on its node.
+        device = pick_device(args.device, args.mixed_precision) if not args.ray else None
         dataset = load_dataset(args.dataset, args.data_dir)
     except (ValueError, DatasetUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -157,7 +172,8 @@ def train_command(args: argparse.Namespace) -> int:
     if args.ray:  # a registered dataset is loaded by name on the node; a dry run's slice travels as a file
         return ray_train_command(args, Dataset(dataset.name, dataset.class_names, train, dataset.test),
                                  registered=not args.dry_run)
-    print(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name}")
+    print(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name} "
+          f"({device.precision})")
     mean, std = dataset.channel_stats()
     try:
         model = build_model(args.model, dataset.input_shape, dataset.num_classes, mean, std, seed=args.seed)
@@ -166,7 +182,8 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     trainer = Trainer(model, optimizer, train, device, batch_size=args.batch_size, epochs=args.epochs,
-                      schedule=args.schedule, seed=args.seed, augmentation=AUGMENTATIONS[args.augment])
+                      schedule=args.schedule, seed=args.seed, augmentation=AUGMENTATIONS[args.augment],
+                      label_smoothing=args.label_smoothing)
     bar = ProgressBar(args.epochs)
     trainer.on("batch_end", bar.batch)
     trainer.on("epoch_end", bar.epoch)

@@ -1,10 +1,13 @@
-"""Pick the compute device (CUDA, then Apple MPS, else CPU) and describe it."""
+"""Pick the compute device (CUDA, then Apple MPS, else CPU) and describe how to train fast on it."""
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+# CPU features that compute bfloat16 natively: x86's AVX-512 BF16 and AMX, Arm's BF16 extension.
+NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
 
 
 @dataclass(frozen=True)
@@ -13,8 +16,44 @@ class DeviceInfo:
 
     device: torch.device
     name: str  # "CPU" or the accelerator's name, for display
-    mixed_precision: bool  # autocast to float16 (CUDA only)
+    autocast: torch.dtype | None  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16; None: fp32
     channels_last: bool  # NHWC memory format for conv nets
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether forward passes run under autocast."""
+        return self.autocast is not None
+
+    @property
+    def precision(self) -> str:
+        """How the numbers are computed, for display."""
+        return {torch.float16: "float16 mixed precision", torch.bfloat16: "bfloat16 mixed precision"}.get(
+            self.autocast, "float32")
+
+
+def autocast(device: DeviceInfo) -> torch.autocast:
+    """The autocast context for a forward pass on `device` (a no-op where it computes in float32)."""
+    return torch.autocast(device.device.type, dtype=device.autocast or torch.float32,
+                          enabled=device.autocast is not None)
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where that is not available)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text(errors="replace") if path.exists() else ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 says flags, Arm says Features
+            return set(value.split())
+    return set()
+
+
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether this CPU computes bfloat16 in hardware (detected from its flags, not assumed: elsewhere bf16 is
+    emulated and slower than float32). Where the flags cannot be read (not Linux), the answer is no."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & NATIVE_BF16_FLAGS)
 
 
 def mps_available() -> bool:
@@ -22,8 +61,12 @@ def mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
-def pick_device(preference: str = "auto") -> DeviceInfo:
-    """Resolve 'auto' / 'cpu' / 'cuda' / 'mps' to a DeviceInfo; an unavailable accelerator raises ValueError."""
+def pick_device(preference: str = "auto", mixed_precision: bool = True) -> DeviceInfo:
+    """Resolve 'auto' / 'cpu' / 'cuda' / 'mps' to a DeviceInfo; an unavailable accelerator raises ValueError.
+
+    With `mixed_precision`, CUDA autocasts to float16 (with a gradient scaler) and a CPU with native bfloat16 to
+    bfloat16; MPS and other CPUs compute in float32.
+    """
     if preference not in DEVICE_CHOICES:
         raise ValueError(f"unknown device {preference!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     if preference == "auto":
@@ -31,13 +74,15 @@ def pick_device(preference: str = "auto") -> DeviceInfo:
     if preference == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("CUDA was requested but no CUDA GPU is available; use 'auto' or 'cpu'")
-        return DeviceInfo(torch.device("cuda"), torch.cuda.get_device_name(0), True, True)
+        return DeviceInfo(torch.device("cuda"), torch.cuda.get_device_name(0),
+                          torch.float16 if mixed_precision else None, True)
     if preference == "mps":
         if not mps_available():
             raise ValueError("Apple MPS was requested but is not available; use 'auto' or 'cpu'")
-        return DeviceInfo(torch.device("mps"), "Apple GPU (MPS)", False, False)
-    # channels_last speeds up convolutions on x86 CPUs too (oneDNN NHWC kernels): see bench/.
-    return DeviceInfo(torch.device("cpu"), "CPU", False, True)
+        return DeviceInfo(torch.device("mps"), "Apple GPU (MPS)", None, False)
+    # channels_last speeds up convolutions on x86 CPUs too (oneDNN NHWC kernels): bench/train_bench.py measures it.
+    bf16 = mixed_precision and cpu_has_native_bf16()
+    return DeviceInfo(torch.device("cpu"), "CPU", torch.bfloat16 if bf16 else None, True)
 
 
 def configure_threads(num_threads: int | None = None) -> int:

@@ -6,7 +6,7 @@ from safetensors.torch import load, save
 from torch.nn import functional as F
 
 from .data import ImageSet
-from .device import DeviceInfo
+from .device import DeviceInfo, autocast
 from .models import evaluating
 
 
@@ -49,7 +49,7 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, device: DeviceI
             x = chunk.to(device.device).float().div_(255)
             if device.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.device.type, dtype=torch.float16, enabled=device.mixed_precision):
+            with autocast(device):
                 out.append(model(x).float().cpu())
     return torch.cat(out)
 

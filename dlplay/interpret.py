@@ -29,5 +29,9 @@ def read_curves(epochs: Sequence[EpochEvent]) -> str:
     if last.val_accuracy < 0.5 and len(epochs) >= 2 and last.train_accuracy < 0.6:
         return (f"Both accuracies are low ({last.train_accuracy:.0%} training, {last.val_accuracy:.0%} validation): "
                 "underfitting. Train longer, raise the learning rate a little or use a bigger model.")
+    if -gap > GAP_POINTS:
+        return (f"Validation accuracy is ahead of training accuracy ({last.val_accuracy:.1%} vs "
+                f"{last.train_accuracy:.1%}): normal early on, as training accuracy is averaged over an epoch in "
+                "which the model was still improving, through dropout and augmentation. No sign of overfitting.")
     return (f"Training and validation agree ({last.train_accuracy:.1%} vs {last.val_accuracy:.1%}): "
             "no sign of overfitting yet.")

@@ -11,7 +11,7 @@ from torch import nn
 
 from .augment import Augmentation, random_affine
 from .data import ImageSet
-from .device import DeviceInfo
+from .device import DeviceInfo, autocast
 from .evaluate import evaluate
 from .models import Dropout
 from .schedules import build_schedule
@@ -103,7 +103,8 @@ class Trainer:
         self.balanced_sampling = balanced_sampling
         weight = class_weights.to(device.device) if class_weights is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        self.scaler = torch.amp.GradScaler(device.device.type, enabled=device.mixed_precision)
+        # Only float16 needs its gradients scaled (bfloat16 has float32's range).
+        self.scaler = torch.amp.GradScaler(device.device.type, enabled=device.autocast is torch.float16)
         self._listeners: dict[str, list[Callable]] = {"batch_end": [], "epoch_end": []}
         self._stop = threading.Event()
         self._unpaused = threading.Event()
@@ -240,9 +241,8 @@ class Trainer:
 
     def _forward(self, images_uint8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a batch and run the model: (logits, loss)."""
-        dev = self.device.device
         x = random_affine(self._prepare(images_uint8), self.augmentation, self.generators["augment"])
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=self.device.mixed_precision):
+        with autocast(self.device):
             logits = self.model(x)
             return logits, self.loss_fn(logits, y)
 

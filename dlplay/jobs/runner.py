@@ -145,10 +145,7 @@ class JobRunner:
         self._emit({"type": "file", "name": STATE_FILE, "epoch": event.epoch})
 
     def _device(self) -> DeviceInfo:
-        device = pick_device(self.config.device)
-        if not self.config.mixed_precision:
-            device = DeviceInfo(device.device, device.name, False, device.channels_last)
-        return device
+        return pick_device(self.config.device, self.config.mixed_precision)
 
     def _make_trainer(self, device: DeviceInfo, batch_size: int) -> Trainer:
         optimizer = build_optimizer(self.config.optimizer, self.model.parameters(), self.config.lr,
@@ -158,6 +155,7 @@ class JobRunner:
         trainer = Trainer(self.model, optimizer, self.train_set, device, batch_size=batch_size,
                           epochs=self.config.epochs, schedule=self.config.schedule, seed=self.config.seed,
                           augmentation=self.config.augmentation, val=self.val_set, class_weights=weights,
+                          label_smoothing=self.config.label_smoothing,
                           balanced_sampling=self.config.remedy == "weighted sampler")
         history = list(self.resume_point.epochs) if self.resume_point and batch_size == self.config.batch_size else []
         batches = list(self.resume_point.batches) if history else []

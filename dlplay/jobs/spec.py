@@ -25,8 +25,9 @@ class RunConfig:
     epochs: int = 3
     seed: int = 0
     device: str = "auto"
-    mixed_precision: bool = True  # used on CUDA only
+    mixed_precision: bool = True  # float16 on CUDA, bfloat16 on CPUs with native bf16 (see device.pick_device)
     augmentation: Augmentation = LIGHT
+    label_smoothing: float = 0.0  # the loss's target: 1 − ε on the true class, ε spread over all classes
     train_fraction: float = 1.0  # share of the training images used ("why does deep learning need much data")
     validation_fraction: float = 0.1  # held out of the training images to draw the validation curve
     shrunk_classes: tuple[int, ...] = ()  # the class-imbalance lab: these classes keep only `shrunk_keep`

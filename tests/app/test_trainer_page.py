@@ -44,7 +44,7 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy(tmp_path):
     at.run()
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Test accuracy"].rstrip("%")) >= 90.0
-    assert any("no sign of overfitting" in box.value or "points above" in box.value for box in at.info)
+    assert any("o sign of overfitting" in box.value or "points above" in box.value for box in at.info)
     assert "Runs" in [h.value for h in at.header][-1]
     assert "First-layer filters" not in " ".join(m.value for m in at.markdown)  # tabs run only when open
     at.session_state["trainer.results_tab"] = "Inside the network"  # the learner opens the look-inside tab

@@ -9,7 +9,7 @@ from torchvision import datasets
 
 from dlplay.checkpoint import ModelCard, ModelFileError, load_model, read_card, save_model
 from dlplay.cli import main
-from dlplay.device import configure_threads, pick_device
+from dlplay.device import configure_threads, cpu_has_native_bf16, pick_device
 from dlplay.models import build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +65,7 @@ def test_unreadable_or_foreign_files_are_refused(tmp_path):
     (["--epochs", "0"], "--epochs: must be greater than 0"),
     (["--batch-size", "0"], "--batch-size: must be greater than 0"),
     (["--weight-decay", "-1"], "--weight-decay: must be 0 or more"),
+    (["--label-smoothing", "1"], "--label-smoothing: must be below 1"),
 ])
 def test_invalid_arguments_exit_2_with_the_valid_choices(argv, complaint, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -82,9 +83,10 @@ def test_offline_dataset_is_one_message_not_a_traceback(tmp_path, monkeypatch, c
 
 def test_cli_trains_reports_and_saves(tmp_path):
     out = tmp_path / "model.safetensors"
-    done = subprocess.run([sys.executable, "-m", "dlplay", "train", "--dry-run", "--epochs", "3", "--save", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "dlplay", "train", "--dry-run", "--epochs", "3", "--save", str(out),
+                           "--no-mixed-precision"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert "(float32)" in done.stdout  # mixed precision switched off, whatever the device
     assert "test accuracy" in done.stdout and "epoch 1/1" in done.stderr  # --dry-run: one epoch of two batches
     model, card = load_model(out)
     assert card.architecture == "small-cnn" and card.dataset == "mnist5k" and card.input_shape == (1, 28, 28)
@@ -96,7 +98,9 @@ def test_device_choice_is_honest():
     auto = pick_device("auto")
     assert auto.device.type == ("cuda" if torch.cuda.is_available() else auto.device.type)
     if not torch.cuda.is_available():
-        assert auto.device.type in ("cpu", "mps") and not auto.mixed_precision
+        assert auto.device.type in ("cpu", "mps")
+        native = auto.device.type == "cpu" and cpu_has_native_bf16()
+        assert auto.autocast is (torch.bfloat16 if native else None)  # bf16 only where the CPU has it
         with pytest.raises(ValueError, match="no CUDA GPU"):
             pick_device("cuda")
     with pytest.raises(ValueError, match="auto"):

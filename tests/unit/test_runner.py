@@ -124,7 +124,10 @@ def test_reading_names_overfitting_gap_underfitting_and_health():
     assert "underfitting" in read_curves(low)
     assert "risen" not in read_curves(rising[:4])  # rising for only 2 epochs: not yet called overfitting
     good = [epoch(1, 0.5, 0.4, 0.90, 0.91), epoch(2, 0.2, 0.2, 0.96, 0.96)]
-    assert "no sign of overfitting" in read_curves(good)
+    assert "no sign of overfitting" in read_curves(good) and "agree" in read_curves(good)
+    ahead = [epoch(1, 0.9, 0.2, 0.725, 0.945)]  # the first epoch's average against its end: validation ahead
+    assert read_curves(ahead).startswith("Validation accuracy is ahead of training accuracy (94.5% vs 72.5%)")
+    assert "agree" not in read_curves(ahead)
     assert read_curves([]) == "No epoch has finished yet."
 
 

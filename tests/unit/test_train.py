@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlplay.augment import Augmentation, random_affine
+from dlplay.augment import Augmentation, affine_matrices, random_affine, sampling_grid
 from dlplay.data import ImageSet
 from dlplay.evaluate import evaluate
 from dlplay.models import build_model
@@ -148,6 +148,37 @@ def test_augmentation_inactive_is_identity_and_active_changes_pixels():
     assert random_affine(x, Augmentation(), generator) is x
     moved = random_affine(x, Augmentation(rotation_deg=30, width_shift=0.2, zoom=0.2, shear_deg=10), generator)
     assert moved.shape == x.shape and not torch.allclose(moved, x)
+
+
+@pytest.mark.parametrize("height,width", [(28, 28), (5, 11), (32, 17)])
+def test_the_sampling_grid_is_affine_grids(height, width):
+    theta = torch.randn(7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(height))
+    expected = F.affine_grid(theta, [7, 3, height, width], align_corners=False)
+    assert torch.allclose(sampling_grid(theta, height, width), expected, atol=1e-12, rtol=0)
+
+
+def test_random_affine_is_grid_sample_of_its_matrices():
+    x = torch.rand(16, 3, 12, 10, generator=torch.Generator().manual_seed(1))
+    aug = Augmentation(rotation_deg=20, width_shift=0.1, height_shift=0.2, shear_deg=5, zoom=0.1, horizontal_flip=True)
+    theta = affine_matrices(16, aug, torch.Generator().manual_seed(2))
+    expected = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), padding_mode="border",
+                             align_corners=False)
+    assert torch.allclose(random_affine(x, aug, torch.Generator().manual_seed(2)), expected, atol=1e-6)
+
+
+def test_the_matrices_stay_within_the_augmentations_ranges():
+    generator = torch.Generator().manual_seed(0)
+    turns = affine_matrices(500, Augmentation(rotation_deg=30), generator).double()
+    rotation = turns[:, :, :2]
+    assert torch.allclose(rotation @ rotation.transpose(1, 2), torch.eye(2, dtype=torch.float64).expand(500, 2, 2),
+                          atol=1e-6)  # pure rotations
+    angles = torch.atan2(rotation[:, 1, 0], rotation[:, 0, 0]).rad2deg()
+    assert angles.abs().max() <= 30 and angles.abs().max() > 25 and (turns[:, :, 2] == 0).all()
+    zooms = affine_matrices(500, Augmentation(zoom=0.2), generator).double()
+    assert torch.allclose(zooms[:, 0, 0], zooms[:, 1, 1]) and (zooms[:, 0, 1] == 0).all()
+    assert zooms[:, 0, 0].min() >= 1 / 1.2 - 1e-6 and zooms[:, 0, 0].max() <= 1 / 0.8 + 1e-6
+    shifts = affine_matrices(500, Augmentation(width_shift=0.1), generator)[:, 0, 2]
+    assert shifts.abs().max() <= 0.2 + 1e-6 and shifts.abs().max() > 0.18  # 10% of the width is 0.2 in [-1, 1]
 
 
 def test_a_run_resumed_from_its_saved_state_continues_exactly(mnist5k, cpu):
