@@ -34,7 +34,7 @@ st.markdown(
     "against autograd.\n"
     "2. **Activations and optimizers**: curves and derivatives, vanishing gradients, optimizers racing on loss "
     "surfaces.\n"
-    "3. **Network playground**: a small network learning 2-D data with a live decision boundary *(coming)*.\n"
+    "3. **Network playground**: a small network learning 2-D data with a live decision boundary.\n"
     "4. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.\n"
     "5. **Upload & classify**: your own picture in; probabilities and where the model looked out."
 )

@@ -202,3 +202,37 @@ def race_contour(x: Sequence[float], y: Sequence[float], z: Sequence[Sequence[fl
     fig.update_layout(height=480, margin=dict(t=10), xaxis=dict(range=x_range), yaxis=dict(range=y_range),
                       legend=dict(y=-0.12))
     return fig
+
+
+PLAYGROUND_COLOURS = ["#f59322", "#0877bd", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                      "#bcbd22", "#17becf"]  # class 0 orange and class 1 blue, as TensorFlow Playground draws them
+
+
+def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple | None, task: str, classes: int,
+                       discretize: bool) -> go.Figure:
+    """The network's output over the plane as a heat-map, with the training points (circles) and, when given,
+    the test points (outlined). Two classes: P(1) − P(0) from orange to blue; more: the predicted class's colour;
+    regression: the prediction, with each point coloured by its target."""
+    axis, z = [float(v) for v in axis], values.tolist()
+    if task == "regression":
+        scale, zmin, zmax = "RdBu", None, None
+    elif classes == 2:
+        z = values.sign().tolist() if discretize else z
+        scale, zmin, zmax = [[0, PLAYGROUND_COLOURS[0]], [0.5, "#ffffff"], [1, PLAYGROUND_COLOURS[1]]], -1, 1
+    else:
+        scale = [[i / (classes - 1), PLAYGROUND_COLOURS[i]] for i in range(classes)]
+        zmin, zmax = 0, classes - 1
+    fig = go.Figure(go.Heatmap(x=list(axis), y=list(axis), z=z, colorscale=scale, zmin=zmin, zmax=zmax,
+                               opacity=0.55, showscale=task == "regression", hoverinfo="skip"))
+    for points, name, outline in ((train, "training points", False), (test, "test points", True)):
+        if points is None:
+            continue
+        x, y = points
+        colour = (y.tolist() if task == "regression" else [PLAYGROUND_COLOURS[int(k)] for k in y])
+        fig.add_trace(go.Scatter(x=x[:, 0].tolist(), y=x[:, 1].tolist(), mode="markers", name=name,
+                                 marker=dict(size=6, color=colour, colorscale="RdBu" if task == "regression" else None,
+                                             line=dict(width=1.5 if outline else 0.5,
+                                                       color="black" if outline else "white"))))
+    fig.update_layout(height=440, xaxis=dict(title="x₁", range=[axis[0], axis[-1]], constrain="domain"),
+                      yaxis=dict(title="x₂", range=[axis[0], axis[-1]], scaleanchor="x"), showlegend=False)
+    return fig

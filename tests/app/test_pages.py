@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 from dlplay.device import pick_device
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = [f"app_pages/{name}.py" for name in ("home", "neuron", "activations", "optimizers", "trainer", "classify")]
+PAGES = [f"app_pages/{name}.py"
+         for name in ("home", "neuron", "activations", "optimizers", "playground", "trainer", "classify")]
 TIMEOUT = 120  # a cold `import torch` takes longer than AppTest's default 3 s
 
 

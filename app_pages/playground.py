@@ -1,0 +1,154 @@
+"""Network playground: 2-D data, a small network, play and watch the decision boundary form (TensorFlow Playground,
+in PyTorch, with more classes, regression and your own points)."""
+import streamlit as st
+
+from dlplay.playground import (
+    ACTIVATIONS,
+    DATASETS,
+    FEATURES,
+    MAX_HIDDEN_LAYERS,
+    MAX_NEURONS,
+    OPTIMIZERS,
+    REGULARIZERS,
+    NetworkConfig,
+    Session,
+    make_points,
+    pytorch_script,
+    read_points_csv,
+)
+from ui import charts
+
+SESSION, PLAYING, BUILT_FROM = "playground.session", "playground.playing", "playground.built_from"
+EPOCHS_PER_TICK, TICK_SECONDS = 5, 0.5
+MY_CSV = "my points (CSV)"
+
+
+def data_controls():
+    """The data section; returns (points, what the points were built from) or (None, None) with a sentence shown."""
+    name = st.selectbox("Data", [*DATASETS, MY_CSV], key="playground.data")
+    a, b = st.columns(2)
+    seed = a.number_input("Seed", 0, 10_000, 0, key="playground.seed")
+    fraction = b.slider("Training share", 10, 90, 50, step=10, format="%d%%", key="playground.train_share") / 100
+    if name == MY_CSV:
+        upload = st.file_uploader("CSV with columns x1, x2 and label (classes 0, 1, …) or target (a number)",
+                                  type=["csv"], key="playground.csv")
+        if upload is None:
+            st.info("Upload a CSV of 2-D points to train on them.")
+            return None, None
+        try:
+            return read_points_csv(upload.getvalue(), fraction, int(seed)), (upload.file_id, fraction, seed)
+        except ValueError as err:
+            st.error(f"This CSV cannot be used: {err}.")
+            return None, None
+    a, b = st.columns(2)
+    noise = a.slider("Noise", 0, 50, 10, step=5, format="%d%%", key="playground.noise") / 100
+    count = b.slider("Points", 50, 1000, 300, step=50, key="playground.points")
+    return make_points(name, count, noise, fraction, int(seed)), (name, noise, count, fraction, seed)
+
+
+def network_controls() -> NetworkConfig:
+    """Features, hidden layers and training settings."""
+    features = st.pills("Input features", list(FEATURES), selection_mode="multi", default=["x₁", "x₂"],
+                        key="playground.features")
+    layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, 2, key="playground.layers")
+    sizes, activations = [], []
+    for start in range(0, layers, 2):
+        for i, column in enumerate(st.columns(2)):
+            layer = start + i
+            if layer >= layers:
+                break
+            sizes.append(column.number_input(f"Layer {layer + 1} neurons", 1, MAX_NEURONS, 4,
+                                             key=f"playground.neurons.{layer}"))
+            activations.append(column.selectbox(f"Layer {layer + 1} activation", list(ACTIVATIONS), index=1,
+                                                key=f"playground.activation.{layer}"))
+    a, b = st.columns(2)
+    optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), key="playground.optimizer")
+    lr = b.select_slider("Learning rate", [0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.03,
+                         key="playground.lr")
+    a, b = st.columns(2)
+    batch = a.slider("Batch size", 1, 30, 10, key="playground.batch")
+    dropout = b.select_slider("Dropout", [0.0, 0.1, 0.2, 0.3, 0.5], value=0.0, key="playground.dropout")
+    a, b = st.columns(2)
+    regularizer = a.radio("Regularization", REGULARIZERS, horizontal=True, key="playground.regularizer")
+    rate = b.select_slider("Regularization rate", [0.0, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1], value=0.001,
+                           key="playground.reg_rate", disabled=regularizer == "none")
+    return NetworkConfig(tuple(features or ()), tuple(int(s) for s in sizes), tuple(activations), dropout,
+                         regularizer, rate, optimizer, lr, batch)
+
+
+def current_session(points, data_key, config: NetworkConfig) -> Session | None:
+    """The session for these points and this network, rebuilt when either changed (the epoch count restarts)."""
+    key = (data_key, config)
+    if st.session_state.get(BUILT_FROM) != key or SESSION not in st.session_state:
+        try:
+            st.session_state[SESSION] = Session(points, config, seed=0)
+        except ValueError as err:
+            st.session_state.pop(SESSION, None)
+            message = str(err)
+            st.warning(f"{message[0].upper()}{message[1:]}.")
+            return None
+        st.session_state[BUILT_FROM] = key
+    return st.session_state[SESSION]
+
+
+def toggle_play() -> None:
+    st.session_state[PLAYING] = not st.session_state.get(PLAYING, False)
+
+
+def reset() -> None:
+    """Forget the trained network: the next run builds a fresh one from the same seed."""
+    st.session_state.pop(BUILT_FROM, None)
+    st.session_state[PLAYING] = False
+
+
+def draw(session: Session, show_test: bool, discretize: bool) -> None:
+    """Epoch counter, the surface with the points, and the loss numbers and curves."""
+    points = session.points
+    a, b, c = st.columns(3)
+    a.metric("Epoch", session.epoch)
+    b.metric("Training loss", f"{session.train_losses[-1]:.3f}")
+    c.metric("Test loss", f"{session.test_losses[-1]:.3f}")
+    axis, values = session.surface()
+    st.plotly_chart(charts.playground_surface(axis.tolist(), values, (points.train_x, points.train_y),
+                                                (points.test_x, points.test_y) if show_test else None,
+                                                points.task, points.classes, discretize), key="playground.surface")
+    st.plotly_chart(charts.lines({"training": session.train_losses, "test": session.test_losses},
+                                 x_title="epoch", y_title="loss", height=220), key="playground.losses")
+
+
+st.title("Network playground")
+st.caption("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every number "
+           "comes from a real PyTorch network trained with a real torch.optim optimizer.")
+controls, stage = st.columns([1, 1.25], gap="large")
+with controls:
+    points, data_key = data_controls()
+    config = network_controls()
+with stage:
+    session = current_session(points, data_key, config) if points is not None else None
+    if session is not None:
+        a, b, c = st.columns(3)
+        playing = st.session_state.get(PLAYING, False)
+        a.button("Pause" if playing else "Play", type="primary", key="playground.play", on_click=toggle_play)
+        b.button("Step", key="playground.step", disabled=playing, on_click=session.train, args=(1,))
+        c.button("Reset", key="playground.reset", on_click=reset)
+        d, e = st.columns(2)
+        show_test = d.toggle("Show test points", key="playground.show_test")
+        discretize = e.toggle("Discretize output", key="playground.discretize",
+                              disabled=points.task != "classification" or points.classes != 2)
+
+        @st.fragment(run_every=TICK_SECONDS if playing else None)
+        def live() -> None:
+            if st.session_state.get(PLAYING):
+                session.train(EPOCHS_PER_TICK)
+            draw(session, show_test, discretize)
+
+        live()
+        with st.expander("Show PyTorch code"):
+            if isinstance(data_key[0], str):  # a built-in dataset: (name, noise, count, fraction, seed)
+                name, noise, count, fraction, seed = data_key
+                st.caption("The same network and data in plain PyTorch, trained for as many epochs as this run "
+                           "(100 before the first step). Run it with python next to dlplay.")
+                st.code(pytorch_script(name, count, noise, fraction, int(seed), config, session.epoch or 100),
+                        language="python")
+            else:
+                st.caption("The code is written for the built-in datasets; pick one of them to see it.")

@@ -1,0 +1,74 @@
+"""AppTest drives the Network playground: step and play train the network, controls rebuild it, bad CSVs and
+impossible networks get one sentence."""
+import json
+
+from helpers import by_label, open_app_page
+
+PAGE = "app_pages/playground.py"
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def surface_spec(at) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"type":"heatmap"' in c.proto.spec)
+
+
+def test_step_trains_one_epoch_and_the_boundary_moves():
+    at = open_app_page(PAGE)
+    assert metric(at, "Epoch") == "0"
+    before = surface_spec(at)["data"][0]["z"]
+    loss = float(metric(at, "Training loss"))
+    for _ in range(3):
+        by_label(at.button, "Step").click().run()
+    assert metric(at, "Epoch") == "3" and not at.exception
+    assert surface_spec(at)["data"][0]["z"] != before
+    assert float(metric(at, "Training loss")) < loss
+
+
+def test_play_trains_on_every_tick_and_pause_stops():
+    at = open_app_page(PAGE)
+    by_label(at.button, "Play").click().run()
+    assert by_label(at.button, "Pause")  # the button now pauses
+    at.run()  # AppTest reruns the page: the playing fragment trains again
+    assert int(metric(at, "Epoch")) >= 5
+    by_label(at.button, "Pause").click().run()
+    stopped = metric(at, "Epoch")
+    at.run()
+    assert metric(at, "Epoch") == stopped and not at.exception
+
+
+def test_changing_the_network_or_the_data_starts_again_and_reset_too():
+    at = open_app_page(PAGE)
+    by_label(at.button, "Step").click().run()
+    by_label(at.slider, "Hidden layers").set_value(3).run()
+    assert metric(at, "Epoch") == "0" and len([w for w in at.number_input if "neurons" in w.label]) == 3
+    by_label(at.selectbox, "Data").set_value("four clusters (4 classes)").run()
+    by_label(at.button, "Step").click().run()
+    assert metric(at, "Epoch") == "1"
+    by_label(at.button, "Reset").click().run()
+    assert metric(at, "Epoch") == "0" and not at.exception
+
+
+def test_no_features_and_no_hidden_layers_are_handled():
+    at = open_app_page(PAGE)
+    by_label(at.slider, "Hidden layers").set_value(0).run()
+    by_label(at.button, "Step").click().run()
+    assert metric(at, "Epoch") == "1"  # a linear model: still a network
+    at.get("button_group")[0].set_value([]).run()
+    assert any("at least one input feature" in w.value for w in at.warning) and not at.exception
+
+
+def test_a_csv_without_the_columns_gets_one_sentence():
+    at = open_app_page(PAGE)
+    by_label(at.selectbox, "Data").set_value("my points (CSV)").run()
+    assert any("Upload a CSV" in box.value for box in at.info) and not at.exception
+
+
+def test_the_code_shown_is_the_network_on_the_page():
+    at = open_app_page(PAGE)
+    by_label(at.selectbox, "Layer 1 activation").set_value("ReLU").run()
+    code = at.code[0].value
+    assert "nn.Linear(2, 4), nn.ReLU()," in code and "nn.Linear(4, 4), nn.Tanh()," in code
+    assert "make_points('circle', 300, 0.1, 0.5, seed=0)" in code and "range(100)" in code

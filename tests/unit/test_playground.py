@@ -1,0 +1,159 @@
+"""The network playground's core: datasets, CSV points with one sentence per problem, features, the network,
+its loss and penalties (checked against torch.nn.functional and autograd), training and the surface it draws."""
+import pytest
+import torch
+from torch.nn import functional as F
+
+from dlplay.playground import (
+    CLASSIFICATION,
+    DATASETS,
+    EXTENT,
+    MAX_CSV_ROWS,
+    REGRESSION,
+    NetworkConfig,
+    Session,
+    feature_matrix,
+    loss_of,
+    make_points,
+    penalty,
+    read_points_csv,
+)
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_dataset_is_seeded_split_and_labelled(name):
+    points = make_points(name, 200, noise=0.2, train_fraction=0.7, seed=3)
+    again = make_points(name, 200, noise=0.2, train_fraction=0.7, seed=3)
+    assert torch.equal(points.train_x, again.train_x) and torch.equal(points.test_y, again.test_y)
+    assert (len(points.train_x), len(points.test_x)) == (140, 60) and points.train_x.shape[1] == 2
+    assert points.train_x.abs().max() < EXTENT
+    if points.task == CLASSIFICATION:
+        labels = torch.cat([points.train_y, points.test_y])
+        assert set(labels.tolist()) == set(range(points.classes))
+    else:
+        assert points.classes == 1 and points.train_y.is_floating_point()
+    assert not torch.equal(make_points(name, 200, 0.2, 0.7, seed=4).train_x, points.train_x)
+
+
+def csv_bytes(text: str) -> bytes:
+    return text.strip().encode() + b"\n"
+
+
+def test_a_users_csv_becomes_points_fitted_to_the_plane():
+    rows = "\n".join(f"{i},{-i * 2},{i % 3}" for i in range(30))
+    points = read_points_csv(csv_bytes("x1,x2,label\n" + rows), train_fraction=0.5, seed=0)
+    assert points.task == CLASSIFICATION and points.classes == 3 and len(points.train_x) == 15
+    assert torch.cat([points.train_x, points.test_x]).abs().max() <= EXTENT
+    target = read_points_csv(csv_bytes("X1, x2 ,Target\n1,2,0.5\n3,4,1.5\n5,6,2\n7,8,3"), 0.5, 0)
+    assert target.task == REGRESSION and target.train_y.is_floating_point()
+
+
+@pytest.mark.parametrize("text, sentence", [
+    ("a,b,c\n1,2,3", "missing: x1, x2, label or target"),
+    ("x1,x2\n1,2", "missing: label or target"),
+    ("", "missing: x1, x2"),
+    ("x1,x2,label\n1,2,0\n3,4,1", "at least 4 points"),
+    ("x1,x2,label\n1,2,0\n3,four,1\n5,6,0\n7,8,1", "line 3 has a value that is not a number"),
+    ("x1,x2,label\n1,2,0\n3,4,0\n5,6,0\n7,8,0", "every point has the same label"),
+    ("x1,x2,label\n1,2,0.5\n3,4,1\n5,6,0\n7,8,1", "whole numbers"),
+    ("x1,x2,label\n1,2,nan\n3,4,1\n5,6,0\n7,8,1", "infinite or NaN"),
+])
+def test_a_bad_csv_gets_one_sentence(text, sentence):
+    with pytest.raises(ValueError, match=sentence):
+        read_points_csv(text.encode(), 0.5, 0)
+
+
+def test_too_many_rows_and_binary_files_are_refused():
+    with pytest.raises(ValueError, match=f"at most {MAX_CSV_ROWS:,}"):
+        read_points_csv(("x1,x2,label\n" + "1,2,0\n3,4,1\n" * MAX_CSV_ROWS).encode(), 0.5, 0)
+    with pytest.raises(ValueError, match="not text"):
+        read_points_csv(b"\xff\xfe\x00\x81binary", 0.5, 0)
+
+
+def test_features_are_the_named_functions_of_the_two_coordinates():
+    x = torch.tensor([[0.5, -2.0], [3.0, 1.5]])
+    got = feature_matrix(x, ("x₁", "x₂", "x₁²", "x₂²", "x₁x₂", "sin x₁", "sin x₂"))
+    a, b = x[:, 0], x[:, 1]
+    assert torch.allclose(got, torch.stack([a, b, a ** 2, b ** 2, a * b, a.sin(), b.sin()], 1))
+
+
+def test_two_class_cross_entropy_is_the_logistic_loss_of_the_score_difference():
+    scores = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 2, (50,), generator=torch.Generator().manual_seed(1))
+    expected = F.binary_cross_entropy_with_logits(scores[:, 1] - scores[:, 0], y.float())
+    assert loss_of(CLASSIFICATION, scores, y).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_penalties_push_each_weight_by_its_sign_or_its_size():
+    session = Session(make_points("XOR", 40, 0.0, 0.5, 0), NetworkConfig(hidden=(3,), activations=("tanh",)), 0)
+    weights = [m.weight for m in session.model if isinstance(m, torch.nn.Linear)]
+    for regularizer, expected in (("L1", [w.sign() for w in weights]), ("L2", [w.detach() for w in weights])):
+        grads = torch.autograd.grad(penalty(session.model, regularizer), weights)
+        assert all(torch.allclose(g, e) for g, e in zip(grads, expected, strict=True))
+
+
+def test_the_circle_is_learned_with_squared_features_and_the_surface_shows_it():
+    points = make_points("circle", 300, 0.0, 0.8, seed=0)
+    config = NetworkConfig(features=("x₁²", "x₂²"), hidden=(4,), activations=("tanh",), optimizer="Adam", lr=0.03)
+    session = Session(points, config, seed=0)
+    session.train(30)
+    assert session.epoch == 30 and len(session.train_losses) == 31
+    assert session.test_losses[-1] < 0.1 < session.test_losses[0]
+    axis, values = session.surface(21)
+    assert values.shape == (21, 21) and axis[0] == -EXTENT
+    assert values[10, 10] > 0.5 and values[0, 0] < -0.5  # inside is class 1, the corner class 0
+
+
+def test_regression_and_many_classes_train_too():
+    bumps = Session(make_points("Gaussian bumps (regression)", 300, 0.0, 0.8, 0),
+                    NetworkConfig(hidden=(8, 8), activations=("tanh", "tanh"), optimizer="Adam", lr=0.01), 0)
+    bumps.train(40)
+    assert bumps.test_losses[-1] < 0.5 * bumps.test_losses[0]
+    four = Session(make_points("four clusters (4 classes)", 200, 0.0, 0.8, 0),
+                   NetworkConfig(hidden=(6,), activations=("ReLU",), optimizer="Adam", lr=0.03), 0)
+    four.train(20)
+    assert four.test_losses[-1] < 0.2
+    assert set(four.surface(15)[1].unique().tolist()) == {0.0, 1.0, 2.0, 3.0}  # every class has its region
+
+
+def test_a_seed_gives_the_same_run_whatever_else_uses_the_global_generator():
+    config = NetworkConfig(hidden=(5, 5), activations=("ReLU", "tanh"), dropout=0.3)
+    runs = []
+    for noise_seed in (1, 2):
+        torch.manual_seed(noise_seed)  # another session drawing from the shared generator
+        session = Session(make_points("spiral", 100, 0.1, 0.5, 0), config, seed=7)
+        session.train(3)
+        runs.append(session.train_losses)
+    assert runs[0] == runs[1]
+
+
+def test_an_impossible_network_is_one_sentence():
+    points = make_points("XOR", 20, 0.0, 0.5, 0)
+    with pytest.raises(ValueError, match="at least one input feature"):
+        Session(points, NetworkConfig(features=()), 0)
+    with pytest.raises(ValueError, match="at most 8 hidden layers of 1 to 16 neurons"):
+        Session(points, NetworkConfig(hidden=(17,), activations=("ReLU",)), 0)
+
+
+@pytest.mark.parametrize("extra", [{}, {"regularizer": "L2", "reg_rate": 0.001, "dropout": 0.1}])
+def test_the_exported_script_runs_and_reaches_a_similar_loss(tmp_path, extra):
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dlplay.playground import pytorch_script
+    repo = Path(__file__).resolve().parents[2]
+    config = NetworkConfig(features=("x₁²", "x₂²"), hidden=(4,), activations=("tanh",), optimizer="Adam", lr=0.03,
+                           **extra)
+    script = tmp_path / "playground_run.py"
+    script.write_text(pytorch_script("circle", 200, 0.0, 0.8, 1, config, epochs=30))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr
+    theirs = float(re.search(r"test loss ([0-9.]+)", done.stdout).group(1))
+    session = Session(make_points("circle", 200, 0.0, 0.8, 1), config, seed=0)
+    session.train(30)
+    ours = session.test_losses[-1]
+    assert ours < 0.15 and theirs < 2 * ours + 0.05  # other initial weights, the same lesson learned
