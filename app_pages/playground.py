@@ -21,6 +21,7 @@ from ui import charts
 SESSION, PLAYING, BUILT_FROM = "playground.session", "playground.playing", "playground.built_from"
 EPOCHS_PER_TICK, TICK_SECONDS = 5, 0.5
 MY_CSV = "my points (CSV)"
+NOW = "now"  # the look-back slider's last stop: it follows training
 
 
 def data_controls():
@@ -101,19 +102,28 @@ def reset() -> None:
     st.session_state[PLAYING] = False
 
 
-def draw(session: Session, show_test: bool, discretize: bool) -> None:
-    """Epoch counter, the surface with the points, and the loss numbers and curves."""
-    points = session.points
+def draw(session: Session, show_test: bool, discretize: bool, epoch: int | None) -> None:
+    """Epoch counter, reading, the surface with the points, the loss curves and each neuron's picture, as the
+    network was after `epoch` (None: now)."""
+    points, shown = session.points, session.epoch if epoch is None else epoch
     a, b, c = st.columns(3)
-    a.metric("Epoch", session.epoch)
-    b.metric("Training loss", f"{session.train_losses[-1]:.3f}")
-    c.metric("Test loss", f"{session.test_losses[-1]:.3f}")
-    axis, values = session.surface()
+    a.metric("Epoch", shown)
+    b.metric("Training loss", f"{session.train_losses[shown]:.3f}")
+    c.metric("Test loss", f"{session.test_losses[shown]:.3f}")
+    if epoch is None:
+        st.info(session.reading())
+    axis, values = session.surface(epoch=epoch)
     st.plotly_chart(charts.playground_surface(axis.tolist(), values, (points.train_x, points.train_y),
-                                                (points.test_x, points.test_y) if show_test else None,
-                                                points.task, points.classes, discretize), key="playground.surface")
+                                              (points.test_x, points.test_y) if show_test else None,
+                                              points.task, points.classes, discretize), key="playground.surface")
     st.plotly_chart(charts.lines({"training": session.train_losses, "test": session.test_losses},
-                                 x_title="epoch", y_title="loss", height=220), key="playground.losses")
+                                 x_title="epoch", y_title="loss", height=220, mark_x=shown), key="playground.losses")
+    layers = session.neuron_surfaces(epoch=epoch)
+    if layers:
+        st.caption("Each hidden neuron's output over the same plane (orange below zero, blue above):")
+        for number, neurons in enumerate(layers, start=1):
+            st.image([charts.signed_thumbnail(n) for n in neurons], caption=[f"layer {number}, neuron {i + 1}"
+                                                                             for i in range(len(neurons))])
 
 
 st.title("Network playground")
@@ -136,11 +146,21 @@ with stage:
         discretize = e.toggle("Discretize output", key="playground.discretize",
                               disabled=points.task != "classification" or points.classes != 2)
 
+        past = None
+        session.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
+        if not playing and session.epoch > 0:
+            earlier = [e for e in session.epochs_kept() if e != session.epoch]
+            chosen = st.select_slider("Look back: the network after epoch", [*earlier, NOW], value=NOW,
+                                      format_func=lambda e: f"{session.epoch} (now)" if e == NOW else str(e),
+                                      key="playground.look_back")
+            past = None if chosen == NOW else chosen
+
         @st.fragment(run_every=TICK_SECONDS if playing else None)
         def live() -> None:
             if st.session_state.get(PLAYING):
-                session.train(EPOCHS_PER_TICK)
-            draw(session, show_test, discretize)
+                session.train(EPOCHS_PER_TICK, keep_going=lambda: st.session_state.get(PLAYING, False))
+            with session.lock:  # a whole epoch's numbers, never half of one
+                draw(session, show_test, discretize, past)
 
         live()
         with st.expander("Show PyTorch code"):

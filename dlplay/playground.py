@@ -1,8 +1,10 @@
 """The network playground's core: 2-D datasets, input features, a small fully connected network, and its training
 step by step (TensorFlow Playground's model, in PyTorch, with more than two classes and regression)."""
+import copy
 import csv
 import io
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +18,7 @@ CLASSIFICATION, REGRESSION = "classification", "regression"
 EXTENT = 6.0  # every dataset lies in [-EXTENT, EXTENT]²
 MAX_CSV_ROWS = 5_000
 MAX_HIDDEN_LAYERS, MAX_NEURONS = 8, 16
+MAX_SNAPSHOTS = 400  # past networks kept for the time slider; beyond, every other one is dropped
 
 
 def _circle(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,8 +272,13 @@ class Session:
     epoch: int = 0
     train_losses: list[float] = field(default_factory=list)
     test_losses: list[float] = field(default_factory=list)
+    snapshots: dict[int, dict] = field(default_factory=dict)  # epoch -> weights, for the time slider
+    snapshot_stride: int = 1
 
     def __post_init__(self):
+        # A page may read the session while an earlier run of it is still training (a click interrupts a live
+        # update): training holds this lock, and readers take it to see a whole epoch.
+        self.lock = threading.RLock()
         self.generator = torch.Generator().manual_seed(self.seed)
         self.model = build_network(self.config, self.points.classes, self.generator)
         self.optimizer = OPTIMIZERS[self.config.optimizer](self.model.parameters(), lr=self.config.lr)
@@ -278,37 +286,68 @@ class Session:
         self.test_inputs = feature_matrix(self.points.test_x, self.config.features)
         self._record()
 
-    def train(self, epochs: int = 1) -> None:
-        """Run `epochs` passes over the training points in shuffled mini-batches."""
+    def train(self, epochs: int = 1, keep_going: Callable[[], bool] = lambda: True) -> None:
+        """Run `epochs` passes over the training points in shuffled mini-batches, checking `keep_going` before
+        each."""
         n, size = len(self.train_inputs), self.config.batch_size
         for _ in range(epochs):
-            self.model.train()
-            for idx in torch.randperm(n, generator=self.generator).split(size):
-                loss = loss_of(self.points.task, self.model(self.train_inputs[idx]), self.points.train_y[idx])
-                if self.config.regularizer != "none":
-                    loss = loss + self.config.reg_rate * penalty(self.model, self.config.regularizer)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-            self.epoch += 1
-            self._record()
+            if not keep_going():
+                return
+            with self.lock:
+                self._train_epoch(n, size)
+
+    def wait_for_epoch(self) -> None:
+        """Return once an epoch that another thread is training has finished."""
+        with self.lock:
+            pass
+
+    def _train_epoch(self, n: int, size: int) -> None:
+        self.model.train()
+        for idx in torch.randperm(n, generator=self.generator).split(size):
+            loss = loss_of(self.points.task, self.model(self.train_inputs[idx]), self.points.train_y[idx])
+            if self.config.regularizer != "none":
+                loss = loss + self.config.reg_rate * penalty(self.model, self.config.regularizer)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        self.epoch += 1
+        self._record()
 
     @torch.no_grad()
     def _record(self) -> None:
         self.model.eval()
         self.train_losses.append(loss_of(self.points.task, self.model(self.train_inputs), self.points.train_y).item())
         self.test_losses.append(loss_of(self.points.task, self.model(self.test_inputs), self.points.test_y).item())
+        if self.epoch % self.snapshot_stride == 0:
+            self.snapshots[self.epoch] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        if len(self.snapshots) > MAX_SNAPSHOTS:  # keep every other one: memory stays bounded on long runs
+            self.snapshot_stride *= 2
+            self.snapshots = {e: w for e, w in self.snapshots.items() if e % self.snapshot_stride == 0}
+
+    def epochs_kept(self) -> list[int]:
+        """The epochs the time slider can show: the kept snapshots and now."""
+        return sorted({*self.snapshots, self.epoch})
+
+    def model_at(self, epoch: int | None = None) -> nn.Sequential:
+        """The network as it was after `epoch` (one of the kept snapshots; None: now), in eval mode."""
+        if epoch is None or epoch == self.epoch:
+            return self.model.eval()
+        past = copy.deepcopy(self.model)
+        past.load_state_dict(self.snapshots[epoch])
+        return past.eval()
+
+    def _grid(self, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+        axis = torch.linspace(-EXTENT, EXTENT, resolution)
+        gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+        return axis, feature_matrix(torch.stack([gx.reshape(-1), gy.reshape(-1)], 1), self.config.features)
 
     @torch.no_grad()
-    def surface(self, resolution: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
+    def surface(self, resolution: int = 60, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The network over the plane: grid coordinates (resolution,) and, per grid point, the predicted class's
         probability signed by class for two classes (P(class 1) − P(class 0)), the predicted class for more, or
         the prediction for regression; shape (resolution, resolution), rows along x₂."""
-        axis = torch.linspace(-EXTENT, EXTENT, resolution)
-        gx, gy = torch.meshgrid(axis, axis, indexing="xy")
-        grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
-        self.model.eval()
-        scores = self.model(feature_matrix(grid, self.config.features))
+        axis, inputs = self._grid(resolution)
+        scores = self.model_at(epoch)(inputs)
         if self.points.task == REGRESSION:
             values = scores.squeeze(1)
         elif self.points.classes == 2:
@@ -317,6 +356,51 @@ class Session:
         else:
             values = scores.argmax(1).float()
         return axis, values.reshape(resolution, resolution)
+
+    @torch.no_grad()
+    def neuron_surfaces(self, resolution: int = 24, epoch: int | None = None) -> list[torch.Tensor]:
+        """Each hidden layer's neurons over the plane (after their activation): one (neurons, resolution,
+        resolution) tensor per hidden layer."""
+        _, x = self._grid(resolution)
+        outputs = []
+        for layer in self.model_at(epoch):
+            x = layer(x)
+            if not isinstance(layer, (nn.Linear, nn.Dropout)):  # an activation ends a hidden layer
+                outputs.append(x.T.reshape(-1, resolution, resolution).clone())
+        return outputs
+
+    @torch.no_grad()
+    def dead_neurons(self) -> tuple[int, int]:
+        """(dead, total) hidden neurons: dead ones output exactly 0 for every training point (ReLU units that
+        no gradient can revive)."""
+        x, dead, total = self.train_inputs, 0, 0
+        for layer in self.model.eval():
+            x = layer(x)
+            if not isinstance(layer, (nn.Linear, nn.Dropout)):
+                dead += int((x == 0).all(0).sum())
+                total += x.shape[1]
+        return dead, total
+
+    def reading(self) -> str:
+        """One sentence on what the curves say now."""
+        if self.epoch < 5:
+            return "Press Play (or Step) and watch the losses and the picture change."
+        dead, total = self.dead_neurons()
+        if dead and dead * 4 >= total:
+            return (f"{dead} of {total} neurons are dead: they output 0 for every training point, so no gradient "
+                    "reaches them. Try a smaller learning rate or LeakyReLU.")
+        window = max(5, self.epoch // 5)
+        train_then, test_then = self.train_losses[-window - 1], self.test_losses[-window - 1]
+        train_now, test_now = self.train_losses[-1], self.test_losses[-1]
+        if test_now > 1.05 * min(self.test_losses) and train_now < train_then and test_now > test_then:
+            return ("The test loss rises while the training loss falls: overfitting. Try more data, L2 "
+                    "regularization or dropout.")
+        if not math.isfinite(train_now) or train_now > 2 * self.train_losses[0]:
+            return "The loss has blown up: lower the learning rate."
+        if train_now > 0.98 * train_then:
+            return ("The training loss has stopped falling. If it is still high, the network may need more "
+                    "neurons, other features, or a larger learning rate.")
+        return f"Both losses are falling (training {train_now:.3f}, test {test_now:.3f}): the network is learning."
 
 
 FEATURE_CODE = {"x₁": "a", "x₂": "b", "x₁²": "a * a", "x₂²": "b * b", "x₁x₂": "a * b", "sin x₁": "torch.sin(a)",

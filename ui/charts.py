@@ -5,9 +5,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit  # noqa: F401  registers Streamlit's own "streamlit" Plotly template, which dlplay's extends
+from PIL import Image
 
 from dlplay.train import BatchEvent, EpochEvent
 
@@ -236,3 +238,18 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
     fig.update_layout(height=440, xaxis=dict(title="x₁", range=[axis[0], axis[-1]], constrain="domain"),
                       yaxis=dict(title="x₂", range=[axis[0], axis[-1]], scaleanchor="x"), showlegend=False)
     return fig
+
+
+def signed_thumbnail(values, size: int = 72):
+    """A neuron's output over the plane as a small picture: orange below zero, white at zero, blue above, scaled to
+    the neuron's largest |output| (rows along x₂ go up, as on the plot)."""
+    v = values.flip(0).numpy()
+    t = np.clip(v / max(float(np.abs(v).max()), 1e-9), -1, 1)[..., None]
+    orange, white, blue = (np.array(hex_rgb(c)) for c in (PLAYGROUND_COLOURS[0], "#ffffff", PLAYGROUND_COLOURS[1]))
+    rgb = np.where(t < 0, white + (orange - white) * -t, white + (blue - white) * t).astype(np.uint8)
+    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.NEAREST))
+
+
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    """'#rrggbb' as an (r, g, b) tuple."""
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))

@@ -72,3 +72,17 @@ def test_the_code_shown_is_the_network_on_the_page():
     code = at.code[0].value
     assert "nn.Linear(2, 4), nn.ReLU()," in code and "nn.Linear(4, 4), nn.Tanh()," in code
     assert "make_points('circle', 300, 0.1, 0.5, seed=0)" in code and "range(100)" in code
+
+
+def test_look_back_shows_an_earlier_network_and_now_follows_training():
+    at = open_app_page(PAGE)
+    for _ in range(3):
+        by_label(at.button, "Step").click().run()
+    now = surface_spec(at)["data"][0]["z"]
+    by_label(at.select_slider, "Look back: the network after epoch").set_value(1).run()
+    assert metric(at, "Epoch") == "1" and surface_spec(at)["data"][0]["z"] != now
+    by_label(at.select_slider, "Look back: the network after epoch").set_value("now").run()
+    by_label(at.button, "Step").click().run()
+    assert metric(at, "Epoch") == "4" and not at.exception
+    rows = [[img.caption for img in row.proto.imgs] for row in at.get("image")]
+    assert [len(r) for r in rows] == [4, 4] and rows[1][3] == "layer 2, neuron 4"  # a row per hidden layer

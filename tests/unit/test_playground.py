@@ -157,3 +157,49 @@ def test_the_exported_script_runs_and_reaches_a_similar_loss(tmp_path, extra):
     session.train(30)
     ours = session.test_losses[-1]
     assert ours < 0.15 and theirs < 2 * ours + 0.05  # other initial weights, the same lesson learned
+
+
+def test_the_time_slider_sees_the_network_as_it_was():
+    session = Session(make_points("XOR", 100, 0.1, 0.5, 0), NetworkConfig(optimizer="Adam", lr=0.05), 0)
+    _, before = session.surface(15)
+    session.train(4)
+    _, now = session.surface(15)
+    assert torch.equal(session.surface(15, epoch=0)[1], before) and not torch.equal(now, before)
+    assert torch.equal(session.surface(15, epoch=4)[1], now)
+
+
+def test_long_runs_keep_a_bounded_number_of_past_networks(monkeypatch):
+    import dlplay.playground as playground
+    monkeypatch.setattr(playground, "MAX_SNAPSHOTS", 10)
+    session = Session(make_points("XOR", 40, 0.1, 0.5, 0), NetworkConfig(), 0)
+    session.train(37)
+    kept = session.epochs_kept()
+    assert len(kept) <= 11 and kept[0] == 0 and kept[-1] == 37
+    assert all(e % session.snapshot_stride == 0 for e in kept[:-1]) and session.snapshot_stride > 1
+
+
+def test_each_neurons_picture_is_its_activation_over_the_plane():
+    session = Session(make_points("circle", 50, 0.0, 0.5, 0), NetworkConfig(hidden=(4, 2)), 0)
+    layers = session.neuron_surfaces(9)
+    assert [tuple(t.shape) for t in layers] == [(4, 9, 9), (2, 9, 9)]
+    first = session.model[0]
+    axis = torch.linspace(-EXTENT, EXTENT, 9)
+    x1, x2 = axis[7], axis[2]  # column 7 (x₁), row 2 (x₂)
+    expected = torch.tanh(first.weight[:, 0] * x1 + first.weight[:, 1] * x2 + first.bias)
+    assert torch.allclose(layers[0][:, 2, 7], expected.detach(), atol=1e-6)
+
+
+def test_the_reading_names_dead_neurons_and_overfitting():
+    session = Session(make_points("circle", 60, 0.0, 0.5, 0), NetworkConfig(hidden=(8,), activations=("ReLU",)), 0)
+    assert session.reading().startswith("Press Play")
+    with torch.no_grad():
+        session.model[0].bias.fill_(-100.0)  # every unit below zero everywhere: dead
+    session.train(5)
+    assert session.dead_neurons() == (8, 8) and session.reading().startswith("8 of 8 neurons are dead")
+    healthy = Session(make_points("circle", 60, 0.0, 0.5, 0), NetworkConfig(), 0)
+    healthy.epoch = 20
+    healthy.train_losses = [1.0 - 0.04 * i for i in range(21)]
+    healthy.test_losses = [0.9 - 0.04 * i for i in range(11)] + [0.5 + 0.03 * i for i in range(10)]
+    assert "overfitting" in healthy.reading()
+    healthy.test_losses = [0.9 - 0.04 * i for i in range(21)]
+    assert healthy.reading().startswith("Both losses are falling")
