@@ -17,19 +17,39 @@ from dlplay.playground import (
     read_points_csv,
 )
 from ui import charts
+from ui.playground_link import DROPOUTS, LEARNING_RATES, PREFIX, REG_RATES, from_query, to_query
 
-SESSION, PLAYING, BUILT_FROM = "playground.session", "playground.playing", "playground.built_from"
+SESSION, PLAYING, BUILT_FROM = "playground_run.session", "playground_run.playing", "playground_run.built_from"
+LINK_READ = "playground_run.link_read"
 EPOCHS_PER_TICK, TICK_SECONDS = 5, 0.5
 MY_CSV = "my points (CSV)"
 NOW = "now"  # the look-back slider's last stop: it follows training
+
+
+DEFAULTS = {"data": "circle", "seed": 0, "train_share": 50, "noise": 10, "points": 300, "features": ["x₁", "x₂"],
+            "layers": 2, "optimizer": "SGD", "lr": 0.03, "batch": 10, "dropout": 0.0, "regularizer": "none",
+            "reg_rate": 0.001}
+LAYER_DEFAULTS = {"neurons": 4, "activation": "tanh"}
+
+
+def start_from_link() -> None:
+    """On a session's first visit, the link's settings (else the defaults) become the controls' values; later
+    visits keep what the learner set. Controls then take their values from the session state only."""
+    if LINK_READ not in st.session_state:
+        for key, value in {**{PREFIX + k: v for k, v in DEFAULTS.items()},
+                           **from_query(st.query_params.to_dict())}.items():
+            st.session_state.setdefault(key, value)
+        st.session_state[LINK_READ] = True
+    for key, value in DEFAULTS.items():  # Streamlit forgets a widget's state when a rerun does not draw it
+        st.session_state.setdefault(PREFIX + key, value)
 
 
 def data_controls():
     """The data section; returns (points, what the points were built from) or (None, None) with a sentence shown."""
     name = st.selectbox("Data", [*DATASETS, MY_CSV], key="playground.data")
     a, b = st.columns(2)
-    seed = a.number_input("Seed", 0, 10_000, 0, key="playground.seed")
-    fraction = b.slider("Training share", 10, 90, 50, step=10, format="%d%%", key="playground.train_share") / 100
+    seed = a.number_input("Seed", 0, 10_000, key="playground.seed")
+    fraction = b.slider("Training share", 10, 90, step=10, format="%d%%", key="playground.train_share") / 100
     if name == MY_CSV:
         upload = st.file_uploader("CSV with columns x1, x2 and label (classes 0, 1, …) or target (a number)",
                                   type=["csv"], key="playground.csv")
@@ -42,39 +62,50 @@ def data_controls():
             st.error(f"This CSV cannot be used: {err}.")
             return None, None
     a, b = st.columns(2)
-    noise = a.slider("Noise", 0, 50, 10, step=5, format="%d%%", key="playground.noise") / 100
-    count = b.slider("Points", 50, 1000, 300, step=50, key="playground.points")
+    noise = a.slider("Noise", 0, 50, step=5, format="%d%%", key="playground.noise") / 100
+    count = b.slider("Points", 50, 1000, step=50, key="playground.points")
     return make_points(name, count, noise, fraction, int(seed)), (name, noise, count, fraction, seed)
 
 
 def network_controls() -> NetworkConfig:
     """Features, hidden layers and training settings."""
-    features = st.pills("Input features", list(FEATURES), selection_mode="multi", default=["x₁", "x₂"],
-                        key="playground.features")
-    layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, 2, key="playground.layers")
+    features = st.pills("Input features", list(FEATURES), selection_mode="multi", key="playground.features")
+    layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, key="playground.layers")
     sizes, activations = [], []
     for start in range(0, layers, 2):
         for i, column in enumerate(st.columns(2)):
             layer = start + i
             if layer >= layers:
                 break
-            sizes.append(column.number_input(f"Layer {layer + 1} neurons", 1, MAX_NEURONS, 4,
+            for name, value in LAYER_DEFAULTS.items():
+                st.session_state.setdefault(f"{PREFIX}{name}.{layer}", value)
+            sizes.append(column.number_input(f"Layer {layer + 1} neurons", 1, MAX_NEURONS,
                                              key=f"playground.neurons.{layer}"))
-            activations.append(column.selectbox(f"Layer {layer + 1} activation", list(ACTIVATIONS), index=1,
+            activations.append(column.selectbox(f"Layer {layer + 1} activation", list(ACTIVATIONS),
                                                 key=f"playground.activation.{layer}"))
     a, b = st.columns(2)
     optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), key="playground.optimizer")
-    lr = b.select_slider("Learning rate", [0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.03,
-                         key="playground.lr")
+    lr = b.select_slider("Learning rate", LEARNING_RATES, key="playground.lr")
     a, b = st.columns(2)
-    batch = a.slider("Batch size", 1, 30, 10, key="playground.batch")
-    dropout = b.select_slider("Dropout", [0.0, 0.1, 0.2, 0.3, 0.5], value=0.0, key="playground.dropout")
+    batch = a.slider("Batch size", 1, 30, key="playground.batch")
+    dropout = b.select_slider("Dropout", DROPOUTS, key="playground.dropout")
     a, b = st.columns(2)
     regularizer = a.radio("Regularization", REGULARIZERS, horizontal=True, key="playground.regularizer")
-    rate = b.select_slider("Regularization rate", [0.0, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1], value=0.001,
-                           key="playground.reg_rate", disabled=regularizer == "none")
+    rate = b.select_slider("Regularization rate", REG_RATES, key="playground.reg_rate",
+                           disabled=regularizer == "none")
     return NetworkConfig(tuple(features or ()), tuple(int(s) for s in sizes), tuple(activations), dropout,
                          regularizer, rate, optimizer, lr, batch)
+
+
+def write_link() -> None:
+    """Keep the URL's query string equal to the controls, so the address bar is a link to this playground."""
+    values = {key.removeprefix(PREFIX): value for key, value in st.session_state.items()
+              if isinstance(key, str) and key.startswith(PREFIX)}
+    if values.get("data") == MY_CSV:
+        return  # the user's file cannot travel in a link
+    query = to_query(values)
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
 
 
 def current_session(points, data_key, config: NetworkConfig) -> Session | None:
@@ -129,10 +160,12 @@ def draw(session: Session, show_test: bool, discretize: bool, epoch: int | None)
 st.title("Network playground")
 st.caption("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every number "
            "comes from a real PyTorch network trained with a real torch.optim optimizer.")
+start_from_link()
 controls, stage = st.columns([1, 1.25], gap="large")
 with controls:
     points, data_key = data_controls()
     config = network_controls()
+write_link()
 with stage:
     session = current_session(points, data_key, config) if points is not None else None
     if session is not None:

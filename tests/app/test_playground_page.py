@@ -86,3 +86,18 @@ def test_look_back_shows_an_earlier_network_and_now_follows_training():
     assert metric(at, "Epoch") == "4" and not at.exception
     rows = [[img.caption for img in row.proto.imgs] for row in at.get("image")]
     assert [len(r) for r in rows] == [4, 4] and rows[1][3] == "layer 2, neuron 4"  # a row per hidden layer
+
+
+def test_a_link_opens_the_same_playground_and_the_address_follows_the_controls():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    at.query_params.update({"data": "XOR", "net": "6-ReLU", "lr": "0.1", "features": "x1x2"})
+    at.run()
+    at.switch_page(PAGE).run()
+    assert by_label(at.selectbox, "Data").value == "XOR" and by_label(at.slider, "Hidden layers").value == 1
+    assert by_label(at.number_input, "Layer 1 neurons").value == 6
+    assert by_label(at.select_slider, "Learning rate").value == 0.1
+    by_label(at.slider, "Batch size").set_value(20).run()
+    assert at.query_params["batch"] == "20" and at.query_params["net"] == "6-ReLU" and not at.exception
