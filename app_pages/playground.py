@@ -1,6 +1,7 @@
 """Network playground: 2-D data, a small network, play and watch the decision boundary form (TensorFlow Playground,
 in PyTorch, with more classes, regression and your own points)."""
 import streamlit as st
+import torch
 
 from dlplay.playground import (
     ACTIVATIONS,
@@ -123,6 +124,23 @@ def current_session(points, data_key, config: NetworkConfig) -> Session | None:
     return st.session_state[SESSION]
 
 
+def edit_weight(session: Session) -> None:
+    """Set one weight by hand; training then goes on from the edited network."""
+    with st.expander("Edit a weight by hand"):
+        layers = session.linear_layers()
+        a, b, c, d = st.columns(4)
+        layer = a.selectbox("Layer", range(len(layers)), key="playground.edit_layer",
+                            format_func=lambda i: "output" if i == len(layers) - 1 else f"hidden {i + 1}")
+        rows, columns = layers[layer].weight.shape
+        to = b.number_input("To neuron", 1, rows, 1, key="playground.edit_to")
+        source = c.number_input("From neuron", 1, columns, 1, key="playground.edit_from")
+        current = layers[layer].weight[int(to) - 1, int(source) - 1].item()
+        value = d.number_input("Weight", -10.0, 10.0, round(current, 3), step=0.1, key="playground.edit_value")
+        st.caption(f"Now {current:.3f}. Set it, then Step or Play: training goes on from the edited network.")
+        st.button("Set the weight", key="playground.edit_set", on_click=session.set_weight,
+                  args=(layer, int(to) - 1, int(source) - 1, float(value)))
+
+
 def toggle_play() -> None:
     st.session_state[PLAYING] = not st.session_state.get(PLAYING, False)
 
@@ -149,6 +167,11 @@ def draw(session: Session, show_test: bool, discretize: bool, epoch: int | None)
                                               points.task, points.classes, discretize), key="playground.surface")
     st.plotly_chart(charts.lines({"training": session.train_losses, "test": session.test_losses},
                                  x_title="epoch", y_title="loss", height=220, mark_x=shown), key="playground.losses")
+    model = session.model_at(epoch)
+    outputs = ["ŷ"] if points.task == "regression" else [f"ŷ{k}" for k in range(points.classes)]
+    st.plotly_chart(charts.network_drawing(session.config.features, [m.weight.detach() for m in model
+                                                                     if isinstance(m, torch.nn.Linear)], outputs),
+                    key="playground.network")
     layers = session.neuron_surfaces(epoch=epoch)
     if layers:
         st.caption("Each hidden neuron's output over the same plane (orange below zero, blue above):")
@@ -196,6 +219,8 @@ with stage:
                 draw(session, show_test, discretize, past)
 
         live()
+        if not playing:
+            edit_weight(session)
         with st.expander("Show PyTorch code"):
             if isinstance(data_key[0], str):  # a built-in dataset: (name, noise, count, fraction, seed)
                 name, noise, count, fraction, seed = data_key

@@ -296,6 +296,19 @@ class Session:
             with self.lock:
                 self._train_epoch(n, size)
 
+    def linear_layers(self) -> list[nn.Linear]:
+        """The network's linear layers, input side first (the last one gives the outputs)."""
+        return [m for m in self.model if isinstance(m, nn.Linear)]
+
+    @torch.no_grad()
+    def set_weight(self, layer: int, to_neuron: int, from_neuron: int, value: float) -> None:
+        """Set one weight by hand; the losses of the current epoch are recomputed and training goes on from here."""
+        with self.lock:
+            self.linear_layers()[layer].weight[to_neuron, from_neuron] = value
+            self.train_losses.pop()
+            self.test_losses.pop()
+            self._record()
+
     def wait_for_epoch(self) -> None:
         """Return once an epoch that another thread is training has finished."""
         with self.lock:

@@ -253,3 +253,31 @@ def signed_thumbnail(values, size: int = 72):
 def hex_rgb(colour: str) -> tuple[int, int, int]:
     """'#rrggbb' as an (r, g, b) tuple."""
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def network_drawing(input_names: Sequence[str], weights: Sequence, output_names: Sequence[str]) -> go.Figure:
+    """The network as neurons in columns and links between them: link width grows with |w|, blue for positive,
+    orange for negative (`weights`: one (out, in) matrix per layer)."""
+    sizes = [len(input_names), *(w.shape[0] for w in weights)]
+    positions = [[(column, (size - 1) / 2 - row) for row in range(size)] for column, size in enumerate(sizes)]
+    largest = max((float(w.abs().max()) for w in weights), default=1.0) or 1.0
+    buckets: dict[tuple[int, bool], tuple[list, list]] = {}
+    for layer, w in enumerate(weights):
+        for (to, frm), value in np.ndenumerate(w.numpy()):
+            (x0, y0), (x1, y1) = positions[layer][frm], positions[layer + 1][to]
+            xs, ys = buckets.setdefault((min(4, int(5 * abs(value) / largest)), value >= 0), ([], []))
+            xs += [x0, x1, None]
+            ys += [y0, y1, None]
+    fig = go.Figure([go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                                line=dict(width=0.5 + 1.5 * width, color=PLAYGROUND_COLOURS[1 if positive else 0]))
+                     for (width, positive), (xs, ys) in sorted(buckets.items())])
+    names = [list(input_names), *([f"L{i + 1}.{j + 1}" for j in range(s)] for i, s in enumerate(sizes[1:-1])),
+             list(output_names)]
+    flat = [(x, y, name) for column, layer_names in zip(positions, names, strict=True)
+            for (x, y), name in zip(column, layer_names, strict=True)]
+    fig.add_trace(go.Scatter(x=[p[0] for p in flat], y=[p[1] for p in flat], mode="markers+text",
+                             text=[p[2] for p in flat], textposition="middle center", showlegend=False,
+                             marker=dict(size=26, color="#f3f3f3", line=dict(width=1, color="#888888")),
+                             textfont=dict(size=9), hoverinfo="text"))
+    fig.update_layout(height=60 + 34 * max(sizes), xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig

@@ -101,3 +101,12 @@ def test_a_link_opens_the_same_playground_and_the_address_follows_the_controls()
     assert by_label(at.select_slider, "Learning rate").value == 0.1
     by_label(at.slider, "Batch size").set_value(20).run()
     assert at.query_params["batch"] == "20" and at.query_params["net"] == "6-ReLU" and not at.exception
+
+
+def test_a_weight_edited_by_hand_is_used_and_drawn():
+    at = open_app_page(PAGE)
+    by_label(at.number_input, "Weight").set_value(7.5).run()
+    by_label(at.button, "Set the weight").click().run()
+    assert any("Now 7.500" in c.value for c in at.caption) and not at.exception
+    drawing = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"L1.1"' in c.proto.spec)
+    assert max(trace["line"]["width"] for trace in drawing["data"] if trace["mode"] == "lines") == 6.5  # widest link

@@ -203,3 +203,17 @@ def test_the_reading_names_dead_neurons_and_overfitting():
     assert "overfitting" in healthy.reading()
     healthy.test_losses = [0.9 - 0.04 * i for i in range(21)]
     assert healthy.reading().startswith("Both losses are falling")
+
+
+def test_a_weight_set_by_hand_changes_the_losses_and_training_goes_on_from_it():
+    session = Session(make_points("XOR", 60, 0.0, 0.5, 0), NetworkConfig(optimizer="Adam", lr=0.05), 0)
+    session.train(2)
+    before = session.test_losses[-1]
+    session.set_weight(0, 1, 0, 5.0)
+    assert session.linear_layers()[0].weight[1, 0].item() == 5.0
+    assert len(session.test_losses) == 3 and session.test_losses[-1] != before
+    with torch.no_grad():
+        expected = loss_of(CLASSIFICATION, session.model.eval()(session.test_inputs), session.points.test_y).item()
+    assert session.test_losses[-1] == pytest.approx(expected)
+    session.train(1)
+    assert session.epoch == 3 and session.linear_layers()[0].weight[1, 0].item() != 5.0
