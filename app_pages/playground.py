@@ -1,5 +1,7 @@
 """Network playground: 2-D data, a small network, play and watch the decision boundary form (TensorFlow Playground,
 in PyTorch, with more classes, regression and your own points)."""
+import contextlib
+
 import streamlit as st
 import torch
 
@@ -24,6 +26,7 @@ SESSION, PLAYING, BUILT_FROM = "playground_run.session", "playground_run.playing
 LINK_READ = "playground_run.link_read"
 EPOCHS_PER_TICK, TICK_SECONDS = 5, 0.5
 MY_CSV = "my points (CSV)"
+NAMES = ("A", "B")
 NOW = "now"  # the look-back slider's last stop: it follows training
 
 
@@ -31,6 +34,7 @@ DEFAULTS = {"data": "circle", "seed": 0, "train_share": 50, "noise": 10, "points
             "layers": 2, "optimizer": "SGD", "lr": 0.03, "batch": 10, "dropout": 0.0, "regularizer": "none",
             "reg_rate": 0.001}
 LAYER_DEFAULTS = {"neurons": 4, "activation": "tanh"}
+PREFIX_B = "playground_b."  # the second network's controls (compare mode); not part of the link
 
 
 def start_from_link() -> None:
@@ -43,6 +47,8 @@ def start_from_link() -> None:
         st.session_state[LINK_READ] = True
     for key, value in DEFAULTS.items():  # Streamlit forgets a widget's state when a rerun does not draw it
         st.session_state.setdefault(PREFIX + key, value)
+    for key, value in {**DEFAULTS, "features": ["x₁", "x₂", "x₁²", "x₂²"]}.items():
+        st.session_state.setdefault(PREFIX_B + key, value)
 
 
 def data_controls():
@@ -68,10 +74,10 @@ def data_controls():
     return make_points(name, count, noise, fraction, int(seed)), (name, noise, count, fraction, seed)
 
 
-def network_controls() -> NetworkConfig:
-    """Features, hidden layers and training settings."""
-    features = st.pills("Input features", list(FEATURES), selection_mode="multi", key="playground.features")
-    layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, key="playground.layers")
+def network_controls(prefix: str = PREFIX) -> NetworkConfig:
+    """Features, hidden layers and training settings, in the widgets whose keys start with `prefix`."""
+    features = st.pills("Input features", list(FEATURES), selection_mode="multi", key=f"{prefix}features")
+    layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, key=f"{prefix}layers")
     sizes, activations = [], []
     for start in range(0, layers, 2):
         for i, column in enumerate(st.columns(2)):
@@ -79,20 +85,20 @@ def network_controls() -> NetworkConfig:
             if layer >= layers:
                 break
             for name, value in LAYER_DEFAULTS.items():
-                st.session_state.setdefault(f"{PREFIX}{name}.{layer}", value)
+                st.session_state.setdefault(f"{prefix}{name}.{layer}", value)
             sizes.append(column.number_input(f"Layer {layer + 1} neurons", 1, MAX_NEURONS,
-                                             key=f"playground.neurons.{layer}"))
+                                             key=f"{prefix}neurons.{layer}"))
             activations.append(column.selectbox(f"Layer {layer + 1} activation", list(ACTIVATIONS),
-                                                key=f"playground.activation.{layer}"))
+                                                key=f"{prefix}activation.{layer}"))
     a, b = st.columns(2)
-    optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), key="playground.optimizer")
-    lr = b.select_slider("Learning rate", LEARNING_RATES, key="playground.lr")
+    optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), key=f"{prefix}optimizer")
+    lr = b.select_slider("Learning rate", LEARNING_RATES, key=f"{prefix}lr")
     a, b = st.columns(2)
-    batch = a.slider("Batch size", 1, 30, key="playground.batch")
-    dropout = b.select_slider("Dropout", DROPOUTS, key="playground.dropout")
+    batch = a.slider("Batch size", 1, 30, key=f"{prefix}batch")
+    dropout = b.select_slider("Dropout", DROPOUTS, key=f"{prefix}dropout")
     a, b = st.columns(2)
-    regularizer = a.radio("Regularization", REGULARIZERS, horizontal=True, key="playground.regularizer")
-    rate = b.select_slider("Regularization rate", REG_RATES, key="playground.reg_rate",
+    regularizer = a.radio("Regularization", REGULARIZERS, horizontal=True, key=f"{prefix}regularizer")
+    rate = b.select_slider("Regularization rate", REG_RATES, key=f"{prefix}reg_rate",
                            disabled=regularizer == "none")
     return NetworkConfig(tuple(features or ()), tuple(int(s) for s in sizes), tuple(activations), dropout,
                          regularizer, rate, optimizer, lr, batch)
@@ -109,19 +115,29 @@ def write_link() -> None:
         st.query_params.from_dict(query)
 
 
-def current_session(points, data_key, config: NetworkConfig) -> Session | None:
-    """The session for these points and this network, rebuilt when either changed (the epoch count restarts)."""
-    key = (data_key, config)
+def current_sessions(points, data_key, configs: list[NetworkConfig]) -> list[Session]:
+    """One session per network for these points, all rebuilt together when any setting changed, so that compared
+    networks start from the same data and seed at the same time; [] (with a sentence) for an impossible network."""
+    key = (data_key, tuple(configs))
     if st.session_state.get(BUILT_FROM) != key or SESSION not in st.session_state:
         try:
-            st.session_state[SESSION] = Session(points, config, seed=0)
+            st.session_state[SESSION] = [Session(points, config, seed=0) for config in configs]
         except ValueError as err:
             st.session_state.pop(SESSION, None)
             message = str(err)
             st.warning(f"{message[0].upper()}{message[1:]}.")
-            return None
+            return []
         st.session_state[BUILT_FROM] = key
     return st.session_state[SESSION]
+
+
+def train_all(sessions: list[Session], epochs: int, keep_going=lambda: True) -> None:
+    """Train every compared network the same number of epochs, epoch by epoch, so they always stand at the same one."""
+    for _ in range(epochs):
+        if not keep_going():
+            return
+        for session in sessions:
+            session.train(1)
 
 
 def edit_weight(session: Session) -> None:
@@ -151,33 +167,60 @@ def reset() -> None:
     st.session_state[PLAYING] = False
 
 
-def draw(session: Session, show_test: bool, discretize: bool, epoch: int | None) -> None:
-    """Epoch counter, reading, the surface with the points, the loss curves and each neuron's picture, as the
-    network was after `epoch` (None: now)."""
+def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int | None, name: str,
+                 compact: bool) -> None:
+    """One network's epoch, losses and reading, its output over the plane with the points, its drawing and each
+    hidden neuron's picture, as it was after `epoch` (None: now); `compact` for half the width."""
     points, shown = session.points, session.epoch if epoch is None else epoch
-    a, b, c = st.columns(3)
-    a.metric("Epoch", shown)
-    b.metric("Training loss", f"{session.train_losses[shown]:.3f}")
-    c.metric("Test loss", f"{session.test_losses[shown]:.3f}")
+    if compact:
+        st.markdown(f"Epoch **{shown}** · training loss **{session.train_losses[shown]:.3f}** · test loss "
+                    f"**{session.test_losses[shown]:.3f}**")
+    else:
+        a, b, c = st.columns(3)
+        a.metric("Epoch", shown)
+        b.metric("Training loss", f"{session.train_losses[shown]:.3f}")
+        c.metric("Test loss", f"{session.test_losses[shown]:.3f}")
     if epoch is None:
         st.info(session.reading())
     axis, values = session.surface(epoch=epoch)
     st.plotly_chart(charts.playground_surface(axis.tolist(), values, (points.train_x, points.train_y),
                                               (points.test_x, points.test_y) if show_test else None,
-                                              points.task, points.classes, discretize), key="playground.surface")
-    st.plotly_chart(charts.lines({"training": session.train_losses, "test": session.test_losses},
-                                 x_title="epoch", y_title="loss", height=220, mark_x=shown), key="playground.losses")
+                                              points.task, points.classes, discretize, 300 if compact else 440),
+                    key=f"playground.surface{name}")
     model = session.model_at(epoch)
     outputs = ["ŷ"] if points.task == "regression" else [f"ŷ{k}" for k in range(points.classes)]
     st.plotly_chart(charts.network_drawing(session.config.features, [m.weight.detach() for m in model
                                                                      if isinstance(m, torch.nn.Linear)], outputs),
-                    key="playground.network")
+                    key=f"playground.network{name}")
     layers = session.neuron_surfaces(epoch=epoch)
     if layers:
         st.caption("Each hidden neuron's output over the same plane (orange below zero, blue above):")
         for number, neurons in enumerate(layers, start=1):
             st.image([charts.signed_thumbnail(n) for n in neurons], caption=[f"layer {number}, neuron {i + 1}"
                                                                              for i in range(len(neurons))])
+
+
+def network_label(config: NetworkConfig) -> str:
+    """Features and hidden layers in a few words, to tell compared networks apart."""
+    hidden = ", ".join(f"{n} {a}" for n, a in zip(config.hidden, config.activations, strict=True)) or "none"
+    return f"inputs {' '.join(config.features) or 'none'}; hidden layers: {hidden}"
+
+
+def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int | None) -> None:
+    """The loss curves (overlaid when two networks are compared), then each network side by side."""
+    shown = sessions[0].epoch if epoch is None else epoch
+    curves = {}
+    for session, name in zip(sessions, NAMES, strict=False):
+        label = f"{name}: " if len(sessions) > 1 else ""
+        curves |= {f"{label}training": session.train_losses, f"{label}test": session.test_losses}
+    st.plotly_chart(charts.lines(curves, x_title="epoch", y_title="loss", height=220, mark_x=shown),
+                    key="playground.losses")
+    columns = st.columns(len(sessions)) if len(sessions) > 1 else [st.container()]
+    for session, name, column in zip(sessions, NAMES, columns, strict=False):
+        with column:
+            if len(sessions) > 1:
+                st.markdown(f"**Network {name}**: {network_label(session.config)}")
+            draw_network(session, show_test, discretize, epoch, name, compact=len(sessions) > 1)
 
 
 st.title("Network playground")
@@ -188,14 +231,20 @@ controls, stage = st.columns([1, 1.25], gap="large")
 with controls:
     points, data_key = data_controls()
     config = network_controls()
+    configs = [config]
+    if st.toggle("Compare with a second network (B)", key="playground_run.compare",
+                 help="Both networks train on the same points from the same seed, side by side."):
+        with st.expander("Network B", expanded=True):
+            configs.append(network_controls(PREFIX_B))
 write_link()
 with stage:
-    session = current_session(points, data_key, config) if points is not None else None
-    if session is not None:
+    sessions = current_sessions(points, data_key, configs) if points is not None else []
+    if sessions:
+        session = sessions[0]
         a, b, c = st.columns(3)
         playing = st.session_state.get(PLAYING, False)
         a.button("Pause" if playing else "Play", type="primary", key="playground.play", on_click=toggle_play)
-        b.button("Step", key="playground.step", disabled=playing, on_click=session.train, args=(1,))
+        b.button("Step", key="playground.step", disabled=playing, on_click=train_all, args=(sessions, 1))
         c.button("Reset", key="playground.reset", on_click=reset)
         d, e = st.columns(2)
         show_test = d.toggle("Show test points", key="playground.show_test")
@@ -203,7 +252,8 @@ with stage:
                               disabled=points.task != "classification" or points.classes != 2)
 
         past = None
-        session.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
+        for each in sessions:
+            each.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
         if not playing and session.epoch > 0:
             earlier = [e for e in session.epochs_kept() if e != session.epoch]
             chosen = st.select_slider("Look back: the network after epoch", [*earlier, NOW], value=NOW,
@@ -214,9 +264,11 @@ with stage:
         @st.fragment(run_every=TICK_SECONDS if playing else None)
         def live() -> None:
             if st.session_state.get(PLAYING):
-                session.train(EPOCHS_PER_TICK, keep_going=lambda: st.session_state.get(PLAYING, False))
-            with session.lock:  # a whole epoch's numbers, never half of one
-                draw(session, show_test, discretize, past)
+                train_all(sessions, EPOCHS_PER_TICK, keep_going=lambda: st.session_state.get(PLAYING, False))
+            with contextlib.ExitStack() as held:  # whole epochs' numbers, never half of one
+                for each in sessions:
+                    held.enter_context(each.lock)
+                draw(sessions, show_test, discretize, past)
 
         live()
         if not playing:

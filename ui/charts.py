@@ -211,7 +211,7 @@ PLAYGROUND_COLOURS = ["#f59322", "#0877bd", "#2ca02c", "#d62728", "#9467bd", "#8
 
 
 def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple | None, task: str, classes: int,
-                       discretize: bool) -> go.Figure:
+                       discretize: bool, height: int = 440) -> go.Figure:
     """The network's output over the plane as a heat-map, with the training points (circles) and, when given,
     the test points (outlined). Two classes: P(1) − P(0) from orange to blue; more: the predicted class's colour;
     regression: the prediction, with each point coloured by its target."""
@@ -235,7 +235,7 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
                                  marker=dict(size=6, color=colour, colorscale="RdBu" if task == "regression" else None,
                                              line=dict(width=1.5 if outline else 0.5,
                                                        color="black" if outline else "white"))))
-    fig.update_layout(height=440, xaxis=dict(title="x₁", range=[axis[0], axis[-1]], constrain="domain"),
+    fig.update_layout(height=height, xaxis=dict(title="x₁", range=[axis[0], axis[-1]], constrain="domain"),
                       yaxis=dict(title="x₂", range=[axis[0], axis[-1]], scaleanchor="x"), showlegend=False)
     return fig
 

@@ -11,8 +11,10 @@ def metric(at, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def surface_spec(at) -> dict:
-    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"type":"heatmap"' in c.proto.spec)
+def surface_spec(at, which: int = 0) -> dict:
+    """The spec of the `which`-th output-over-the-plane chart on the page."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return [spec for spec in specs if spec["data"] and spec["data"][0].get("type") == "heatmap"][which]
 
 
 def test_step_trains_one_epoch_and_the_boundary_moves():
@@ -110,3 +112,17 @@ def test_a_weight_edited_by_hand_is_used_and_drawn():
     assert any("Now 7.500" in c.value for c in at.caption) and not at.exception
     drawing = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"L1.1"' in c.proto.spec)
     assert max(trace["line"]["width"] for trace in drawing["data"] if trace["mode"] == "lines") == 6.5  # widest link
+
+
+def test_two_networks_train_side_by_side_with_their_curves_overlaid():
+    at = open_app_page(PAGE)
+    by_label(at.toggle, "Compare with a second network (B)").set_value(True).run()
+    assert len([w for w in at.get("button_group")]) == 2  # B has its own input features, x₁² and x₂² on
+    for _ in range(5):
+        by_label(at.button, "Step").click().run()
+    assert sum("Epoch **5**" in m.value for m in at.markdown) == 2 and not at.exception
+    assert surface_spec(at, 0)["data"][0]["z"] != surface_spec(at, 1)["data"][0]["z"]
+    losses = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"A: training"' in c.proto.spec)
+    assert [t["name"] for t in losses["data"]] == ["A: training", "A: test", "B: training", "B: test"]
+    tests = {t["name"]: t["y"][-1] for t in losses["data"]}
+    assert tests["B: test"] < tests["A: test"]  # on the circle, the squares make B learn faster
