@@ -51,6 +51,10 @@ def start_from_link() -> None:
         st.session_state.setdefault(PREFIX_B + key, value)
 
 
+def next_seed() -> None:
+    st.session_state[PREFIX + "seed"] = (st.session_state[PREFIX + "seed"] + 1) % 10_001
+
+
 def data_controls():
     """The data section; returns (points, what the points were built from) or (None, None) with a sentence shown."""
     name = st.selectbox("Data", [*DATASETS, MY_CSV], key="playground.data")
@@ -71,6 +75,8 @@ def data_controls():
     a, b = st.columns(2)
     noise = a.slider("Noise", 0, 50, step=5, format="%d%%", key="playground.noise") / 100
     count = b.slider("Points", 50, 1000, step=50, key="playground.points")
+    st.button("Regenerate the points", key="playground.regenerate", on_click=next_seed,
+              help="New points of the same kind (the next seed).")
     return make_points(name, count, noise, fraction, int(seed)), (name, noise, count, fraction, seed)
 
 
@@ -116,9 +122,14 @@ def write_link() -> None:
 
 
 def current_sessions(points, data_key, configs: list[NetworkConfig]) -> list[Session]:
-    """One session per network for these points, all rebuilt together when any setting changed, so that compared
-    networks start from the same data and seed at the same time; [] (with a sentence) for an impossible network."""
+    """One session per network for these points. A new learning rate, optimizer, batch size or regularization
+    carries on from the current weights; other changes rebuild them all together, so that compared networks start
+    from the same data and seed at the same time. [] (with a sentence) for an impossible network."""
     key = (data_key, tuple(configs))
+    built = st.session_state.get(BUILT_FROM)
+    if built and built[0] == data_key and len(built[1]) == len(configs) and SESSION in st.session_state and all(
+            session.retune(config) for session, config in zip(st.session_state[SESSION], configs, strict=True)):
+        st.session_state[BUILT_FROM] = key  # only training settings changed: training goes on from here
     if st.session_state.get(BUILT_FROM) != key or SESSION not in st.session_state:
         try:
             st.session_state[SESSION] = [Session(points, config, seed=0) for config in configs]

@@ -296,6 +296,21 @@ class Session:
             with self.lock:
                 self._train_epoch(n, size)
 
+    def retune(self, config: NetworkConfig) -> bool:
+        """Take new training settings (optimizer, learning rate, batch size, regularization) and go on from the
+        current weights; False when `config` changes the network itself, which needs a new session."""
+        same_network = (config.features, config.hidden, config.activations, config.dropout) == (
+            self.config.features, self.config.hidden, self.config.activations, self.config.dropout)
+        if not same_network:
+            return False
+        with self.lock:
+            if config.optimizer != self.config.optimizer:
+                self.optimizer = OPTIMIZERS[config.optimizer](self.model.parameters(), lr=config.lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.lr
+            self.config = config
+        return True
+
     def linear_layers(self) -> list[nn.Linear]:
         """The network's linear layers, input side first (the last one gives the outputs)."""
         return [m for m in self.model if isinstance(m, nn.Linear)]

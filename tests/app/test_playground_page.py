@@ -126,3 +126,18 @@ def test_two_networks_train_side_by_side_with_their_curves_overlaid():
     assert [t["name"] for t in losses["data"]] == ["A: training", "A: test", "B: training", "B: test"]
     tests = {t["name"]: t["y"][-1] for t in losses["data"]}
     assert tests["B: test"] < tests["A: test"]  # on the circle, the squares make B learn faster
+
+
+def test_a_new_learning_rate_goes_on_from_the_weights_and_regenerate_draws_new_points():
+    at = open_app_page(PAGE)
+    for _ in range(3):
+        by_label(at.button, "Step").click().run()
+    by_label(at.select_slider, "Learning rate").set_value(0.1).run()
+    by_label(at.selectbox, "Optimizer").set_value("Adam").run()
+    assert metric(at, "Epoch") == "3"  # training settings: the network is kept
+    by_label(at.button, "Step").click().run()
+    assert metric(at, "Epoch") == "4" and at.query_params["opt"] == "Adam"
+    points = surface_spec(at)["data"][1]["x"]
+    by_label(at.button, "Regenerate the points").click().run()
+    assert by_label(at.number_input, "Seed").value == 1 and metric(at, "Epoch") == "0"
+    assert surface_spec(at)["data"][1]["x"] != points and not at.exception

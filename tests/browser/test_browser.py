@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from helpers import alive, descendants
-from serving import REPO, launch_chromium, open_page, press_train, streamlit_server
+from serving import REPO, SCRIPT_DONE, launch_chromium, open_page, press_train, streamlit_server
 
 SCREENSHOTS = Path(os.environ.get("DLPLAY_SCREENSHOT_DIR", REPO / "tests" / "browser" / "screenshots"))
 
@@ -96,6 +96,24 @@ def test_draw_a_digit_on_the_pad_and_see_it_read(app_url, browser):
     verdict.wait_for(timeout=60_000)
     assert verdict.inner_text().startswith("1 with probability")
     expect(page.get_by_text("inverted: the model learned light ink on a dark background")).to_be_visible()
+    page.close()
+
+
+def test_the_playground_plays_in_a_real_browser(app_url, browser):
+    page = open_page(browser, f"{app_url}/playground?data=XOR&features=x1x2&net=none&opt=Adam&lr=0.1", height=1500)
+    page.get_by_role("button", name="Play").click()
+    epoch = page.locator('[data-testid="stMetric"]').filter(has_text="Epoch").locator('[data-testid="stMetricValue"]')
+    expect(epoch).not_to_have_text("0", timeout=30_000)
+    deadline = time.monotonic() + 60
+    while int(epoch.inner_text()) < 10:  # the live fragment keeps training without a click
+        assert time.monotonic() < deadline, "the playground did not keep training"
+        time.sleep(0.5)
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
+    assert "features=x1x2" in page.url and page.locator('[data-testid="stException"]').count() == 0
+    expect(page.locator(".js-plotly-plot")).not_to_have_count(0)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "playground.png"))
     page.close()
 
 

@@ -217,3 +217,15 @@ def test_a_weight_set_by_hand_changes_the_losses_and_training_goes_on_from_it():
     assert session.test_losses[-1] == pytest.approx(expected)
     session.train(1)
     assert session.epoch == 3 and session.linear_layers()[0].weight[1, 0].item() != 5.0
+
+
+def test_retuning_keeps_the_weights_and_a_new_architecture_does_not():
+    session = Session(make_points("XOR", 60, 0.0, 0.5, 0), NetworkConfig(), 0)
+    session.train(2)
+    weights = session.linear_layers()[0].weight.detach().clone()
+    assert session.retune(NetworkConfig(optimizer="Adam", lr=0.1, batch_size=5, regularizer="L2", reg_rate=0.01))
+    assert torch.equal(session.linear_layers()[0].weight, weights) and session.epoch == 2
+    assert isinstance(session.optimizer, torch.optim.Adam) and session.optimizer.param_groups[0]["lr"] == 0.1
+    session.train(1)
+    assert session.epoch == 3
+    assert not session.retune(NetworkConfig(hidden=(3,), activations=("tanh",)))
