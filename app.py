@@ -10,11 +10,15 @@ from dlplay.jobs import Job, SettingError
 from ui import state
 from ui.trainer_views import sidebar_progress
 
+SERVER_THREADS = 1  # the server renders and workers train: page math is small, and a second OpenMP thread only
+# fights the workers (and a browser on the same machine) for the cores: the playground updates 2.4 times a second
+# with one thread, 1.2 with two (bench/playground_bench.py, 2 cores).
+
 
 @st.cache_resource
 def start_up() -> DeviceInfo:
     """Once per server process: set torch's thread count and pick the device."""
-    configure_threads()
+    configure_threads(SERVER_THREADS)
     return pick_device("auto")
 
 

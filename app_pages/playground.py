@@ -8,11 +8,13 @@ import torch
 from dlplay.playground import (
     ACTIVATIONS,
     DATASETS,
+    EPOCHS_PER_UPDATE,
     FEATURES,
     MAX_HIDDEN_LAYERS,
     MAX_NEURONS,
     OPTIMIZERS,
     REGULARIZERS,
+    UPDATE_SECONDS,
     NetworkConfig,
     Session,
     make_points,
@@ -24,7 +26,6 @@ from ui.playground_link import DROPOUTS, LEARNING_RATES, PREFIX, REG_RATES, from
 
 SESSION, PLAYING, BUILT_FROM = "playground_run.session", "playground_run.playing", "playground_run.built_from"
 LINK_READ = "playground_run.link_read"
-EPOCHS_PER_TICK, TICK_SECONDS = 5, 0.5
 MY_CSV = "my points (CSV)"
 NAMES = ("A", "B")
 NOW = "now"  # the look-back slider's last stop: it follows training
@@ -179,18 +180,21 @@ def reset() -> None:
 
 
 def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int | None, name: str,
-                 compact: bool) -> None:
-    """One network's epoch, losses and reading, its output over the plane with the points, its drawing and each
-    hidden neuron's picture, as it was after `epoch` (None: now); `compact` for half the width."""
+                 compact: bool, details: bool) -> None:
+    """One network's epoch, losses and reading, its output over the plane with the points and, with `details`, its
+    drawing and each hidden neuron's picture, as it was after `epoch` (None: now); `compact` for half the width."""
     points, shown = session.points, session.epoch if epoch is None else epoch
+    accuracy = f"{session.test_accuracies[shown]:.1%}" if session.test_accuracies else None
     if compact:
         st.markdown(f"Epoch **{shown}** · training loss **{session.train_losses[shown]:.3f}** · test loss "
-                    f"**{session.test_losses[shown]:.3f}**")
+                    f"**{session.test_losses[shown]:.3f}**" + (f" · test accuracy **{accuracy}**" if accuracy else ""))
     else:
-        a, b, c = st.columns(3)
-        a.metric("Epoch", shown)
-        b.metric("Training loss", f"{session.train_losses[shown]:.3f}")
-        c.metric("Test loss", f"{session.test_losses[shown]:.3f}")
+        columns = st.columns(4 if accuracy else 3)
+        columns[0].metric("Epoch", shown)
+        columns[1].metric("Training loss", f"{session.train_losses[shown]:.3f}")
+        columns[2].metric("Test loss", f"{session.test_losses[shown]:.3f}")
+        if accuracy:
+            columns[3].metric("Test accuracy", accuracy)
     if epoch is None:
         st.info(session.reading())
     axis, values = session.surface(epoch=epoch)
@@ -198,6 +202,10 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
                                               (points.test_x, points.test_y) if show_test else None,
                                               points.task, points.classes, discretize, 300 if compact else 440),
                     key=f"playground.surface{name}")
+    if not details:
+        st.caption("The network's drawing and each neuron's picture appear when you pause (while playing, the "
+                   "page keeps to what changes fastest).")
+        return
     model = session.model_at(epoch)
     outputs = ["ŷ"] if points.task == "regression" else [f"ŷ{k}" for k in range(points.classes)]
     st.plotly_chart(charts.network_drawing(session.config.features, [m.weight.detach() for m in model
@@ -217,7 +225,7 @@ def network_label(config: NetworkConfig) -> str:
     return f"inputs {' '.join(config.features) or 'none'}; hidden layers: {hidden}"
 
 
-def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int | None) -> None:
+def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int | None, details: bool) -> None:
     """The loss curves (overlaid when two networks are compared), then each network side by side."""
     shown = sessions[0].epoch if epoch is None else epoch
     curves = {}
@@ -231,7 +239,7 @@ def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int 
         with column:
             if len(sessions) > 1:
                 st.markdown(f"**Network {name}**: {network_label(session.config)}")
-            draw_network(session, show_test, discretize, epoch, name, compact=len(sessions) > 1)
+            draw_network(session, show_test, discretize, epoch, name, compact=len(sessions) > 1, details=details)
 
 
 st.title("Network playground")
@@ -272,14 +280,14 @@ with stage:
                                       key="playground.look_back")
             past = None if chosen == NOW else chosen
 
-        @st.fragment(run_every=TICK_SECONDS if playing else None)
+        @st.fragment(run_every=UPDATE_SECONDS if playing else None)
         def live() -> None:
             if st.session_state.get(PLAYING):
-                train_all(sessions, EPOCHS_PER_TICK, keep_going=lambda: st.session_state.get(PLAYING, False))
+                train_all(sessions, EPOCHS_PER_UPDATE, keep_going=lambda: st.session_state.get(PLAYING, False))
             with contextlib.ExitStack() as held:  # whole epochs' numbers, never half of one
                 for each in sessions:
                     held.enter_context(each.lock)
-                draw(sessions, show_test, discretize, past)
+                draw(sessions, show_test, discretize, past, details=not st.session_state.get(PLAYING, False))
 
         live()
         if not playing:

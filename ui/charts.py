@@ -18,7 +18,10 @@ MARGIN = dict(l=10, r=10, t=30, b=10)
 MAX_BATCH_POINTS = 600  # cap the per-batch traces: redrawing many points each second grows server memory
 pio.templates["dlplay"] = go.layout.Template(layout=dict(margin=MARGIN, colorway=PALETTE,
                                                          legend=dict(orientation="h", y=-0.25)))
-pio.templates.default = "streamlit+dlplay"  # every figure: Streamlit's theme, then dlplay's margins and colours
+# Every figure: Streamlit's theme, then dlplay's margins and colours, merged once under a name of its own (plotly
+# merges a "streamlit+dlplay" default again for every figure: 21 ms a figure against 1.7 ms on this machine).
+pio.templates["streamlit_dlplay"] = pio.templates.merge_templates(pio.templates["streamlit"], pio.templates["dlplay"])
+pio.templates.default = "streamlit_dlplay"
 
 
 def text(label: str) -> str:
@@ -215,11 +218,11 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
     """The network's output over the plane as a heat-map, with the training points (circles) and, when given,
     the test points (outlined). Two classes: P(1) − P(0) from orange to blue; more: the predicted class's colour;
     regression: the prediction, with each point coloured by its target."""
-    axis, z = [float(v) for v in axis], values.tolist()
+    axis, z = [float(v) for v in axis], values.numpy()  # a NumPy array: plotly validates it at once, not per cell
     if task == "regression":
         scale, zmin, zmax = "RdBu", None, None
     elif classes == 2:
-        z = values.sign().tolist() if discretize else z
+        z = values.sign().numpy() if discretize else z
         scale, zmin, zmax = [[0, PLAYGROUND_COLOURS[0]], [0.5, "#ffffff"], [1, PLAYGROUND_COLOURS[1]]], -1, 1
     else:
         scale = [[i / (classes - 1), PLAYGROUND_COLOURS[i]] for i in range(classes)]

@@ -101,6 +101,9 @@ def test_draw_a_digit_on_the_pad_and_see_it_read(app_url, browser):
 
 def test_the_playground_plays_in_a_real_browser(app_url, browser):
     page = open_page(browser, f"{app_url}/playground?data=XOR&features=x1x2&net=none&opt=Adam&lr=0.1", height=1500)
+    surface = page.locator(".js-plotly-plot").nth(1)  # the loss curves come first, then the output over the plane
+    surface.locator(".heatmaplayer").wait_for(timeout=30_000)
+    before = surface.screenshot()
     page.get_by_role("button", name="Play").click()
     epoch = page.locator('[data-testid="stMetric"]').filter(has_text="Epoch").locator('[data-testid="stMetricValue"]')
     expect(epoch).not_to_have_text("0", timeout=30_000)
@@ -111,7 +114,7 @@ def test_the_playground_plays_in_a_real_browser(app_url, browser):
     page.get_by_role("button", name="Pause").click()
     page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
     assert "features=x1x2" in page.url and page.locator('[data-testid="stException"]').count() == 0
-    expect(page.locator(".js-plotly-plot")).not_to_have_count(0)
+    assert surface.screenshot() != before  # the boundary moved
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "playground.png"))
     page.close()

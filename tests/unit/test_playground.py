@@ -229,3 +229,17 @@ def test_retuning_keeps_the_weights_and_a_new_architecture_does_not():
     session.train(1)
     assert session.epoch == 3
     assert not session.retune(NetworkConfig(hidden=(3,), activations=("tanh",)))
+
+
+def test_a_two_by_eight_tanh_network_learns_the_spiral():
+    """The issue's yardstick, counted in epochs (deterministic) rather than seconds: ≥ 95% test accuracy."""
+    points = make_points("spiral", 300, 0.05, 0.5, seed=0)
+    config = NetworkConfig(features=("x₁", "x₂", "sin x₁", "sin x₂"), hidden=(8, 8), activations=("tanh", "tanh"),
+                           optimizer="Adam", lr=0.03)
+    session = Session(points, config, seed=0)
+    session.train(60)
+    assert len(session.test_accuracies) == 61 and session.test_accuracies[10] < 0.95  # it had to learn it
+    assert min(session.test_accuracies[30:]) >= 0.95  # and keeps it
+    with torch.no_grad():
+        predicted = session.model.eval()(session.test_inputs).argmax(1)
+    assert session.test_accuracies[-1] == pytest.approx((predicted == points.test_y).float().mean().item())
