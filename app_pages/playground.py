@@ -3,7 +3,6 @@ in PyTorch, with more classes, regression and your own points)."""
 import contextlib
 
 import streamlit as st
-import torch
 
 from dlplay.playground import (
     ACTIVATIONS,
@@ -17,6 +16,7 @@ from dlplay.playground import (
     UPDATE_SECONDS,
     NetworkConfig,
     Session,
+    linear_layers,
     make_points,
     pytorch_script,
     read_points_csv,
@@ -155,7 +155,7 @@ def train_all(sessions: list[Session], epochs: int, keep_going=lambda: True) -> 
 def edit_weight(session: Session) -> None:
     """Set one weight by hand; training then goes on from the edited network."""
     with st.expander("Edit a weight by hand"):
-        layers = session.linear_layers()
+        layers = linear_layers(session.model)
         a, b, c, d = st.columns(4)
         layer = a.selectbox("Layer", range(len(layers)), key="playground.edit_layer",
                             format_func=lambda i: "output" if i == len(layers) - 1 else f"hidden {i + 1}")
@@ -208,8 +208,8 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
         return
     model = session.model_at(epoch)
     outputs = ["ŷ"] if points.task == "regression" else [f"ŷ{k}" for k in range(points.classes)]
-    st.plotly_chart(charts.network_drawing(session.config.features, [m.weight.detach() for m in model
-                                                                     if isinstance(m, torch.nn.Linear)], outputs),
+    st.plotly_chart(charts.network_drawing(session.config.features, [m.weight.detach() for m in linear_layers(model)],
+                                           outputs),
                     key=f"playground.network{name}")
     layers = session.neuron_surfaces(epoch=epoch)
     if layers:

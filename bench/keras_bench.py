@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from timing import median_seconds  # noqa: E402  (bench/, this script's folder)
+
 from dlplay.checkpoint import ModelCard  # noqa: E402
 from dlplay.classify import preprocess, probabilities  # noqa: E402
 from dlplay.data import ImageSet  # noqa: E402
@@ -36,7 +37,6 @@ from dlplay.train import Trainer, build_optimizer  # noqa: E402
 TENSORFLOW = "tensorflow-cpu==2.21.0"
 KERAS_LR = 1e-3  # Keras' Adam default
 BATCH_SIZE = 64
-LATENCY_CALLS = 50
 
 
 def keras_python(venv: Path) -> Path:
@@ -74,17 +74,6 @@ class KerasSide:
         self.process.stdin.write("quit\n")
         self.process.stdin.close()
         self.process.wait(30)
-
-
-def median_seconds(call) -> float:
-    """The median wall time of LATENCY_CALLS calls (after two warm-up calls)."""
-    call(), call()
-    times = []
-    for _ in range(LATENCY_CALLS):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -143,7 +132,7 @@ def main() -> None:
     one = train.images[:1].float() / 255
     with torch.no_grad():
         bare = median_seconds(lambda: model(one))
-    print(f"1-image latency (median of {LATENCY_CALLS}): keras predict {predict * 1e3:.2f} ms, keras model(x) "
+    print(f"1-image latency (median of 50): keras predict {predict * 1e3:.2f} ms, keras model(x) "
           f"{call * 1e3:.2f} ms | dlplay classify (preprocess + probabilities) {classify * 1e3:.2f} ms, "
           f"model(x) {bare * 1e3:.2f} ms")
 

@@ -18,9 +18,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.keras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
 from tensorflow.keras.models import Sequential  # noqa: E402
+from timing import median_seconds  # noqa: E402  (bench/, this script's folder)
 
 BATCH_SIZE = 64
-LATENCY_CALLS = 50
 
 
 def article_model() -> Sequential:
@@ -38,17 +38,6 @@ def article_model() -> Sequential:
     model.add(Dense(10, activation='softmax'))
     model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
     return model
-
-
-def median_seconds(call) -> float:
-    """The median wall time of LATENCY_CALLS calls (after two warm-up calls)."""
-    call(), call()
-    times = []
-    for _ in range(LATENCY_CALLS):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main() -> None:

@@ -193,11 +193,10 @@ def read_points_csv(data: bytes, train_fraction: float, seed: int) -> Points:
             raise ValueError("labels go up to 9 at most (10 classes)")
         y = y.long()
     else:
-        classes = 1
+        classes, y = 1, y.float()
     scale = EXTENT * 0.9 / max(1e-9, x.abs().max().item())  # fit the points into the plane shown
     g = torch.Generator().manual_seed(seed)
-    return split(CLASSIFICATION if answer == "label" else REGRESSION, classes, x * scale, y.float()
-                 if answer == "target" else y, train_fraction, g)
+    return split(CLASSIFICATION if answer == "label" else REGRESSION, classes, x * scale, y, train_fraction, g)
 
 
 def feature_matrix(x: torch.Tensor, features: tuple[str, ...]) -> torch.Tensor:
@@ -255,9 +254,24 @@ def loss_of(task: str, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * F.mse_loss(scores.squeeze(1), y)
 
 
+def linear_layers(model: nn.Sequential) -> list[nn.Linear]:
+    """A playground network's linear layers, input side first (the last one gives the outputs)."""
+    return [m for m in model if isinstance(m, nn.Linear)]
+
+
+def hidden_outputs(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each hidden layer's output (after its activation) for the feature rows `x`, input side first."""
+    outputs = []
+    for layer in model:
+        x = layer(x)
+        if not isinstance(layer, (nn.Linear, nn.Dropout)):  # an activation ends a hidden layer
+            outputs.append(x)
+    return outputs
+
+
 def penalty(model: nn.Module, regularizer: str) -> torch.Tensor:
     """Σ|w| (L1) or ½Σw² (L2) over the weights (not the biases)."""
-    weights = [m.weight for m in model if isinstance(m, nn.Linear)]
+    weights = [m.weight for m in linear_layers(model)]
     if regularizer == "L1":
         return sum(w.abs().sum() for w in weights)
     if regularizer == "L2":
@@ -316,15 +330,11 @@ class Session:
             self.config = config
         return True
 
-    def linear_layers(self) -> list[nn.Linear]:
-        """The network's linear layers, input side first (the last one gives the outputs)."""
-        return [m for m in self.model if isinstance(m, nn.Linear)]
-
     @torch.no_grad()
     def set_weight(self, layer: int, to_neuron: int, from_neuron: int, value: float) -> None:
         """Set one weight by hand; the losses of the current epoch are recomputed and training goes on from here."""
         with self.lock:
-            self.linear_layers()[layer].weight[to_neuron, from_neuron] = value
+            linear_layers(self.model)[layer].weight[to_neuron, from_neuron] = value
             for history in (self.train_losses, self.test_losses, self.test_accuracies):
                 if history:
                     history.pop()
@@ -399,24 +409,14 @@ class Session:
         """Each hidden layer's neurons over the plane (after their activation): one (neurons, resolution,
         resolution) tensor per hidden layer."""
         _, x = self._grid(resolution)
-        outputs = []
-        for layer in self.model_at(epoch):
-            x = layer(x)
-            if not isinstance(layer, (nn.Linear, nn.Dropout)):  # an activation ends a hidden layer
-                outputs.append(x.T.reshape(-1, resolution, resolution).clone())
-        return outputs
+        return [out.T.reshape(-1, resolution, resolution) for out in hidden_outputs(self.model_at(epoch), x)]
 
     @torch.no_grad()
     def dead_neurons(self) -> tuple[int, int]:
         """(dead, total) hidden neurons: dead ones output exactly 0 for every training point (ReLU units that
         no gradient can revive)."""
-        x, dead, total = self.train_inputs, 0, 0
-        for layer in self.model.eval():
-            x = layer(x)
-            if not isinstance(layer, (nn.Linear, nn.Dropout)):
-                dead += int((x == 0).all(0).sum())
-                total += x.shape[1]
-        return dead, total
+        outputs = hidden_outputs(self.model.eval(), self.train_inputs)
+        return sum(int((out == 0).all(0).sum()) for out in outputs), sum(out.shape[1] for out in outputs)
 
     def reading(self) -> str:
         """One sentence on what the curves say now."""

@@ -218,7 +218,7 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
     """The network's output over the plane as a heat-map, with the training points (circles) and, when given,
     the test points (outlined). Two classes: P(1) − P(0) from orange to blue; more: the predicted class's colour;
     regression: the prediction, with each point coloured by its target."""
-    axis, z = [float(v) for v in axis], values.numpy()  # a NumPy array: plotly validates it at once, not per cell
+    z = values.numpy()  # a NumPy array: plotly validates it at once, not per cell
     if task == "regression":
         scale, zmin, zmax = "RdBu", None, None
     elif classes == 2:

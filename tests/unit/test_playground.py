@@ -13,6 +13,7 @@ from dlplay.playground import (
     NetworkConfig,
     Session,
     feature_matrix,
+    linear_layers,
     loss_of,
     make_points,
     penalty,
@@ -210,21 +211,21 @@ def test_a_weight_set_by_hand_changes_the_losses_and_training_goes_on_from_it():
     session.train(2)
     before = session.test_losses[-1]
     session.set_weight(0, 1, 0, 5.0)
-    assert session.linear_layers()[0].weight[1, 0].item() == 5.0
+    assert linear_layers(session.model)[0].weight[1, 0].item() == 5.0
     assert len(session.test_losses) == 3 and session.test_losses[-1] != before
     with torch.no_grad():
         expected = loss_of(CLASSIFICATION, session.model.eval()(session.test_inputs), session.points.test_y).item()
     assert session.test_losses[-1] == pytest.approx(expected)
     session.train(1)
-    assert session.epoch == 3 and session.linear_layers()[0].weight[1, 0].item() != 5.0
+    assert session.epoch == 3 and linear_layers(session.model)[0].weight[1, 0].item() != 5.0
 
 
 def test_retuning_keeps_the_weights_and_a_new_architecture_does_not():
     session = Session(make_points("XOR", 60, 0.0, 0.5, 0), NetworkConfig(), 0)
     session.train(2)
-    weights = session.linear_layers()[0].weight.detach().clone()
+    weights = linear_layers(session.model)[0].weight.detach().clone()
     assert session.retune(NetworkConfig(optimizer="Adam", lr=0.1, batch_size=5, regularizer="L2", reg_rate=0.01))
-    assert torch.equal(session.linear_layers()[0].weight, weights) and session.epoch == 2
+    assert torch.equal(linear_layers(session.model)[0].weight, weights) and session.epoch == 2
     assert isinstance(session.optimizer, torch.optim.Adam) and session.optimizer.param_groups[0]["lr"] == 0.1
     session.train(1)
     assert session.epoch == 3
