@@ -43,6 +43,7 @@ page = st.navigation([
     st.Page("app_pages/activations.py", title="Activations", icon=":material/show_chart:"),
     st.Page("app_pages/optimizers.py", title="Optimizers", icon=":material/route:"),
     st.Page("app_pages/playground.py", title="Network playground", icon=":material/hub:"),
+    st.Page("app_pages/convolution.py", title="Convolution", icon=":material/grid_on:"),
     st.Page("app_pages/trainer.py", title="CNN trainer", icon=":material/model_training:"),
     st.Page("app_pages/classify.py", title="Upload & classify", icon=":material/image_search:"),
 ])

@@ -29,20 +29,15 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
 DISPLAY_SIZE = 224  # model-sized pictures are enlarged to this for viewing
 DRAWING_NAME = "drawing.png"
 DRAWING_KEY = "classify.pad"
+UPLOAD = "a model file I upload"
 
 
 def choose_model():
     """The model picker: bundled, trained in this session, or an uploaded .safetensors file."""
-    runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
-    options = ["bundled", *range(len(runs)), "upload"]
-    labels = {"bundled": "the bundled digit model (small CNN trained on mnist5k)", "upload": "a model file I upload"}
-    labels |= {i: f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset_name}"
-               for i, r in enumerate(runs)}
-    choice = st.radio("Model", options, format_func=labels.__getitem__)
-    if choice == "bundled":
-        return state.bundled_model()
-    if choice != "upload":
-        return runs[choice].model()
+    models = state.trained_models()
+    choice = st.radio("Model", [*models, UPLOAD])
+    if choice != UPLOAD:
+        return models[choice]()
     uploaded = st.file_uploader("Model file (.safetensors, as dlplay saves it)", key="classify.model_file")
     if uploaded is None:
         return None

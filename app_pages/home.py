@@ -35,8 +35,9 @@ st.markdown(
     "2. **Activations and optimizers**: curves and derivatives, vanishing gradients, optimizers racing on loss "
     "surfaces.\n"
     "3. **Network playground**: a small network learning 2-D data with a live decision boundary.\n"
-    "4. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.\n"
-    "5. **Upload & classify**: your own picture in; probabilities and where the model looked out."
+    "4. **Convolution**: what one Conv2D and pooling layer compute, number by number, on your own picture.\n"
+    "5. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.\n"
+    "6. **Upload & classify**: your own picture in; probabilities and where the model looked out."
 )
 a, b, c = st.columns(3)
 a.page_link("app_pages/neuron.py", label="Start with one neuron", icon=":material/calculate:")

@@ -22,7 +22,16 @@ from dlplay.playground import (
     read_points_csv,
 )
 from ui import charts
-from ui.playground_link import DROPOUTS, LEARNING_RATES, PREFIX, REG_RATES, from_query, to_query
+from ui.playground_link import (
+    COMPARE,
+    DROPOUTS,
+    LEARNING_RATES,
+    PREFIX,
+    PREFIX_B,
+    REG_RATES,
+    from_query,
+    to_query,
+)
 
 SESSION, PLAYING, BUILT_FROM = "playground_run.session", "playground_run.playing", "playground_run.built_from"
 LINK_READ = "playground_run.link_read"
@@ -35,7 +44,6 @@ DEFAULTS = {"data": "circle", "seed": 0, "train_share": 50, "noise": 10, "points
             "layers": 2, "optimizer": "SGD", "lr": 0.03, "batch": 10, "dropout": 0.0, "regularizer": "none",
             "reg_rate": 0.001}
 LAYER_DEFAULTS = {"neurons": 4, "activation": "tanh"}
-PREFIX_B = "playground_b."  # the second network's controls (compare mode); not part of the link
 
 
 def start_from_link() -> None:
@@ -113,11 +121,11 @@ def network_controls(prefix: str = PREFIX) -> NetworkConfig:
 
 def write_link() -> None:
     """Keep the URL's query string equal to the controls, so the address bar is a link to this playground."""
-    values = {key.removeprefix(PREFIX): value for key, value in st.session_state.items()
-              if isinstance(key, str) and key.startswith(PREFIX)}
+    values, values_b = ({key.removeprefix(prefix): value for key, value in st.session_state.items()
+                         if isinstance(key, str) and key.startswith(prefix)} for prefix in (PREFIX, PREFIX_B))
     if values.get("data") == MY_CSV:
         return  # the user's file cannot travel in a link
-    query = to_query(values)
+    query = to_query(values, values_b if st.session_state.get(COMPARE) else None)
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 
@@ -251,7 +259,7 @@ with controls:
     points, data_key = data_controls()
     config = network_controls()
     configs = [config]
-    if st.toggle("Compare with a second network (B)", key="playground_run.compare",
+    if st.toggle("Compare with a second network (B)", key=COMPARE,
                  help="Both networks train on the same points from the same seed, side by side."):
         with st.expander("Network B", expanded=True):
             configs.append(network_controls(PREFIX_B))

@@ -284,3 +284,57 @@ def network_drawing(input_names: Sequence[str], weights: Sequence, output_names:
                              textfont=dict(size=9), hoverinfo="text"))
     fig.update_layout(height=60 + 34 * max(sizes), xaxis=dict(visible=False), yaxis=dict(visible=False))
     return fig
+
+
+HIGHLIGHT = "#ff7f0e"
+
+
+def pixel_grid(values=None, rgb=None, title: str = "", signed: bool = False, cells: Sequence[tuple[int, int]] = (),
+               marks: Sequence[tuple[int, int]] = (), frame: tuple[int, int, int, int] | None = None,
+               height: int = 320) -> go.Figure:
+    """A picture or map drawn pixel by pixel (row 0 on top): `values` (H, W) as a heat-map (grey, or red and blue
+    around 0 when `signed`) or `rgb` (H, W, 3) uint8; `cells` outlined in orange, `marks` crossed, `frame`
+    (top, left, bottom, right) dashed."""
+    if rgb is not None:
+        fig = go.Figure(go.Image(z=rgb, hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>"))
+    else:
+        limit = max(float(np.abs(values).max()), 1e-9) if signed else None
+        fig = go.Figure(go.Heatmap(z=values, colorscale="RdBu_r" if signed else "gray",
+                                   zmin=-limit if signed else None, zmax=limit, showscale=signed,
+                                   hovertemplate="row %{y}, column %{x}: %{z:.3f}<extra></extra>"))
+    for row, col in cells:
+        fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
+                      line=dict(color=HIGHLIGHT, width=2.5))
+    if marks:
+        fig.add_trace(go.Scatter(x=[c for _, c in marks], y=[r for r, _ in marks], mode="markers", hoverinfo="skip",
+                                 marker=dict(symbol="x", size=7, color=HIGHLIGHT), showlegend=False))
+    if frame is not None:
+        top, left, bottom, right = frame
+        fig.add_shape(type="rect", x0=left - 0.5, x1=right - 0.5, y0=top - 0.5, y1=bottom - 0.5,
+                      line=dict(color="#2ca02c", width=2, dash="dash"))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis=dict(visible=False, constrain="domain"),
+                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return fig
+
+
+def padding_grid(n: int, before: int, after: int, window: Sequence[int], anchors: Sequence[int],
+                 height: int = 340) -> go.Figure:
+    """An n×n input inside its zero border (grey), the first kernel position's cells outlined and a dot where each
+    kernel position starts (`window`, `anchors`: padded coordinates along a side)."""
+    size = n + before + after
+    inside = np.zeros((size, size))
+    inside[before:before + n, before:before + n] = 1
+    fig = go.Figure(go.Heatmap(z=inside, colorscale=[[0, "#e6e6e6"], [1, "#9ecae1"]], showscale=False, xgap=1,
+                               ygap=1, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[c for r in anchors for c in anchors], y=[r for r in anchors for c in anchors],
+                             mode="markers", marker=dict(size=7, color="#333333"), hoverinfo="skip",
+                             name="where each kernel position starts"))
+    for row in window:
+        for col in window:
+            fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
+                          line=dict(color=HIGHLIGHT, width=3))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend=dict(y=-0.05),
+                      xaxis=dict(visible=False, constrain="domain"),
+                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return fig

@@ -6,20 +6,29 @@ FEATURE_IDS = dict(zip(FEATURES, ("x1", "x2", "x1sq", "x2sq", "x1x2", "sinx1", "
 LEARNING_RATES = (0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 REG_RATES = (0.0, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1)
-PREFIX = "playground."
+PREFIX = "playground."  # network A's and the data's widget keys
+PREFIX_B = "playground_b."  # network B's (compare mode)
+COMPARE = "playground_run.compare"  # the compare toggle's key
+B = "b."  # network B's parameters in the query string
 
 
-def to_query(state: dict) -> dict[str, str]:
-    """The page's widget values (keys without the 'playground.' prefix) as short query parameters."""
+def _network_query(state: dict) -> dict[str, str]:
+    """One network's widget values as query parameters."""
     layers = state["layers"]
     return {
-        "data": state["data"], "noise": str(round(state["noise"])), "points": str(state["points"]),
-        "share": str(state["train_share"]), "seed": str(state["seed"]),
         "features": ",".join(FEATURE_IDS[f] for f in state["features"]),
         "net": ",".join(f"{state[f'neurons.{i}']}-{state[f'activation.{i}']}" for i in range(layers)) or "none",
         "opt": state["optimizer"], "lr": repr(state["lr"]), "batch": str(state["batch"]),
         "dropout": repr(state["dropout"]), "reg": state["regularizer"], "rate": repr(state["reg_rate"]),
     }
+
+
+def to_query(state: dict, state_b: dict | None = None) -> dict[str, str]:
+    """The page's widget values (keys without their prefix) as short query parameters; network B's, when it is
+    compared, under 'b.'."""
+    query = {"data": state["data"], "noise": str(round(state["noise"])), "points": str(state["points"]),
+             "share": str(state["train_share"]), "seed": str(state["seed"]), **_network_query(state)}
+    return query | ({B + k: v for k, v in _network_query(state_b).items()} if state_b is not None else {})
 
 
 def _int(text: str, low: int, high: int, step: int = 1) -> int | None:
@@ -38,15 +47,10 @@ def _choice(text: str, allowed):
     return value if value in allowed else None
 
 
-def from_query(query: dict[str, str]) -> dict:
-    """Widget values (with the 'playground.' prefix) for the allowed query parameters present."""
+def _network_from(query: dict[str, str]) -> dict:
+    """One network's allowed settings found in `query` (keys without a prefix)."""
     ids = {v: k for k, v in FEATURE_IDS.items()}
     found = {
-        "data": query.get("data") if query.get("data") in DATASETS else None,
-        "noise": _int(query.get("noise", ""), 0, 50, 5),
-        "points": _int(query.get("points", ""), 50, 1000, 50),
-        "train_share": _int(query.get("share", ""), 10, 90, 10),
-        "seed": _int(query.get("seed", ""), 0, 10_000),
         "optimizer": query.get("opt") if query.get("opt") in OPTIMIZERS else None,
         "lr": _choice(query.get("lr", ""), LEARNING_RATES),
         "batch": _int(query.get("batch", ""), 1, 30),
@@ -55,8 +59,7 @@ def from_query(query: dict[str, str]) -> dict:
         "reg_rate": _choice(query.get("rate", ""), REG_RATES),
     }
     if "features" in query:
-        chosen = [ids[f] for f in query["features"].split(",") if f in ids]
-        found["features"] = chosen
+        found["features"] = [ids[f] for f in query["features"].split(",") if f in ids]
     if "net" in query:
         layers = [] if query["net"] == "none" else [part.split("-", 1) for part in query["net"].split(",")]
         if len(layers) <= MAX_HIDDEN_LAYERS and all(len(p) == 2 and _int(p[0], 1, MAX_NEURONS) and p[1] in ACTIVATIONS
@@ -64,4 +67,22 @@ def from_query(query: dict[str, str]) -> dict:
             found["layers"] = len(layers)
             for i, (size, activation) in enumerate(layers):
                 found[f"neurons.{i}"], found[f"activation.{i}"] = int(size), activation
-    return {PREFIX + key: value for key, value in found.items() if value is not None}
+    return found
+
+
+def from_query(query: dict[str, str]) -> dict:
+    """Widget values (with their prefixes) for the allowed query parameters present; parameters of network B turn
+    the comparison on."""
+    found = {
+        "data": query.get("data") if query.get("data") in DATASETS else None,
+        "noise": _int(query.get("noise", ""), 0, 50, 5),
+        "points": _int(query.get("points", ""), 50, 1000, 50),
+        "train_share": _int(query.get("share", ""), 10, 90, 10),
+        "seed": _int(query.get("seed", ""), 0, 10_000),
+        **_network_from(query),
+    }
+    values = {PREFIX + key: value for key, value in found.items() if value is not None}
+    if any(key.startswith(B) for key in query):
+        network_b = _network_from({k.removeprefix(B): v for k, v in query.items() if k.startswith(B)})
+        values |= {PREFIX_B + key: value for key, value in network_b.items() if value is not None} | {COMPARE: True}
+    return values

@@ -5,6 +5,7 @@ import gc
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -66,6 +67,15 @@ def set_current_run(job: Job) -> None:
 def finished_runs() -> list[Job]:
     """This session's ended runs, oldest first (at most MAX_KEPT_RUNS)."""
     return st.session_state.get(RUNS, [])
+
+
+def trained_models() -> dict[str, Callable[[], tuple]]:
+    """The models a page can offer, by label: the bundled digit model, then this session's evaluated runs; each
+    loads as (model, card) when called."""
+    runs = [r for r in finished_runs() if r.snapshot().evaluation is not None]
+    return {"the bundled digit model (small CNN trained on mnist5k)": bundled_model,
+            **{f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset_name}": r.model
+               for i, r in enumerate(runs)}}
 
 
 def keep_finished(job: Job) -> None:

@@ -146,7 +146,7 @@ class RunsCode:
 
 
 def upload_model(at, name, data):
-    by_label(at.radio, "Model").set_value("upload").run()
+    by_label(at.radio, "Model").set_value("a model file I upload").run()
     uploader(at, "classify.model_file").upload(name, data).run()
     assert not at.exception
     return at
@@ -207,7 +207,7 @@ def test_a_model_trained_on_the_trainer_page_classifies_here(mnist5k):
     at.switch_page("app_pages/classify.py").run()
     model_choice = by_label(at.radio, "Model")
     assert "run #1 from the CNN trainer: small-cnn on mnist5k" in model_choice.options
-    model_choice.set_value(0).run()  # the first trained run
+    model_choice.set_value("run #1 from the CNN trainer: small-cnn on mnist5k").run()
     by_label(at.radio, "Picture from").set_value("drawing").run()
     at.session_state["classify.pad.png"] = drawn_digit(mnist5k, 3)
     at.run()

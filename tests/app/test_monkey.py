@@ -13,7 +13,7 @@ from helpers import open_app_page
 
 SEED = int(os.environ.get("DLPLAY_MONKEY_SEED", 20261129))  # set it to explore other sequences
 ACTIONS_PER_PAGE = 40
-PAGES = ["home", "neuron", "activations", "optimizers", "playground", "trainer", "classify"]
+PAGES = ["home", "neuron", "activations", "optimizers", "playground", "convolution", "trainer", "classify"]
 SLOW_BUTTONS = {"Race"}  # the activation race trains four networks on the page itself
 
 

@@ -105,6 +105,25 @@ def test_a_link_opens_the_same_playground_and_the_address_follows_the_controls()
     assert at.query_params["batch"] == "20" and at.query_params["net"] == "6-ReLU" and not at.exception
 
 
+def test_a_link_with_network_b_opens_the_comparison():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    at.query_params.update({"data": "circle", "net": "4-tanh", "b.net": "3-ReLU,2-ReLU", "b.opt": "Adam"})
+    at.run()
+    at.switch_page(PAGE).run()
+    assert by_label(at.toggle, "Compare with a second network (B)").value is True
+    assert [s.value for s in at.slider if s.label == "Hidden layers"] == [1, 2]  # A, then B
+    assert [s.value for s in at.selectbox if s.label == "Optimizer"] == ["SGD", "Adam"]
+    [*_, b_batch] = [s for s in at.slider if s.label == "Batch size"]
+    b_batch.set_value(25).run()
+    assert at.query_params["b.batch"] == "25" and at.query_params["b.net"] == "3-ReLU,2-ReLU"
+    assert at.query_params["net"] == "4-tanh" and not at.exception
+    by_label(at.toggle, "Compare with a second network (B)").set_value(False).run()
+    assert not any(k.startswith("b.") for k in at.query_params)  # B leaves the link with the comparison
+
+
 def test_a_weight_edited_by_hand_is_used_and_drawn():
     at = open_app_page(PAGE)
     by_label(at.number_input, "Weight").set_value(7.5).run()

@@ -120,6 +120,24 @@ def test_the_playground_plays_in_a_real_browser(app_url, browser):
     page.close()
 
 
+def test_the_convolution_page_steps_the_kernel_in_a_real_browser(app_url, browser):
+    page = open_page(browser, f"{app_url}/convolution", height=4200)
+    page.get_by_text("3. Activation and pooling").wait_for(timeout=60_000)
+    output = page.locator(".js-plotly-plot").nth(1)  # the input with the kernel's window, then the output map
+    output.locator(".heatmaplayer").wait_for(timeout=30_000)
+    lit = "el => el.layout.shapes.map(s => [s.x0, s.y0])"  # the outlined output pixel, as Plotly drew it
+    before = output.evaluate(lit)
+    page.get_by_role("button", name="Step ▶").click()
+    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
+    expect(page.locator(".katex").first).to_be_visible()  # the sum, typeset
+    expect(output.locator(".heatmaplayer")).to_be_visible()
+    assert output.evaluate(lit) == [[before[0][0] + 1, before[0][1]]]  # one column to the right
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "convolution.png"), full_page=True)
+    page.close()
+
+
 @pytest.mark.parametrize("path, heading, drawn", [
     ("neuron", "Forward pass, layer by layer", ".katex"),  # LaTeX typeset in the browser
     ("activations", "3. Vanishing and exploding gradients", ".js-plotly-plot"),

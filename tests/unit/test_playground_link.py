@@ -6,6 +6,7 @@ STATE = {"data": "spiral", "noise": 25, "points": 450, "train_share": 70, "seed"
          "activation.1": "tanh", "neurons.2": 2,
          "activation.2": "sigmoid", "optimizer": "Adam", "lr": 0.003, "batch": 16, "dropout": 0.2,
          "regularizer": "L2", "reg_rate": 0.01}
+NETWORK_KEYS = ("features", "layers", "optimizer", "lr", "batch", "dropout", "regularizer", "reg_rate")
 
 
 def test_every_setting_comes_back_from_the_query_string():
@@ -28,3 +29,23 @@ def test_values_a_link_cannot_set_are_left_out():
         assert f"playground.{key}" not in back
     assert back["playground.seed"] == 12 and back["playground.dropout"] == 0.2
     assert from_query({}) == {}
+
+
+def test_network_b_travels_under_its_own_prefix_and_turns_comparison_on():
+    state_b = {**STATE, "features": ["x₁", "x₂", "x₁²", "x₂²"], "layers": 1, "neurons.0": 3, "activation.0": "ReLU",
+               "optimizer": "SGD", "lr": 0.1}
+    query = to_query(STATE, {k: v for k, v in state_b.items() if k in NETWORK_KEYS or "." in k})
+    assert query["b.net"] == "3-ReLU" and query["b.features"] == "x1,x2,x1sq,x2sq" and query["net"].count(",") == 2
+    back = from_query(query)
+    assert back["playground_run.compare"] is True
+    assert {k.removeprefix("playground_b."): v for k, v in back.items() if k.startswith("playground_b.")} == {
+        k: v for k, v in state_b.items() if k in NETWORK_KEYS or k in ("neurons.0", "activation.0")}
+    assert "playground_run.compare" not in from_query(to_query(STATE))  # no B in the link: no comparison
+
+
+def test_a_bad_network_b_is_left_out_but_a_comes_back():
+    query = {**to_query(STATE), "b.net": "99-ReLU", "b.lr": "7"}
+    back = from_query(query)
+    assert back["playground.layers"] == 3 and "playground_b.layers" not in back and "playground_b.lr" not in back
+    assert back["playground_run.compare"] is True
+

@@ -1,0 +1,290 @@
+"""Convolution: what Conv2D and pooling compute, number by number, on the learner's own picture and on filters
+from a model the learner trained."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from dlplay.classify import SAMPLE_CREDITS, SAMPLE_PHOTOS
+from dlplay.convolution import (
+    KERNELS,
+    avg_pool,
+    conv2d,
+    conv_step,
+    first_conv,
+    max_pool,
+    normalised,
+    pad_input,
+    padded_output_size,
+    pads,
+    parse_kernel,
+    picture_planes,
+    relu,
+    shape_table,
+    window_indices,
+)
+from dlplay.images import ImageRejected, decode_image
+from dlplay.models import build_model
+from ui import charts, state
+
+ROW, COL = "conv.row", "conv.col"  # the kernel's position, moved by the sliders and the step buttons
+CHANNEL_NAMES = {1: ["grey"], 3: ["red", "green", "blue"]}
+TYPED_DEFAULT = "1 0 -1\n1 0 -1\n1 0 -1"
+PADDINGS = ["valid", "same", 1, 2, 3]
+
+
+def choose_picture() -> tuple[str, Image.Image | np.ndarray] | None:
+    """The input: a digit from mnist5k (as its 28×28 grey levels), a sample photo or an upload."""
+    source = st.radio("Input", ["a digit", "a sample photo", "my picture"], horizontal=True, key="conv.source")
+    if source == "a digit":
+        test = state.dataset("mnist5k").test
+        index = st.number_input("Digit number (from the 1,000 test digits)", 0, len(test.labels) - 1, 7,
+                                key="conv.digit")
+        return f"test digit #{index} (a {int(test.labels[index])})", test.images[index].double().numpy() / 255
+    if source == "a sample photo":
+        name = st.selectbox("Photo", sorted(SAMPLE_CREDITS), format_func=SAMPLE_CREDITS.__getitem__,
+                            key="conv.photo")
+        data = (SAMPLE_PHOTOS / name).read_bytes()
+    else:
+        uploaded = st.file_uploader("A picture (PNG, JPEG, WebP, BMP or GIF)", key="conv.upload")
+        if uploaded is None:
+            st.info("Upload a picture to convolve it.")
+            return None
+        name, data = uploaded.name, uploaded.getvalue()
+    try:
+        return name, decode_image(data, draft_size=(256, 256))
+    except ImageRejected as err:
+        st.error(f"{name}: {err}")
+        return None
+
+
+def choose_kernel():
+    """The kernel: a classic one, a typed one, or a filter from a trained model's first convolution. Returns
+    (label, kernel (C, k, k) or (k, k), bias, model filters or None), or None after saying what is wrong."""
+    kind = st.radio("Kernel", ["classic", "typed", "from a trained model"], horizontal=True, key="conv.kind")
+    if kind == "classic":
+        name = st.selectbox("Classic kernel", list(KERNELS), key="conv.classic")
+        return name, np.array(KERNELS[name], dtype=np.float64), 0.0, None
+    if kind == "typed":
+        text = st.text_area("Kernel rows (3×3 or 5×5: numbers split by spaces, one row per line)", TYPED_DEFAULT,
+                            key="conv.typed", height=130)
+        bias = st.number_input("Bias", -10.0, 10.0, 0.0, 0.1, key="conv.bias")
+        try:
+            return "your kernel", parse_kernel(text), bias, None
+        except ValueError as err:
+            st.error(f"This kernel cannot be used: {err}.")
+            return None
+    models = state.trained_models()
+    label = st.selectbox("Model", list(models), key="conv.model")
+    model, card = models[label]()
+    filters = first_conv(model)
+    index = st.slider("Filter of its first convolution", 0, filters.weight.shape[0] - 1, 0, key="conv.filter")
+    st.caption(f"{filters.weight.shape[0]} filters of {filters.weight.shape[1]}×{filters.weight.shape[2]}×"
+               f"{filters.weight.shape[3]}, learnt on {card.dataset}. The model applies them with stride "
+               f"{filters.stride}, padding {filters.padding} and dilation {filters.dilation}: set those below to "
+               "see its own first feature map.")
+    return f"filter {index} of {label}", filters.weight[index], float(filters.bias[index]), filters
+
+
+def kernel_planes(kernel: np.ndarray, channels: int) -> np.ndarray:
+    """A (k, k) kernel repeated on every input channel, or a (C, k, k) one as it is."""
+    return kernel if kernel.ndim == 3 else np.repeat(kernel[None], channels, axis=0)
+
+
+def position_slider(column, label: str, key: str, count: int, start: int) -> int:
+    """A slider over 0..count-1, starting at `start` and kept within range when the map shrinks (one position
+    needs no slider)."""
+    st.session_state[key] = min(st.session_state.get(key, start), count - 1)
+    if count == 1:
+        column.caption(f"{label}: 0 (the only one)")
+        return 0
+    return column.slider(label, 0, count - 1, key=key)
+
+
+def step(rows: int, cols: int, direction: int) -> None:
+    """Move the kernel one position in reading order, wrapping around the map."""
+    flat = (st.session_state[ROW] * cols + st.session_state[COL] + direction) % (rows * cols)
+    st.session_state[ROW], st.session_state[COL] = divmod(flat, cols)
+
+
+def number(value: float, digits: int = 3, minus: str = "−") -> str:
+    """A value rounded for the page, with a real minus sign (LaTeX wants '-') and never a −0."""
+    rounded = round(float(value), digits) + 0.0
+    return f"{rounded:.{digits}f}".replace("-", minus)
+
+
+def products_table(step_result, kernel: np.ndarray, channel: int) -> pd.DataFrame:
+    """One channel's window × kernel = product, cell by cell, as text."""
+    k = kernel.shape[-1]
+    return pd.DataFrame([[f"{number(step_result.window[channel, i, j])} × {number(kernel[channel, i, j])} = "
+                          f"{number(step_result.products[channel, i, j])}" for j in range(k)] for i in range(k)],
+                        columns=[f"column {j}" for j in range(k)], index=[f"row {i}" for i in range(k)])
+
+
+def one_convolution() -> np.ndarray | None:
+    """Section 1; returns the output map for the pooling section."""
+    st.header("1. One convolution, every number")
+    controls, stage = st.columns([1, 2.4], gap="large")
+    with controls:
+        picked = choose_picture()
+        chosen = choose_kernel() if picked is not None else None
+        if chosen is None:
+            return None
+        name, picture = picked
+        label, kernel, bias, filters = chosen
+        if filters is not None:
+            channels = filters.weight.shape[1]
+        elif isinstance(picture, np.ndarray):
+            channels = 1
+        else:
+            channels = 3 if st.radio("Channels", ["grey (1)", "colour (3: red, green, blue)"], horizontal=True,
+                                     key="conv.channels").startswith("colour") else 1
+        if isinstance(picture, np.ndarray):
+            planes = picture
+            if channels == 3:
+                planes = np.repeat(planes, 3, axis=0)
+        else:
+            size = st.slider("Picture size (longer side, pixels)", 8, 64, 32, key="conv.size")
+            planes = picture_planes(picture, size, channels)
+        stride = st.radio("Stride", [1, 2, 3], horizontal=True, key="conv.stride")
+        padding = st.radio("Padding", PADDINGS, horizontal=True, key="conv.padding")
+        dilation = st.radio("Dilation", [1, 2, 3], horizontal=True, key="conv.dilation")
+    if filters is not None:
+        planes = normalised(planes, filters.mean, filters.std)
+        stage.caption("The model first normalises its input, (x − " + ", ".join(f"{m:.3f}" for m in filters.mean)
+                      + ") / " + ", ".join(f"{s:.3f}" for s in filters.std) + ": the numbers below are after that.")
+    weight = kernel_planes(kernel, channels)
+    k = weight.shape[-1]
+    row_pads, col_pads = (pads(n, k, stride, padding, dilation) for n in planes.shape[1:])
+    out_h, out_w = (padded_output_size(n, k, stride, p, dilation)
+                    for n, p in zip(planes.shape[1:], (row_pads, col_pads), strict=True))
+    if out_h == 0 or out_w == 0:
+        stage.warning(f"A {k}×{k} kernel with dilation {dilation} reaches over {dilation * (k - 1) + 1} pixels, more "
+                      f"than the padded {planes.shape[2]}×{planes.shape[1]} picture has: make the picture larger, "
+                      "pad it or lower the dilation.")
+        return None
+    output = conv2d(planes, weight[None], np.array([bias]), stride, padding, dilation)[0]
+    padded = pad_input(planes, row_pads, col_pads)
+    with stage:
+        left, right, back, forward = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+        strongest = divmod(int(np.abs(output).argmax()), out_w)  # where to start: something happens there
+        row = position_slider(left, "Output row", ROW, out_h, strongest[0])
+        col = position_slider(right, "Output column", COL, out_w, strongest[1])
+        back.button("◀ Step", on_click=step, args=(out_h, out_w, -1), key="conv.back", width="stretch")
+        forward.button("Step ▶", on_click=step, args=(out_h, out_w, 1), key="conv.next", width="stretch")
+        result = conv_step(padded, weight, bias, row, col, stride, dilation)
+        cells = [(int(r), int(c)) for r in result.rows for c in result.cols]
+        frame = (row_pads[0], col_pads[0], row_pads[0] + planes.shape[1], col_pads[0] + planes.shape[2])
+        pic, out = st.columns(2)
+        title = f"{name}, {planes.shape[2]}×{planes.shape[1]}" + (" padded" if sum(row_pads + col_pads) else "")
+        if channels == 3 and filters is None:
+            pic.plotly_chart(charts.pixel_grid(rgb=(padded.transpose(1, 2, 0) * 255).astype(np.uint8), title=title,
+                                               cells=cells, frame=frame), key="conv.input_chart")
+        else:
+            pic.plotly_chart(charts.pixel_grid(padded.mean(axis=0), title=title, cells=cells, frame=frame),
+                             key="conv.input_chart")
+        out.plotly_chart(charts.pixel_grid(output, title=f"output map, {out_w}×{out_h}", signed=True,
+                                           cells=[(row, col)]), key="conv.output_chart")
+        st.markdown(f"Kernel: **{label}**, {k}×{k}" + (f" on each of {channels} channels" if channels > 1 else "")
+                    + f". Output pixel (row {row}, column {col}) sees padded rows {result.rows.tolist()} and "
+                    f"columns {result.cols.tolist()}.")
+        names = CHANNEL_NAMES.get(channels, [f"channel {i}" for i in range(channels)])
+        for channel in range(channels):
+            st.caption(f"{names[channel]}: input × weight = product; these add up to "
+                       f"{number(result.channel_sums[channel], 4)}")
+            st.dataframe(products_table(result, weight, channel))
+        sums = " + ".join(rf"\underbrace{{{number(s, 4, '-')}}}_{{\text{{{n}}}}}" for s, n in
+                          zip(result.channel_sums, names, strict=True))
+        st.latex(rf"{sums} + \underbrace{{{number(result.bias, 4, '-')}}}_{{\text{{bias}}}} = "
+                 rf"{number(result.total, 4, '-')}")
+    return output
+
+
+def shape_arithmetic() -> None:
+    """Section 2: the output-size formula with the user's numbers, the padded grid, the article's shape tables."""
+    st.header("2. Shape arithmetic")
+    a, b, c, d, e = st.columns(5)
+    n = a.slider("Input size n", 1, 32, 7, key="conv.n")
+    k = b.slider("Kernel k", 1, 7, 3, key="conv.k")
+    s = c.slider("Stride s", 1, 4, 1, key="conv.s")
+    padding = d.selectbox("Padding p", ["valid", "same", 0, 1, 2, 3], key="conv.p")
+    dilation = e.slider("Dilation d", 1, 3, 1, key="conv.d")
+    before, after = pads(n, k, s, padding, dilation)
+    out = padded_output_size(n, k, s, (before, after), dilation)
+    reach = dilation * (k - 1) + 1
+    if padding == "same":
+        st.markdown(f"'same' (as Keras does it) pads so that the output has ⌈n/s⌉ = ⌈{n}/{s}⌉ = {out} positions: "
+                    f"{before} zero(s) before and {after} after.")
+        st.latex(rf"\left\lfloor \frac{{n + p_1 + p_2 - d(k-1) - 1}}{{s}} \right\rfloor + 1 = "
+                 rf"\left\lfloor \frac{{{n} + {before} + {after} - {dilation}({k}-1) - 1}}{{{s}}} \right\rfloor + 1 "
+                 rf"= {out}")
+    else:
+        p = before
+        st.latex(rf"\left\lfloor \frac{{n + 2p - d(k-1) - 1}}{{s}} \right\rfloor + 1 = "
+                 rf"\left\lfloor \frac{{{n} + 2\cdot{p} - {dilation}({k}-1) - 1}}{{{s}}} \right\rfloor + 1 = "
+                 + (str(out) if out else r"\le 0"))
+    if out == 0:
+        st.warning(f"The kernel reaches over {reach} pixels (d(k−1) + 1), more than the {n + before + after} the "
+                   "padded input has: no output at all. Pad more, or shrink the kernel or the dilation.")
+        return
+    left, right = st.columns([1, 1.4])
+    anchors = window_indices(np.arange(out), 1, s, 1)
+    left.plotly_chart(charts.padding_grid(n, before, after, window_indices(0, k, s, dilation), anchors),
+                      key="conv.grid")
+    right.markdown(f"- the input: **{n}×{n}** (blue), zero padding: **{before}** before, **{after}** after (grey)\n"
+                   f"- the kernel covers **{reach}×{reach}** pixels with dilation {dilation} (orange: its first "
+                   f"position)\n- it moves **{s}** pixel(s) at a time (a dot where each position starts): "
+                   f"**{out}×{out}** outputs")
+    st.subheader("The article's two CNNs, layer by layer")
+    st.caption("Shapes in Keras' order (height, width, channels); computed here from the formula, and the same as "
+               "Keras' model.summary() and PyTorch's own forward pass (the tests check both).")
+    for title, name, shape in (("§5.3, CIFAR-10: 32×32×3", "article-cifar10", (3, 32, 32)),
+                               ("§5.2, 150×150×3", "article-150", (3, 150, 150))):
+        rows = shape_table(build_model(name, shape, 10), shape)
+        st.markdown(f"**{title}**: {sum(r.params for r in rows):,} parameters")
+        st.dataframe(pd.DataFrame([{"layer": r.layer, "output shape": " × ".join(map(str, r.output_shape)),
+                                    "parameters": r.params, "how": r.formula} for r in rows]), hide_index=True,
+                     height="content", column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+
+
+def pooling(output: np.ndarray) -> None:
+    """Section 3: ReLU and pooling on the output map above, the three stages side by side."""
+    st.header("3. Activation and pooling")
+    a, b, c = st.columns(3)
+    kind = a.radio("Pooling", ["max", "average"], horizontal=True, key="conv.pool")
+    window = b.slider("Window", 1, 4, 2, key="conv.window")
+    stride = c.slider("Pool stride (0 = the window)", 0, 4, 0, key="conv.pool_stride") or window
+    activated = relu(output)[None]
+    if min(activated.shape[1:]) < window:
+        st.warning(f"The {window}×{window} window is larger than the {output.shape[1]}×{output.shape[0]} map: make "
+                   "the picture larger or the window smaller.")
+        return
+    if kind == "max":
+        pooled, where = max_pool(activated, window, stride)
+        winners = [divmod(int(i), activated.shape[2]) for i in np.unique(where[0][pooled[0] > 0])]  # not 0s
+    else:
+        pooled, winners = avg_pool(activated, window, stride), []
+    x, y, z = st.columns(3)
+    x.plotly_chart(charts.pixel_grid(output, title="the convolution's output", signed=True), key="conv.stage1")
+    y.plotly_chart(charts.pixel_grid(activated[0], title="after ReLU: max(0, x)", marks=winners),
+                   key="conv.stage2")
+    z.plotly_chart(charts.pixel_grid(pooled[0], title=f"after {kind} pooling: {pooled.shape[2]}×{pooled.shape[1]}"),
+                   key="conv.stage3")
+    if kind == "max":
+        st.caption(f"Each × on the ReLU map is the input that won its {window}×{window} window (windows of zeros "
+                   "are not marked; ties go to the first in reading order, as in PyTorch). Everything else is thrown "
+                   "away: pooling keeps where a feature is strongest and makes the map smaller and less sensitive to "
+                   "small shifts.")
+    else:
+        st.caption(f"Average pooling keeps the mean of each {window}×{window} window: smoother than max pooling, "
+                   "and every input counts.")
+
+
+st.title("Convolution")
+st.caption("What one Conv2D layer computes, number by number, on your picture; how big its output is; and what "
+           "ReLU and pooling do next. Every number is computed by hand here and checked against PyTorch in the "
+           "tests.")
+output_map = one_convolution()
+shape_arithmetic()
+if output_map is not None:
+    pooling(output_map)
