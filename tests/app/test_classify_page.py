@@ -193,7 +193,7 @@ def test_a_drawing_sent_from_the_pad_is_classified(mnist5k):
     assert prediction(at).startswith(f"**{int(mnist5k.test.labels[7])}**")
 
 
-def test_a_model_trained_on_the_trainer_page_classifies_here(mnist5k):
+def test_a_model_trained_on_the_trainer_page_classifies_here_and_lends_its_filters(mnist5k):
     import time
     at = open_app_page("app_pages/trainer.py")
     by_label(at.number_input, "Epochs").set_value(1).run()
@@ -212,3 +212,12 @@ def test_a_model_trained_on_the_trainer_page_classifies_here(mnist5k):
     at.session_state["classify.pad.png"] = drawn_digit(mnist5k, 3)
     at.run()
     assert not at.exception and prediction(at).startswith(f"**{int(mnist5k.test.labels[3])}**")
+    at.switch_page("app_pages/convolution.py").run()  # its first convolution's filters, on the Convolution page
+    by_label(at.radio, "Kernel").set_value("from a trained model").run()
+    by_label(at.selectbox, "Model").set_value("run #1 from the CNN trainer: small-cnn on mnist5k").run()
+    by_label(at.slider, "Filter of its first convolution").set_value(5).run()
+    model, _ = at.session_state["state.runs"][0].model()
+    weights = model[1].weight[5, 0].detach().double().numpy()  # after Normalize, the first Conv2d
+    table = at.dataframe[0].value  # input × weight = product, cell by cell
+    shown = [[float(cell.split(" × ")[1].split(" = ")[0].replace("−", "-")) for cell in row] for row in table.values]
+    assert shown == [[round(float(w), 3) + 0.0 for w in row] for row in weights] and not at.exception
