@@ -206,10 +206,15 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
     if epoch is None:
         st.info(session.reading())
     axis, values = session.surface(epoch=epoch)
-    st.plotly_chart(charts.playground_surface(axis.tolist(), values, (points.train_x, points.train_y),
-                                              (points.test_x, points.test_y) if show_test else None,
-                                              points.task, points.classes, discretize, 300 if compact else 440),
-                    key=f"playground.surface{name}")
+    shown_points = ((points.train_x, points.train_y), (points.test_x, points.test_y) if show_test else None)
+    size = 300 if compact else 440
+    if not details:  # playing: a picture drawn here, which the browser shows at once
+        st.image(charts.playground_picture(axis.tolist(), values, *shown_points, points.task, points.classes,
+                                           discretize, size), caption="the network's output over the plane "
+                 "(x₁ across, x₂ up, from −6 to 6)", width=size)
+    else:
+        st.plotly_chart(charts.playground_surface(axis.tolist(), values, *shown_points, points.task, points.classes,
+                                                  discretize, size), key=f"playground.surface{name}")
     if not details:
         st.caption("The network's drawing and each neuron's picture appear when you pause (while playing, the "
                    "page keeps to what changes fastest).")

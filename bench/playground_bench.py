@@ -6,8 +6,9 @@ Run: python bench/playground_bench.py [--runs 3]
   (5% noise) with x₁, x₂, sin x₁, sin x₂ into two tanh layers of 8, Adam at 0.03; press Play and read the page's
   Epoch and Test accuracy every 50 ms: updates/s is how often the epoch shown changes; seconds to 95% runs from
   the click.
-- in process: the same update without a browser (train EPOCHS_PER_UPDATE epochs, then build the surface and the
-  figures as JSON; while playing, the network drawing and neuron pictures wait for a pause), median of 30.
+- in process: the same update without a browser (train EPOCHS_PER_UPDATE epochs, then draw the surface and the
+  points as a picture and the loss curves as a figure, as the page does while playing; the network drawing and
+  neuron pictures wait for a pause), median of 30.
 Medians over the runs. The machine is shared by server and browser, as in the crowd bench's co-located mode.
 """
 import argparse
@@ -68,8 +69,8 @@ def update_cost(epochs: int) -> float:
         session.train(epochs)
         axis, values = session.surface()
         points = session.points
-        charts.playground_surface(axis.tolist(), values, (points.train_x, points.train_y), None, points.task,
-                                  points.classes, False).to_json()
+        charts.playground_picture(axis.tolist(), values, (points.train_x, points.train_y), None, points.task,
+                                  points.classes, False)
         charts.lines({"training": session.train_losses, "test": session.test_losses}).to_json()
         times.append(time.perf_counter() - begin)
     return statistics.median(times)

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit  # noqa: F401  registers Streamlit's own "streamlit" Plotly template, which dlplay's extends
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from dlplay.train import BatchEvent, EpochEvent
 
@@ -209,8 +210,19 @@ def race_contour(x: Sequence[float], y: Sequence[float], z: Sequence[Sequence[fl
     return fig
 
 
+SURFACE_OPACITY = 0.55  # the surface's colours over white, so that the points stand out
 PLAYGROUND_COLOURS = ["#f59322", "#0877bd", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                       "#bcbd22", "#17becf"]  # class 0 orange and class 1 blue, as TensorFlow Playground draws them
+
+
+def _surface_scale(task: str, classes: int, discretize: bool, z: np.ndarray):
+    """The surface's colours: (values to colour, colour scale, zmin, zmax), as playground_surface describes."""
+    if task == "regression":
+        return z, "RdBu", None, None
+    if classes == 2:
+        return (np.sign(z) if discretize else z), [[0, PLAYGROUND_COLOURS[0]], [0.5, "#ffffff"],
+                                                   [1, PLAYGROUND_COLOURS[1]]], -1, 1
+    return z, [[i / (classes - 1), PLAYGROUND_COLOURS[i]] for i in range(classes)], 0, classes - 1
 
 
 def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple | None, task: str, classes: int,
@@ -218,17 +230,9 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
     """The network's output over the plane as a heat-map, with the training points (circles) and, when given,
     the test points (outlined). Two classes: P(1) − P(0) from orange to blue; more: the predicted class's colour;
     regression: the prediction, with each point coloured by its target."""
-    z = values.numpy()  # a NumPy array: plotly validates it at once, not per cell
-    if task == "regression":
-        scale, zmin, zmax = "RdBu", None, None
-    elif classes == 2:
-        z = values.sign().numpy() if discretize else z
-        scale, zmin, zmax = [[0, PLAYGROUND_COLOURS[0]], [0.5, "#ffffff"], [1, PLAYGROUND_COLOURS[1]]], -1, 1
-    else:
-        scale = [[i / (classes - 1), PLAYGROUND_COLOURS[i]] for i in range(classes)]
-        zmin, zmax = 0, classes - 1
+    z, scale, zmin, zmax = _surface_scale(task, classes, discretize, values.numpy())  # NumPy: validated at once
     fig = go.Figure(go.Heatmap(x=list(axis), y=list(axis), z=z, colorscale=scale, zmin=zmin, zmax=zmax,
-                               opacity=0.55, showscale=task == "regression", hoverinfo="skip"))
+                               opacity=SURFACE_OPACITY, showscale=task == "regression", hoverinfo="skip"))
     for points, name, outline in ((train, "training points", False), (test, "test points", True)):
         if points is None:
             continue
@@ -241,6 +245,45 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
     fig.update_layout(height=height, xaxis=dict(title="x₁", range=[axis[0], axis[-1]], constrain="domain"),
                       yaxis=dict(title="x₂", range=[axis[0], axis[-1]], scaleanchor="x"), showlegend=False)
     return fig
+
+
+def _colours(values: np.ndarray, scale, zmin: float | None, zmax: float | None) -> np.ndarray:
+    """Values mapped through a colour scale (a Plotly name or [[position, colour], ...]) to RGB floats, as
+    Plotly does (no zmin or zmax: the values' own range)."""
+    scale = plotly.colors.get_colorscale(scale) if isinstance(scale, str) else scale
+    positions = [float(p) for p, _ in scale]
+    rgb = np.array([hex_rgb(c) if c.startswith("#") else plotly.colors.unlabel_rgb(c) for _, c in scale], dtype=float)
+    low = float(values.min()) if zmin is None else zmin
+    high = float(values.max()) if zmax is None else zmax
+    t = np.clip((values - low) / max(high - low, 1e-12), 0, 1)
+    return np.stack([np.interp(t, positions, rgb[:, i]) for i in range(3)], axis=-1)
+
+
+def playground_picture(axis: Sequence[float], values, train: tuple, test: tuple | None, task: str, classes: int,
+                       discretize: bool, size: int = 440) -> np.ndarray:
+    """playground_surface as a plain (size, size, 3) picture, drawn on the server: while the playground plays, a
+    browser redraws a picture in no time, and a Plotly heat-map with its points in about 0.1–0.2 s on a small CPU
+    (bench/playground_bench.py)."""
+    z, scale, zmin, zmax = _surface_scale(task, classes, discretize, values.numpy())
+    shaded = 255 + (_colours(z, scale, zmin, zmax) - 255) * SURFACE_OPACITY
+    picture = Image.fromarray(shaded[::-1].round().astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(picture)
+    step = (axis[-1] - axis[0]) / (len(axis) - 1)
+    low, span = axis[0] - step / 2, axis[-1] - axis[0] + step
+
+    for points, outline in ((train, False), (test, True)):
+        if points is None:
+            continue
+        x, y = points
+        if task == "regression":
+            fills = _colours(y.numpy(), "RdBu", None, None).round().astype(int)
+        else:
+            fills = [hex_rgb(PLAYGROUND_COLOURS[int(k)]) for k in y]
+        for (px, py), fill in zip(x[:, :2].tolist(), fills, strict=True):
+            cx, cy = (px - low) / span * size, (1 - (py - low) / span) * size
+            draw.ellipse((cx - 3.5, cy - 3.5, cx + 3.5, cy + 3.5), fill=tuple(int(c) for c in fill),
+                         outline="black" if outline else "white", width=2 if outline else 1)
+    return np.asarray(picture)
 
 
 def signed_thumbnail(values, size: int = 72):

@@ -17,3 +17,24 @@ def test_lines_switch_to_a_log_axis_only_when_values_span_decades():
     assert charts.lines({"a": [1.0, -5.0, -1e6]}).layout.yaxis.type == "linear"  # the saddle: no log of negatives
     assert charts.lines({"a": [1.0, 1e6]}, log_y=False).layout.yaxis.type == "linear"
     assert charts.lines({"<b>x</b>": [1.0]}).data[0].name == "&lt;b&gt;x&lt;/b&gt;"
+
+
+def test_the_playing_picture_has_the_surfaces_colours_orientation_and_points():
+    import numpy as np
+    import torch
+
+    axis = torch.linspace(-6, 6, 4).tolist()
+    values = torch.ones(4, 4)
+    values[0] = -1.0  # the row at x₂ = −6: class 0 (orange) is sure there
+    train = (torch.tensor([[4.0, 4.0]]), torch.tensor([0]))  # an orange point up and to the right
+    picture = charts.playground_picture(axis, values, train, None, "classification", 2, False, size=400)
+    blend = lambda colour: (255 + (np.array(charts.hex_rgb(colour)) - 255) * charts.SURFACE_OPACITY).round()  # noqa: E731
+    assert picture.shape == (400, 400, 3)
+    assert (picture[395, 10] == blend(charts.PLAYGROUND_COLOURS[0])).all()  # bottom row: x₂ = −6, orange
+    assert (picture[10, 10] == blend(charts.PLAYGROUND_COLOURS[1])).all()  # top: blue
+    # the point (4, 4): the plane spans −8..8 (four cells of 4), so it sits 3/4 across and 1/4 down
+    assert tuple(picture[100, 300]) == charts.hex_rgb(charts.PLAYGROUND_COLOURS[0])
+    regression = charts.playground_picture(axis, torch.arange(16.0).reshape(4, 4), train, None, "regression", 1,
+                                           False, size=40)
+    low, high = regression[39, 0].astype(int), regression[0, 39].astype(int)  # the smallest and largest values
+    assert low[0] > low[2] and high[2] > high[0]  # RdBu as Plotly draws it: red low, blue high
