@@ -46,6 +46,7 @@ page = st.navigation([
     st.Page("app_pages/convolution.py", title="Convolution", icon=":material/grid_on:"),
     st.Page("app_pages/trainer.py", title="CNN trainer", icon=":material/model_training:"),
     st.Page("app_pages/classify.py", title="Upload & classify", icon=":material/image_search:"),
+    st.Page("app_pages/after_training.py", title="After training", icon=":material/rocket_launch:"),
 ])
 st.sidebar.markdown(f"**Device:** {device.name}")
 current = state.current_run()

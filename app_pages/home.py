@@ -37,7 +37,8 @@ st.markdown(
     "3. **Network playground**: a small network learning 2-D data with a live decision boundary.\n"
     "4. **Convolution**: what one Conv2D and pooling layer compute, number by number, on your own picture.\n"
     "5. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.\n"
-    "6. **Upload & classify**: your own picture in; probabilities and where the model looked out."
+    "6. **Upload & classify**: your own picture in; probabilities and where the model looked out.\n"
+    "7. **After training**: your model out of the playground: exported to ONNX, run by ONNX Runtime, int8."
 )
 a, b, c = st.columns(3)
 a.page_link("app_pages/neuron.py", label="Start with one neuron", icon=":material/calculate:")

@@ -110,12 +110,20 @@ def read_card(path: str | Path, name: str | None = None) -> ModelCard:
         raise ModelFileError(f"{name} has no dlplay metadata, so its architecture is unknown")
     try:
         fields = json.loads(meta[METADATA_KEY])
-        fields.pop("format", None)
+    except ValueError as err:
+        raise ModelFileError(f"{name} has malformed dlplay metadata") from err
+    return read_card_fields(fields, name)
+
+
+def read_card_fields(fields: dict, name: str) -> ModelCard:
+    """A ModelCard from its stored JSON fields (as card_metadata writes them); ModelFileError if malformed."""
+    try:
+        fields = {k: v for k, v in fields.items() if k != "format"}
         card = ModelCard(**fields)
         return ModelCard(**{**asdict(card), "class_names": tuple(card.class_names),
                             "input_shape": tuple(card.input_shape), "mean": tuple(card.mean), "std": tuple(card.std),
                             "stack": tuple((str(kind), int(size)) for kind, size in card.stack)})
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, AttributeError) as err:
         raise ModelFileError(f"{name} has malformed dlplay metadata") from err
 
 

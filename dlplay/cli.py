@@ -1,4 +1,5 @@
-"""Command line: `python -m dlplay train ...` trains a model on a registered dataset and can save it."""
+"""Command line: `python -m dlplay train ...` trains a model on a registered dataset and can save it; `python -m
+dlplay export MODEL --onnx OUT.onnx` deploys a saved one."""
 import argparse
 import shutil
 import sys
@@ -6,8 +7,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from .augment import LIGHT, Augmentation
-from .checkpoint import ModelCard, save_model
+from .checkpoint import ModelCard, ModelFileError, load_model, save_model
 from .data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
 from .device import DEVICE_CHOICES, configure_threads, pick_device
 from .evaluate import evaluate
@@ -17,6 +20,7 @@ from .train import OPTIMIZERS, BatchEvent, EpochEvent, Trainer, build_optimizer
 
 AUGMENTATIONS = {"none": Augmentation(), "light": LIGHT}
 BAR_WIDTH = 30
+CALIBRATION_IMAGES = 256  # training images that set an int8 model's activation ranges
 
 
 def _positive(kind):
@@ -78,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ray", metavar="ADDRESS", default=None,
                        help="train as a job on the Ray cluster at ADDRESS (e.g. 10.0.0.5:6379, or 'local' to start "
                             "Ray on this machine) instead of in this process")
+    export = commands.add_parser("export", help="export a saved model to ONNX, check it, and compare ONNX Runtime's "
+                                 "outputs and speed with PyTorch's")
+    export.add_argument("model", type=Path, help="a .safetensors model saved by dlplay (train --save, or the page)")
+    export.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="where to write the ONNX model")
+    export.add_argument("--quantize", action="store_true",
+                        help="also write an int8 model beside it (OUT.int8.onnx), quantized by ONNX Runtime with "
+                             f"{CALIBRATION_IMAGES} training images of the model's dataset for calibration")
+    export.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
     return parser
 
 
@@ -200,7 +212,51 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_command(args: argparse.Namespace) -> int:
+    """Run `export`; returns the process exit code (2 for a model file or a dataset that cannot be used)."""
+    from .deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, deployment_report
+
+    configure_threads()
+    if args.onnx.suffix != ".onnx":
+        print(f"error: the output must be a .onnx file, not {args.onnx.name!r}", file=sys.stderr)
+        return 2
+    try:
+        model, card = load_model(args.model)
+    except ModelFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        dataset = load_dataset(card.dataset, args.data_dir) if card.dataset in DATASETS else None
+    except (ValueError, DatasetUnavailable):
+        dataset = None
+    if dataset is None and args.quantize:
+        print(f"error: --quantize calibrates on training images of the model's dataset ({card.dataset or 'unknown'}), "
+              "and they are not on this machine", file=sys.stderr)
+        return 2
+    if dataset is None:
+        images, labels = torch.rand(256, *card.input_shape, generator=torch.Generator().manual_seed(0)), None
+        print("the model's test images are not on this machine: comparing on 256 random images")
+    else:
+        images, labels = dataset.test.images.float() / 255, dataset.test.labels
+    calibration = dataset.train.images[:CALIBRATION_IMAGES].float() / 255 if args.quantize else None
+    with tempfile.TemporaryDirectory(prefix="dlplay-export-") as folder:
+        variants = deployment_report(model, card, folder, images, labels, calibration)
+        targets = [args.onnx, args.onnx.with_suffix(".int8.onnx")]
+        args.onnx.parent.mkdir(parents=True, exist_ok=True)
+        for variant, target in zip(variants[1:], targets, strict=False):
+            shutil.copyfile(variant.path, target)
+    shape = "×".join(map(str, card.input_shape))
+    print(f"wrote {args.onnx} (ONNX opset {OPSET}; input '{INPUT}': N×{shape} images in 0..1, any N; output "
+          f"'{OUTPUT}'); the onnx checker passed" + (f". Also wrote {targets[1]}" if args.quantize else ""))
+    for v in variants:
+        accuracy = f"accuracy {v.accuracy:.2%}, " if v.accuracy is not None else ""
+        print(f"  {v.name:42s} {v.size_bytes / 1024:8.1f} KB  {accuracy}1 image {v.latency_one * 1000:.2f} ms, "
+              f"{LATENCY_BATCH} images {v.latency_batch * 1000:.1f} ms; max |logit - PyTorch's| "
+              f"{v.agreement.max_difference:.2e}, same class {v.agreement.same_prediction:.1%}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; argparse exits with code 2 on invalid arguments."""
     args = build_parser().parse_args(argv)
-    return train_command(args)
+    return export_command(args) if args.command == "export" else train_command(args)

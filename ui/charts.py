@@ -132,7 +132,7 @@ def per_class_accuracy(class_names: Sequence[str], accuracy: Sequence[float]) ->
 
 def layer_bars(names: Sequence[str], values: Sequence[float], axis_title: str, log: bool = False,
                percent: bool = False) -> go.Figure:
-    """One bar per layer, input side on the left."""
+    """One bar per name, in order (layers input side first, or a model's forms)."""
     fig = go.Figure(go.Bar(x=[text(n) for n in names], y=list(values)))
     fig.update_layout(height=280, margin=dict(t=10), yaxis_title=axis_title, xaxis=dict(type="category"))
     if log:

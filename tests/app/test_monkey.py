@@ -13,8 +13,10 @@ from helpers import open_app_page
 
 SEED = int(os.environ.get("DLPLAY_MONKEY_SEED", 20261129))  # set it to explore other sequences
 ACTIONS_PER_PAGE = 40
-PAGES = ["home", "neuron", "activations", "optimizers", "playground", "convolution", "trainer", "classify"]
-SLOW_BUTTONS = {"Race"}  # the activation race trains four networks on the page itself
+PAGES = ["home", "neuron", "activations", "optimizers", "playground", "convolution", "trainer", "classify",
+         "after_training"]
+SLOW_BUTTONS = {"Race", "Export and measure"}  # the activation race trains four networks on the page itself; the
+# export takes about 10 s (tests/app/test_after_training_page.py presses it)
 
 
 def raw_options(widget) -> list | None:

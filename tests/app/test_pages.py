@@ -9,7 +9,7 @@ from dlplay.device import pick_device
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [f"app_pages/{name}.py"
          for name in ("home", "neuron", "activations", "optimizers", "playground", "convolution", "trainer",
-                      "classify")]
+                      "classify", "after_training")]
 TIMEOUT = 120  # a cold `import torch` takes longer than AppTest's default 3 s
 
 

@@ -1,0 +1,39 @@
+"""AppTest drives the After training page: export the bundled model, see every form measured, download the files."""
+import io
+
+import numpy as np
+import onnx
+
+from helpers import by_label, open_app_page
+
+PAGE = "app_pages/after_training.py"
+
+
+def test_export_measures_every_form_and_offers_the_files():
+    at = open_app_page(PAGE)
+    assert not at.dataframe  # nothing measured before the click
+    by_label(at.button, "Export and measure").click().run()
+    assert not at.exception
+    assert any("The onnx checker passed. Opset 18" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert table["form"].tolist() == ["PyTorch, float32 (the reference)", "ONNX Runtime, float32",
+                                      "ONNX Runtime, int8 (static, per channel)"]
+    torch_accuracy, onnx_accuracy, int8_accuracy = table["accuracy"].tolist()
+    assert onnx_accuracy == torch_accuracy and int8_accuracy > torch_accuracy - 0.02
+    assert table["max |Δ logit|"].iloc[1] < 1e-4 and table["same class"].iloc[1] == 1.0
+    assert table["same class"].iloc[2] > 0.95 and np.isnan(table["same class"].iloc[0])  # PyTorch: the reference
+    sizes = table["size (KB)"].tolist()
+    assert sizes[2] < sizes[1] / 2
+    downloads = at.get("download_button")
+    assert [d.proto.label for d in downloads] == ["Download model.onnx", "Download model.int8.onnx"]
+
+
+def test_the_downloaded_file_is_a_checked_onnx_model(tmp_path):
+    at = open_app_page(PAGE)
+    by_label(at.checkbox, "Also quantize to int8 (calibrated on 256 training images)").set_value(False).run()
+    by_label(at.button, "Export and measure").click().run()
+    assert len(at.dataframe[0].value) == 2 and not at.exception  # PyTorch and float32 ONNX only
+    [(variants, files)] = at.session_state["after.reports"].values()
+    proto = onnx.load(io.BytesIO(files["model.onnx"]))
+    onnx.checker.check_model(proto, full_check=True)
+    assert np.isclose(variants[1].accuracy, variants[0].accuracy)
