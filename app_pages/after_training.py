@@ -56,7 +56,8 @@ def deploy_section() -> None:
     st.success(f"The onnx checker passed. Opset {OPSET}; input “{INPUT}”: N×{shape} images scaled to 0..1 (any N); "
                f"output “{OUTPUT}”: {len(card.class_names)} class scores.")
     reference = variants[0]  # PyTorch itself: nothing to compare it with
-    table = pd.DataFrame([{"form": v.name + (" (the reference)" if v is reference else ""), "size (KB)": v.size_bytes / 1024, "accuracy": v.accuracy,
+    table = pd.DataFrame([{"form": v.name + (" (the reference)" if v is reference else ""),
+                           "size (KB)": v.size_bytes / 1024, "accuracy": v.accuracy,
                            "1 image (ms)": v.latency_one * 1000, f"{LATENCY_BATCH} images (ms)": v.latency_batch * 1000,
                            "max |Δ logit|": None if v is reference else v.agreement.max_difference,
                            "same class": None if v is reference else v.agreement.same_prediction} for v in variants])
