@@ -1,15 +1,20 @@
-"""After training: take a trained model out of the playground. Deployment to ONNX and ONNX Runtime, measured."""
+"""After training: take a trained model out of the playground: deployment to ONNX and ONNX Runtime, and pruning,
+each measured."""
 import tempfile
 
 import pandas as pd
 import streamlit as st
 import torch
 
+from dlplay.compress import pruning_sweep
 from dlplay.data import DATASETS
 from dlplay.deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, deployment_report
+from dlplay.device import pick_device
 from ui import charts, state
 
 REPORTS = "after.reports"  # model label -> its measured forms and their files, under a key no widget owns
+SWEEPS = "after.sweeps"  # model label -> its pruned variants, measured
+SPARSITIES = [0.25, 0.5, 0.75, 0.9, 0.95]
 CALIBRATION_IMAGES = 256
 RANDOM_IMAGES = 256
 
@@ -29,14 +34,11 @@ def measure(label: str, model, card, quantize: bool) -> None:
     st.session_state.setdefault(REPORTS, {})[label] = (variants, files)
 
 
-def deploy_section() -> None:
+def deploy_section(label: str, model, card) -> None:
     st.header("1. Deploy: ONNX and ONNX Runtime")
     st.caption("ONNX is the common file format for trained networks: ONNX Runtime runs it on servers, phones and "
                "browsers without PyTorch. Export your model, check the file, and see that ONNX Runtime computes the "
                "same outputs; then quantize it to 8-bit integers, which makes it about 3× smaller.")
-    models = state.trained_models()
-    label = st.selectbox("Model", list(models), key="after.model")
-    model, card = models[label]()
     known = card.dataset in DATASETS
     quantize = st.checkbox(f"Also quantize to int8 (calibrated on {CALIBRATION_IMAGES} training images)", value=known,
                            disabled=not known, key="after.quantize",
@@ -88,6 +90,43 @@ scores = session.run(["{OUTPUT}"], {{"{INPUT}": images}})[0]
 print({list(card.class_names)!r}[scores.argmax(1)[0]])""", language="python")
 
 
+def prune_section(label: str, model, card) -> None:
+    st.header("2. Compress: magnitude pruning")
+    st.caption("Set the weights with the smallest |w| to zero, across all conv and dense layers at once "
+               "(torch.nn.utils.prune, global L1, made permanent), and see how much accuracy that costs.")
+    if card.dataset not in DATASETS:
+        st.info(f"Pruning is measured on the model's test images, and {card.dataset or 'its dataset'} is not on the "
+                "server.")
+        return
+    chosen = st.multiselect("Sparsities (share of weights set to zero)", SPARSITIES, default=[0.5, 0.75, 0.9],
+                            format_func=lambda s: f"{s:.0%}", key="after.sparsities")
+    if st.button("Prune and measure", key="after.prune", disabled=not chosen):
+        with st.spinner("Pruning and testing..."):
+            st.session_state.setdefault(SWEEPS, {})[label] = pruning_sweep(
+                model, card, state.dataset(card.dataset).test, pick_device("cpu"), [0.0, *chosen])
+    results = st.session_state.get(SWEEPS, {}).get(label)
+    if results is None:
+        return
+    st.dataframe(pd.DataFrame([{"sparsity": r.sparsity, "zeros found": r.measured_sparsity,
+                                "non-zero parameters": r.nonzero_parameters, "gzip size (KB)": r.gzip_bytes / 1024,
+                                "accuracy": r.accuracy} for r in results]), hide_index=True, column_config={
+        "sparsity": st.column_config.NumberColumn(format="percent"),
+        "zeros found": st.column_config.NumberColumn(format="percent", help="in the conv and dense weights"),
+        "gzip size (KB)": st.column_config.NumberColumn(format="%.1f", help="the .safetensors file gzip-compressed: "
+                                                                             "zeros only shrink a compressed file"),
+        "accuracy": st.column_config.NumberColumn(format="percent", help="on the model's test images")})
+    st.plotly_chart(charts.lines({"test accuracy": [r.accuracy for r in results]},
+                                 [r.sparsity * 100 for r in results], "weights set to zero (%)", title="accuracy "
+                                 "against sparsity", log_y=False), key="after.prune_chart")
+    st.caption("The pruned weights are still stored and multiplied (dense kernels skip nothing), so a pruned model "
+               "is no faster here; it is smaller once compressed, and sparse kernels or structured pruning make it "
+               "faster.")
+
+
 st.title("After training")
-st.caption("Where a trained model goes next (the article's §8): out of PyTorch and onto any device.")
-deploy_section()
+st.caption("Where a trained model goes next (the article's §8): out of PyTorch and onto any device, and smaller.")
+models = state.trained_models()
+picked = st.selectbox("Model", list(models), key="after.model")
+chosen_model, chosen_card = models[picked]()
+deploy_section(picked, chosen_model, chosen_card)
+prune_section(picked, chosen_model, chosen_card)

@@ -37,3 +37,18 @@ def test_the_downloaded_file_is_a_checked_onnx_model(tmp_path):
     proto = onnx.load(io.BytesIO(files["model.onnx"]))
     onnx.checker.check_model(proto, full_check=True)
     assert np.isclose(variants[1].accuracy, variants[0].accuracy)
+
+
+def test_pruning_measures_each_sparsity_and_zero_is_the_model_itself():
+    at = open_app_page(PAGE)
+    by_label(at.multiselect, "Sparsities (share of weights set to zero)").set_value([0.5, 0.95]).run()
+    by_label(at.button, "Prune and measure").click().run()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert table["sparsity"].tolist() == [0.0, 0.5, 0.95]
+    assert abs(table["zeros found"].iloc[2] - 0.95) < 1e-3
+    accuracy = table["accuracy"].tolist()
+    assert accuracy[1] > accuracy[0] - 0.02 and accuracy[2] < accuracy[0]  # half is cheap, 95% is not free
+    assert table["gzip size (KB)"].is_monotonic_decreasing
+    by_label(at.multiselect, "Sparsities (share of weights set to zero)").set_value([]).run()
+    assert by_label(at.button, "Prune and measure").proto.disabled and not at.exception
