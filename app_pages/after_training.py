@@ -1,5 +1,5 @@
-"""After training: take a trained model out of the playground: deployment to ONNX and ONNX Runtime, and pruning,
-each measured."""
+"""After training: take a trained model out of the playground (deployment to ONNX and ONNX Runtime, pruning),
+and train one without pooling anyone's data (federated averaging)."""
 import tempfile
 
 import pandas as pd
@@ -10,11 +10,15 @@ from dlplay.compress import pruning_sweep
 from dlplay.data import DATASETS
 from dlplay.deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, deployment_report
 from dlplay.device import pick_device
+from dlplay.federated import LocalTraining, centralised, client_indices, fedavg, split_clients
+from dlplay.models import build_model
 from ui import charts, state
 
 REPORTS = "after.reports"  # model label -> its measured forms and their files, under a key no widget owns
 SWEEPS = "after.sweeps"  # model label -> its pruned variants, measured
 SPARSITIES = [0.25, 0.5, 0.75, 0.9, 0.95]
+FEDERATED = "after.federated"  # the last FedAvg run: settings, class mix and both histories
+ALPHAS = [0.05, 0.1, 0.3, 1.0, 3.0, 10.0]
 CALIBRATION_IMAGES = 256
 RANDOM_IMAGES = 256
 
@@ -123,6 +127,67 @@ def prune_section(label: str, model, card) -> None:
                "faster.")
 
 
+def run_federated(clients: int, alpha: float | None, rounds: int, local: LocalTraining) -> None:
+    """FedAvg on mnist5k split across clients, and the same training on the pooled images, from the same start."""
+    data = state.dataset("mnist5k")
+    device = pick_device("auto")
+    mean, std = data.channel_stats()
+    indices = client_indices(data.train.labels, clients, alpha, seed=0)
+    mix = [torch.bincount(data.train.labels[torch.as_tensor(i)], minlength=data.num_classes).tolist()
+           for i in indices]
+    bar = st.progress(0.0, text="Federated rounds...")
+    steps = 2 * rounds
+
+    def tick(done: int, what: str):
+        return lambda r: bar.progress((done + r.round) / steps, text=f"{what}: round {r.round} of {rounds}")
+
+    histories = {}
+    for offset, (name, run) in enumerate((
+            ("FedAvg", lambda m, on: fedavg(m, split_clients(data.train, indices), data.test, device, rounds, local,
+                                            on_round=on)),
+            ("centralised (all images pooled)", lambda m, on: centralised(m, data.train, data.test, device, rounds,
+                                                                          local, on_round=on)))):
+        model = build_model("small-cnn", data.input_shape, data.num_classes, mean, std, seed=0)
+        histories[name] = run(model, tick(offset * rounds, name))
+    bar.empty()
+    st.session_state[FEDERATED] = (clients, alpha, mix, histories)
+
+
+def federated_section() -> None:
+    st.header("3. Privacy: federated averaging")
+    st.caption("Learners' phones or hospitals keep their images; each trains a copy of the model on its own and sends "
+               "back only weights, which a server averages (FedAvg). Here mnist5k's training digits are dealt out to "
+               "simulated clients and a fresh small CNN is trained this way, next to the same training on all the "
+               "images pooled.")
+    a, b, c, d = st.columns(4)
+    clients = a.slider("Clients", 2, 20, 10, key="after.clients")
+    skewed = b.radio("Split", ["IID (every client alike)", "skewed (Dirichlet)"], key="after.split") != (
+        "IID (every client alike)")
+    alpha = b.select_slider("α (smaller: fewer classes per client)", ALPHAS, value=0.1, key="after.alpha",
+                            disabled=not skewed)
+    rounds = c.slider("Rounds", 1, 20, 5, key="after.rounds")
+    epochs = d.slider("Local epochs per round", 1, 3, 1, key="after.local_epochs")
+    if st.button("Run FedAvg", type="primary", key="after.federate"):
+        run_federated(clients, alpha if skewed else None, rounds, LocalTraining(epochs=epochs))
+    found = st.session_state.get(FEDERATED)
+    if found is None:
+        return
+    clients, alpha, mix, histories = found
+    split = "IID" if alpha is None else f"skewed, α = {alpha}"
+    left, right = st.columns(2)
+    left.plotly_chart(charts.lines({name: [r.accuracy for r in h] for name, h in histories.items()},
+                                   range(1, len(next(iter(histories.values()))) + 1), "round (epochs of training)",
+                                   title=f"test accuracy, {clients} clients, {split}", log_y=False),
+                      key="after.federated_chart")
+    right.plotly_chart(charts.client_classes(mix, state.dataset("mnist5k").class_names), key="after.client_mix")
+    final = {name: h[-1].accuracy for name, h in histories.items()}
+    st.markdown(" · ".join(f"{name}: **{accuracy:.1%}**" for name, accuracy in final.items()))
+    st.caption("What FedAvg protects: the images never leave their client. What it does not: the weights a client "
+               "sends can still leak facts about its images (membership, even reconstructions); secure aggregation "
+               "and differential privacy are what guard those. Skewed clients also pull the model apart, so it "
+               "learns slower than on pooled data.")
+
+
 st.title("After training")
 st.caption("Where a trained model goes next (the article's §8): out of PyTorch and onto any device, and smaller.")
 models = state.trained_models()
@@ -130,3 +195,4 @@ picked = st.selectbox("Model", list(models), key="after.model")
 chosen_model, chosen_card = models[picked]()
 deploy_section(picked, chosen_model, chosen_card)
 prune_section(picked, chosen_model, chosen_card)
+federated_section()

@@ -381,3 +381,13 @@ def padding_grid(n: int, before: int, after: int, window: Sequence[int], anchors
                       xaxis=dict(visible=False, constrain="domain"),
                       yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
     return fig
+
+
+def client_classes(counts, class_names: Sequence[str]) -> go.Figure:
+    """Stacked bars: how many images of each class every client holds (`counts`: clients × classes)."""
+    fig = go.Figure([go.Bar(x=[f"client {i + 1}" for i in range(len(counts))], y=[int(row[c]) for row in counts],
+                            name=text(name), marker_color=PLAYGROUND_COLOURS[c % len(PLAYGROUND_COLOURS)])
+                     for c, name in enumerate(class_names)])
+    fig.update_layout(barmode="stack", height=280, margin=dict(t=10), yaxis_title="images",
+                      xaxis=dict(type="category"), legend=dict(title="class", y=-0.3))
+    return fig

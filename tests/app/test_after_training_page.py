@@ -52,3 +52,20 @@ def test_pruning_measures_each_sparsity_and_zero_is_the_model_itself():
     assert table["gzip size (KB)"].is_monotonic_decreasing
     by_label(at.multiselect, "Sparsities (share of weights set to zero)").set_value([]).run()
     assert by_label(at.button, "Prune and measure").proto.disabled and not at.exception
+
+
+def test_federated_averaging_against_pooled_training():
+    at = open_app_page(PAGE)
+    by_label(at.slider, "Clients").set_value(4).run()
+    by_label(at.radio, "Split").set_value("skewed (Dirichlet)").run()
+    by_label(at.select_slider, "α (smaller: fewer classes per client)").set_value(0.05).run()
+    by_label(at.slider, "Rounds").set_value(2).run()
+    by_label(at.button, "Run FedAvg").click().run()
+    assert not at.exception
+    clients, alpha, mix, histories = at.session_state["after.federated"]
+    assert (clients, alpha) == (4, 0.05) and len(mix) == 4
+    assert sum(map(sum, mix)) == 4000  # every training digit, dealt out once
+    assert np.mean([sum(1 for n in row if n) for row in mix]) < 10  # skewed: clients miss classes
+    assert list(histories) == ["FedAvg", "centralised (all images pooled)"]
+    assert all(len(h) == 2 for h in histories.values())
+    assert any("FedAvg: **" in m.value for m in at.markdown)
