@@ -1,12 +1,12 @@
-"""After training: take a trained model out of the playground (deployment to ONNX and ONNX Runtime, pruning),
-and train one without pooling anyone's data (federated averaging)."""
+"""After training: take a trained model out of the playground (deployment to ONNX and ONNX Runtime; pruning,
+int8 and distillation), and train one without pooling anyone's data (federated averaging)."""
 import tempfile
 
 import pandas as pd
 import streamlit as st
 import torch
 
-from dlplay.compress import pruning_sweep
+from dlplay.compress import compression_report
 from dlplay.data import DATASETS
 from dlplay.deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, deployment_report
 from dlplay.device import pick_device
@@ -15,7 +15,7 @@ from dlplay.models import build_model
 from ui import charts, state
 
 REPORTS = "after.reports"  # model label -> its measured forms and their files, under a key no widget owns
-SWEEPS = "after.sweeps"  # model label -> its pruned variants, measured
+COMPRESSED = "after.compressed"  # model label -> its compressed forms, measured
 SPARSITIES = [0.25, 0.5, 0.75, 0.9, 0.95]
 FEDERATED = "after.federated"  # the last FedAvg run: settings, class mix and both histories
 ALPHAS = [0.05, 0.1, 0.3, 1.0, 3.0, 10.0]
@@ -94,37 +94,44 @@ scores = session.run(["{OUTPUT}"], {{"{INPUT}": images}})[0]
 print({list(card.class_names)!r}[scores.argmax(1)[0]])""", language="python")
 
 
-def prune_section(label: str, model, card) -> None:
-    st.header("2. Compress: magnitude pruning")
-    st.caption("Set the weights with the smallest |w| to zero, across all conv and dense layers at once "
-               "(torch.nn.utils.prune, global L1, made permanent), and see how much accuracy that costs.")
+def compress_section(label: str, model, card) -> None:
+    st.header("2. Compress: prune, quantize, distill")
+    st.caption("Three ways to a smaller model. Pruning sets the weights with the smallest |w| to zero across all "
+               "conv and dense layers (torch.nn.utils.prune, global L1, made permanent). int8 quantization stores "
+               "weights and activations as 8-bit integers (ONNX Runtime, calibrated on training images). "
+               "Distillation trains a small student CNN (a seventh of the parameters) to copy this model's softened "
+               "outputs (temperature 4) as well as the labels.")
     if card.dataset not in DATASETS:
-        st.info(f"Pruning is measured on the model's test images, and {card.dataset or 'its dataset'} is not on the "
-                "server.")
+        st.info(f"Compression is measured on the model's test images, and {card.dataset or 'its dataset'} is not on "
+                "the server.")
         return
-    chosen = st.multiselect("Sparsities (share of weights set to zero)", SPARSITIES, default=[0.5, 0.75, 0.9],
-                            format_func=lambda s: f"{s:.0%}", key="after.sparsities")
-    if st.button("Prune and measure", key="after.prune", disabled=not chosen):
-        with st.spinner("Pruning and testing..."):
-            st.session_state.setdefault(SWEEPS, {})[label] = pruning_sweep(
-                model, card, state.dataset(card.dataset).test, pick_device("cpu"), [0.0, *chosen])
-    results = st.session_state.get(SWEEPS, {}).get(label)
-    if results is None:
+    a, b, c = st.columns([2, 1, 1])
+    chosen = a.multiselect("Pruning sparsities (share of weights set to zero)", SPARSITIES, default=[0.5, 0.9],
+                           format_func=lambda s: f"{s:.0%}", key="after.sparsities")
+    quantize = b.checkbox("int8 quantization", value=True, key="after.int8")
+    epochs = c.slider("Student epochs (0: no student)", 0, 10, 3, key="after.student_epochs")
+    if st.button("Compress and measure", key="after.compress", disabled=not (chosen or quantize or epochs)):
+        with st.spinner("Pruning, quantizing, distilling and timing..."):
+            st.session_state.setdefault(COMPRESSED, {})[label] = compression_report(
+                model, card, state.dataset(card.dataset), pick_device("auto"), chosen, quantize, epochs)
+    forms = st.session_state.get(COMPRESSED, {}).get(label)
+    if forms is None:
         return
-    st.dataframe(pd.DataFrame([{"sparsity": r.sparsity, "zeros found": r.measured_sparsity,
-                                "non-zero parameters": r.nonzero_parameters, "gzip size (KB)": r.gzip_bytes / 1024,
-                                "accuracy": r.accuracy} for r in results]), hide_index=True, column_config={
-        "sparsity": st.column_config.NumberColumn(format="percent"),
-        "zeros found": st.column_config.NumberColumn(format="percent", help="in the conv and dense weights"),
-        "gzip size (KB)": st.column_config.NumberColumn(format="%.1f", help="the .safetensors file gzip-compressed: "
-                                                                             "zeros only shrink a compressed file"),
+    st.dataframe(pd.DataFrame([{"form": f.name, "file (KB)": f.file_bytes / 1024, "gzip (KB)": f.gzip_bytes / 1024,
+                                "non-zero parameters": f.parameters, "1 image (ms)": f.latency_one * 1000,
+                                f"{LATENCY_BATCH} images (ms)": f.latency_batch * 1000, "accuracy": f.accuracy}
+                               for f in forms]), hide_index=True, column_config={
+        "file (KB)": st.column_config.NumberColumn(format="%.1f"),
+        "gzip (KB)": st.column_config.NumberColumn(format="%.1f", help="the file gzip-compressed: pruning's zeros only "
+                                                                        "shrink a compressed file"),
+        "1 image (ms)": st.column_config.NumberColumn(format="%.3f"),
+        f"{LATENCY_BATCH} images (ms)": st.column_config.NumberColumn(format="%.2f"),
         "accuracy": st.column_config.NumberColumn(format="percent", help="on the model's test images")})
-    st.plotly_chart(charts.lines({"test accuracy": [r.accuracy for r in results]},
-                                 [r.sparsity * 100 for r in results], "weights set to zero (%)", title="accuracy "
-                                 "against sparsity", log_y=False), key="after.prune_chart")
-    st.caption("The pruned weights are still stored and multiplied (dense kernels skip nothing), so a pruned model "
-               "is no faster here; it is smaller once compressed, and sparse kernels or structured pruning make it "
-               "faster.")
+    st.plotly_chart(charts.size_accuracy([f.name for f in forms], [f.gzip_bytes / 1024 for f in forms],
+                                         [f.accuracy for f in forms]), key="after.compress_chart")
+    st.caption("Times are medians on this server's CPU (PyTorch eager for the PyTorch forms, ONNX Runtime for int8). "
+               "Pruned weights are still stored and multiplied, so pruning alone is not faster: sparse kernels or "
+               "structured pruning (whole filters) are what turn zeros into speed.")
 
 
 def run_federated(clients: int, alpha: float | None, rounds: int, local: LocalTraining) -> None:
@@ -194,5 +201,5 @@ models = state.trained_models()
 picked = st.selectbox("Model", list(models), key="after.model")
 chosen_model, chosen_card = models[picked]()
 deploy_section(picked, chosen_model, chosen_card)
-prune_section(picked, chosen_model, chosen_card)
+compress_section(picked, chosen_model, chosen_card)
 federated_section()

@@ -391,3 +391,13 @@ def client_classes(counts, class_names: Sequence[str]) -> go.Figure:
     fig.update_layout(barmode="stack", height=280, margin=dict(t=10), yaxis_title="images",
                       xaxis=dict(type="category"), legend=dict(title="class", y=-0.3))
     return fig
+
+
+def size_accuracy(names: Sequence[str], sizes_kb: Sequence[float], accuracies: Sequence[float]) -> go.Figure:
+    """Each form of a model as a labelled point: compressed size across, test accuracy up."""
+    fig = go.Figure(go.Scatter(x=list(sizes_kb), y=list(accuracies), mode="markers+text", text=[text(n) for n in names],
+                               textposition="top center", marker=dict(size=10, color=PALETTE[0]),
+                               hovertemplate="%{text}: %{x:.1f} KB, %{y:.1%}<extra></extra>"))
+    fig.update_layout(height=320, margin=dict(t=10), xaxis=dict(title="gzip-compressed size (KB)", type="log"),
+                      yaxis=dict(title="test accuracy", tickformat=".0%"))
+    return fig

@@ -39,19 +39,23 @@ def test_the_downloaded_file_is_a_checked_onnx_model(tmp_path):
     assert np.isclose(variants[1].accuracy, variants[0].accuracy)
 
 
-def test_pruning_measures_each_sparsity_and_zero_is_the_model_itself():
+def test_compression_puts_every_form_beside_the_original():
     at = open_app_page(PAGE)
-    by_label(at.multiselect, "Sparsities (share of weights set to zero)").set_value([0.5, 0.95]).run()
-    by_label(at.button, "Prune and measure").click().run()
+    by_label(at.multiselect, "Pruning sparsities (share of weights set to zero)").set_value([0.5, 0.95]).run()
+    by_label(at.slider, "Student epochs (0: no student)").set_value(1).run()
+    by_label(at.button, "Compress and measure").click().run()
     assert not at.exception
     table = at.dataframe[-1].value
-    assert table["sparsity"].tolist() == [0.0, 0.5, 0.95]
-    assert abs(table["zeros found"].iloc[2] - 0.95) < 1e-3
+    assert table["form"].tolist() == ["original", "pruned 50%", "pruned 95%", "int8 (ONNX Runtime, static)",
+                                      "distilled student (1 epochs)"]
     accuracy = table["accuracy"].tolist()
     assert accuracy[1] > accuracy[0] - 0.02 and accuracy[2] < accuracy[0]  # half is cheap, 95% is not free
-    assert table["gzip size (KB)"].is_monotonic_decreasing
-    by_label(at.multiselect, "Sparsities (share of weights set to zero)").set_value([]).run()
-    assert by_label(at.button, "Prune and measure").proto.disabled and not at.exception
+    assert table["gzip (KB)"].iloc[:3].is_monotonic_decreasing
+    assert table["non-zero parameters"].iloc[4] < table["non-zero parameters"].iloc[0] / 5
+    by_label(at.multiselect, "Pruning sparsities (share of weights set to zero)").set_value([]).run()
+    by_label(at.checkbox, "int8 quantization").set_value(False).run()
+    by_label(at.slider, "Student epochs (0: no student)").set_value(0).run()
+    assert by_label(at.button, "Compress and measure").proto.disabled and not at.exception
 
 
 def test_federated_averaging_against_pooled_training():

@@ -1,5 +1,5 @@
-"""Magnitude pruning: the requested share of weights is zero, exactly the smallest ones across layers, the rest
-untouched; a pruned model saves, loads and still classifies."""
+"""Compression: pruning zeroes exactly the smallest weights across layers and a pruned model still classifies;
+the distillation loss is its definition; every form is measured beside the original."""
 import copy
 
 import pytest
@@ -8,7 +8,7 @@ from torch import nn
 
 from dlplay.checkpoint import load_model_bytes, model_bytes
 from dlplay.classify import load_bundled_model
-from dlplay.compress import prunable, prune_model, pruning_sweep, weight_sparsity
+from dlplay.compress import compression_report, distillation_loss, prunable, prune_model, weight_sparsity
 from dlplay.data import load_dataset
 from dlplay.device import pick_device
 from dlplay.evaluate import evaluate
@@ -48,14 +48,39 @@ def test_a_pruned_model_saves_loads_and_classifies(bundled):
     assert evaluate(reloaded, digits.test, device).accuracy > original - 0.02  # half the weights, little lost
 
 
-def test_the_sweep_measures_each_sparsity(bundled):
+def test_distillation_loss_against_its_definition_and_its_known_gradient():
+    torch.manual_seed(0)
+    student, teacher, labels = torch.randn(6, 5, requires_grad=True), torch.randn(6, 5), torch.randint(0, 5, (6,))
+    t, alpha = 3.0, 0.7
+    loss = distillation_loss(student, teacher, labels, t, alpha)
+    p_teacher = torch.exp(teacher / t) / torch.exp(teacher / t).sum(1, keepdim=True)  # written out, not F.*
+    log_p_student = student / t - torch.log(torch.exp(student / t).sum(1, keepdim=True))
+    kl = (p_teacher * (torch.log(p_teacher) - log_p_student)).sum(1).mean()
+    log_p_hard = student - torch.log(torch.exp(student).sum(1, keepdim=True))
+    expected = alpha * t * t * kl - (1 - alpha) * log_p_hard[torch.arange(6), labels].mean()
+    torch.testing.assert_close(loss, expected)
+    soft_only = distillation_loss(student, teacher, labels, t, 1.0)
+    (grad,) = torch.autograd.grad(soft_only, student)
+    p_student = torch.softmax(student.detach() / t, 1)
+    torch.testing.assert_close(grad, t * (p_student - p_teacher) / 6)  # T²·(1/T)·(p_s − p_t) per image, averaged
+
+
+def test_the_report_puts_every_form_beside_the_original(bundled):
     model, card = bundled
     digits = load_dataset("mnist5k")
-    results = pruning_sweep(model, card, digits.test, pick_device("cpu"), [0.9, 0.0, 0.5])
-    assert [r.sparsity for r in results] == [0.0, 0.5, 0.9]
-    assert results[0].accuracy == evaluate(model, digits.test, pick_device("cpu")).accuracy
-    assert results[0].nonzero_parameters > results[1].nonzero_parameters > results[2].nonzero_parameters
-    assert results[0].gzip_bytes > results[1].gzip_bytes > results[2].gzip_bytes  # zeros compress
+    before = copy.deepcopy(model.state_dict())
+    forms = compression_report(model, card, digits, pick_device("auto"), [0.9, 0.5], quantize=True, student_epochs=2)
+    assert [f.name for f in forms] == ["original", "pruned 50%", "pruned 90%", "int8 (ONNX Runtime, static)",
+                                       "distilled student (2 epochs)"]
+    original, half, most, int8, student = forms
+    assert original.accuracy == evaluate(model, digits.test, pick_device("cpu")).accuracy
+    assert original.parameters > half.parameters > most.parameters
+    assert original.gzip_bytes > half.gzip_bytes > most.gzip_bytes  # zeros compress
+    assert half.file_bytes == original.file_bytes  # ...but a dense file does not shrink
+    assert int8.file_bytes < original.file_bytes / 2 and int8.accuracy > original.accuracy - 0.02
+    assert student.parameters < original.parameters / 5 and student.accuracy > 0.9  # a seventh of the size, taught
+    assert all(f.latency_one > 0 and f.latency_batch > 0 for f in forms)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the original is untouched
 
 
 @pytest.mark.parametrize("sparsity", [1.0, -0.1])
