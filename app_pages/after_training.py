@@ -1,5 +1,6 @@
 """After training: take a trained model out of the playground (deployment to ONNX and ONNX Runtime; pruning,
-int8 and distillation), and train one without pooling anyone's data (federated averaging)."""
+int8 and distillation), train one without pooling anyone's data (federated averaging), and reuse one for new
+classes with few images (transfer learning)."""
 import tempfile
 
 import pandas as pd
@@ -12,6 +13,7 @@ from dlplay.deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, deployment_report
 from dlplay.device import pick_device
 from dlplay.federated import LocalTraining, centralised, client_indices, fedavg, split_clients
 from dlplay.models import build_model
+from dlplay.transfer import FREEZE, transfer_lab
 from ui import charts, state
 
 REPORTS = "after.reports"  # model label -> its measured forms and their files, under a key no widget owns
@@ -19,6 +21,7 @@ COMPRESSED = "after.compressed"  # model label -> its compressed forms, measured
 SPARSITIES = [0.25, 0.5, 0.75, 0.9, 0.95]
 FEDERATED = "after.federated"  # the last FedAvg run: settings, class mix and both histories
 ALPHAS = [0.05, 0.1, 0.3, 1.0, 3.0, 10.0]
+TRANSFER = "after.transfer"  # the last transfer lab: its settings and results
 CALIBRATION_IMAGES = 256
 RANDOM_IMAGES = 256
 
@@ -195,6 +198,36 @@ def federated_section() -> None:
                "learns slower than on pooled data.")
 
 
+def transfer_section() -> None:
+    st.header("4. Transfer learning: not enough data?")
+    st.caption("The article's FAQ answer: start from a network trained on something else. Here a small CNN learns "
+               "digits 0–4, then digits 5–9 are learnt from only 10, 50 or 200 images each: once from scratch and "
+               "once from the 0–4 network's weights with a new head, both on the very same images and for the same "
+               "number of steps.")
+    a, b = st.columns(2)
+    freeze = a.radio("While learning 5–9, keep fixed", FREEZE, horizontal=True, key="after.freeze",
+                     format_func={"none": "nothing (fine-tune all)", "features": "the conv layers",
+                                  "all but the head": "all but the new head"}.__getitem__)
+    epochs = b.slider("Pre-training epochs on 0–4", 1, 5, 3, key="after.pretrain_epochs")
+    if st.button("Run the lab", type="primary", key="after.transfer_run"):
+        with st.spinner("Pre-training on 0–4, then six runs on 5–9 (about half a minute)..."):
+            st.session_state[TRANSFER] = (freeze, transfer_lab(state.dataset("mnist5k"), pick_device("auto"),
+                                                               freeze=freeze, pretrain_epochs=epochs))
+    found = st.session_state.get(TRANSFER)
+    if found is None:
+        return
+    frozen, (pretrained, results) = found
+    st.plotly_chart(charts.compare_bars([f"{r.per_class} per class" for r in results],
+                                        {"from scratch": [r.scratch for r in results],
+                                         "transferred from 0–4": [r.transferred for r in results]},
+                                        "test accuracy on digits 5–9", percent=True), key="after.transfer_chart")
+    gains = ", ".join(f"{r.transferred - r.scratch:+.1%} with {r.per_class}" for r in results)
+    st.markdown(f"The 0–4 network reached **{pretrained:.1%}** on its own test digits. Transferred minus scratch "
+                f"(kept fixed: {frozen}): {gains} images per class.")
+    st.caption("Transfer helps most when the new data is scarce and the old features fit it; keeping layers fixed "
+               "protects them from few images but stops them adapting. With plenty of images, scratch catches up.")
+
+
 st.title("After training")
 st.caption("Where a trained model goes next (the article's §8): out of PyTorch and onto any device, and smaller.")
 models = state.trained_models()
@@ -203,3 +236,4 @@ chosen_model, chosen_card = models[picked]()
 deploy_section(picked, chosen_model, chosen_card)
 compress_section(picked, chosen_model, chosen_card)
 federated_section()
+transfer_section()

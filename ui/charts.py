@@ -401,3 +401,14 @@ def size_accuracy(names: Sequence[str], sizes_kb: Sequence[float], accuracies: S
     fig.update_layout(height=320, margin=dict(t=10), xaxis=dict(title="gzip-compressed size (KB)", type="log"),
                       yaxis=dict(title="test accuracy", tickformat=".0%"))
     return fig
+
+
+def compare_bars(categories: Sequence[str], series: dict[str, Sequence[float]], y_title: str,
+                 percent: bool = False) -> go.Figure:
+    """Bars grouped by category, one colour per series, each bar labelled with its value."""
+    fig = go.Figure([go.Bar(x=list(categories), y=list(values), name=text(name),
+                            texttemplate="%{y:.1%}" if percent else "%{y:.3g}")
+                     for name, values in series.items()])
+    fig.update_layout(barmode="group", height=320, margin=dict(t=10), yaxis_title=y_title,
+                      xaxis=dict(type="category"), yaxis=dict(tickformat=".0%") if percent else {})
+    return fig

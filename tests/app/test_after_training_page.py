@@ -73,3 +73,16 @@ def test_federated_averaging_against_pooled_training():
     assert list(histories) == ["FedAvg", "centralised (all images pooled)"]
     assert all(len(h) == 2 for h in histories.values())
     assert any("FedAvg: **" in m.value for m in at.markdown)
+
+
+def test_the_transfer_lab_compares_both_arms_at_each_size():
+    at = open_app_page(PAGE)
+    by_label(at.radio, "While learning 5–9, keep fixed").set_value("features").run()
+    by_label(at.slider, "Pre-training epochs on 0–4").set_value(1).run()
+    by_label(at.button, "Run the lab").click().run()
+    assert not at.exception
+    frozen, (pretrained, results) = at.session_state["after.transfer"]
+    assert frozen == "features" and pretrained > 0.9
+    assert [r.per_class for r in results] == [10, 50, 200]
+    assert all(0.5 < r.scratch <= 1 and 0.5 < r.transferred <= 1 for r in results)
+    assert any("Transferred minus scratch" in m.value for m in at.markdown)

@@ -15,9 +15,10 @@ SEED = int(os.environ.get("DLPLAY_MONKEY_SEED", 20261129))  # set it to explore 
 ACTIONS_PER_PAGE = 40
 PAGES = ["home", "neuron", "activations", "optimizers", "playground", "convolution", "trainer", "classify",
          "after_training"]
-# The activation race, FedAvg and distillation train networks on the page itself; the export takes about 10 s
-# (tests/app/test_after_training_page.py presses these).
-SLOW_BUTTONS = {"Race", "Export and measure", "Compress and measure", "Run FedAvg"}
+# The activation race, FedAvg, distillation and the transfer lab train networks on the page itself; the export
+# takes about 10 s (tests/app/test_after_training_page.py presses these).
+SLOW_BUTTONS = {"Race", "Export and measure", "Compress and measure", "Run FedAvg",
+                "Run the lab"}
 
 
 def raw_options(widget) -> list | None:
