@@ -24,11 +24,13 @@ from dlplay.jobs.progress import epochs_csv
 from dlplay.models import CUSTOM, MODELS, build_model, summary
 from dlplay.schedules import SCHEDULES
 from dlplay.train import OPTIMIZERS
+from dlplay.transfer import FREEZE
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, state
 from ui import trainer_views as views
 
 ZIP_CHOICE = "zip"
+FRESH = "fresh weights"
 USER_DATA, STACK = "trainer.user_data", "trainer.stack"  # session-state keys that no widget owns
 AUGMENTATIONS = {"none": Augmentation(), "light (rotate 5°, shift and zoom 5%)": LIGHT,
                  "the article's ImageDataGenerator": ARTICLE}
@@ -75,12 +77,33 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
     return imported.dataset, False
 
 
-def choose_model(dataset: Dataset) -> tuple[str, tuple[LayerSpec, ...]]:
-    """The architecture picker (or the layer builder) with its diagram and summary, or why it cannot work."""
-    model = st.selectbox("Architecture", [*MODELS, CUSTOM], format_func=lambda n: f"{n}: {MODELS[n].description}"
-                         if n in MODELS else "custom: build your own, layer by layer")
-    layers = st.session_state.setdefault(STACK, [(i, spec) for i, spec in enumerate(ARTICLE_STACK)])
-    stack = views.stack_editor(layers, key=STACK) if model == CUSTOM else ()
+def choose_start() -> tuple[Job | None, str]:
+    """Fresh weights, or (transfer learning) a finished run's model and what of it stays fixed."""
+    runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
+    choice = st.selectbox("Start from", [FRESH, *range(len(runs))], key="trainer.start_from",
+                          format_func=lambda i: i if i == FRESH else f"run #{i + 1}'s model: {runs[i].config.model} "
+                          f"trained on {runs[i].dataset_name} (transfer learning)",
+                          help="Transfer learning: the previous run's weights with a new output layer for this "
+                               "data's classes.")
+    if choice == FRESH:
+        return None, "none"
+    freeze = st.radio("Keep fixed while training", FREEZE, horizontal=True, key="trainer.freeze",
+                      format_func={"none": "nothing (fine-tune all)", "features": "the conv layers",
+                                   "all but the head": "all but the new output layer"}.__getitem__)
+    return runs[choice], freeze
+
+
+def choose_model(dataset: Dataset, source: Job | None) -> tuple[str, tuple[LayerSpec, ...]]:
+    """The architecture picker (or the layer builder) with its diagram and summary, or why it cannot work; a run
+    to start from fixes the architecture."""
+    if source is not None:
+        model, stack = source.config.model, source.config.stack
+        st.caption(f"Architecture: {model}, as the run it starts from.")
+    else:
+        model = st.selectbox("Architecture", [*MODELS, CUSTOM], format_func=lambda n: f"{n}: {MODELS[n].description}"
+                             if n in MODELS else "custom: build your own, layer by layer")
+        layers = st.session_state.setdefault(STACK, [(i, spec) for i, spec in enumerate(ARTICLE_STACK)])
+        stack = views.stack_editor(layers, key=STACK) if model == CUSTOM else ()
     try:
         rows = summary(build_model(model, dataset.input_shape, dataset.num_classes, stack=stack), dataset.input_shape)
     except ValueError as err:
@@ -91,7 +114,8 @@ def choose_model(dataset: Dataset) -> tuple[str, tuple[LayerSpec, ...]]:
     return model, stack
 
 
-def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) -> RunConfig:
+def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], source: Job | None,
+                    freeze: str) -> RunConfig:
     """Hyperparameters, data size and augmentation widgets -> a RunConfig."""
     a, b, c, d = st.columns(4)
     optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adamw"))
@@ -137,7 +161,8 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...]) 
     return RunConfig(model=model, stack=stack, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                      batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,
                      augmentation=augmentation, train_fraction=fraction / 100, shrunk_classes=tuple(shrunk),
-                     shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout)
+                     shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout,
+                     start_from=str(source.model_file()) if source is not None else "", freeze=freeze)
 
 
 def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str | None = None,
@@ -284,9 +309,10 @@ if dataset is None:
     st.stop()
 views.data_overview(dataset)
 st.header("2. Model")
-model_name, stack = choose_model(dataset)
+start, frozen = choose_start()
+model_name, stack = choose_model(dataset, start)
 st.header("3. Settings")
-config = choose_settings(dataset, model_name, stack)
+config = choose_settings(dataset, model_name, stack, start, frozen)
 
 st.header("4. Train")
 try:

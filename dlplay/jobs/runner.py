@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import ModelCard, model_bytes, read_training_state, training_state_bytes
+from ..checkpoint import ModelCard, load_model, model_bytes, read_training_state, training_state_bytes
 from ..data import Dataset, balanced_class_weights
 from ..device import DeviceInfo, pick_device
 from ..evaluate import evaluate, evaluation_bytes
 from ..models import build_model, set_dropout
 from ..train import BatchEvent, EpochEvent, Trainer, build_optimizer
+from ..transfer import with_new_head
 from .spec import DataRef, JobSpec, RunConfig, RunStatus, training_split
 
 log = logging.getLogger(__name__)
@@ -50,19 +51,34 @@ def read_resume_point(path: Path) -> ResumePoint:
                        [BatchEvent(**b) for b in plain["batches"]])
 
 
-def build_run_model(config: RunConfig, dataset: Dataset) -> nn.Module:
-    """The untrained model a run starts from (an impossible architecture raises ValueError)."""
+def build_run_model(config: RunConfig, dataset: Dataset, from_source: bool = True) -> nn.Module:
+    """The model a run starts from: fresh weights, or (transfer learning) the `start_from` model's weights with a
+    new head and `freeze` applied. `from_source` False builds the same shapes without reading that file (a resumed
+    run loads its own weights). An impossible architecture or source raises ValueError."""
     mean, std = dataset.channel_stats()
     model = build_model(config.model, dataset.input_shape, dataset.num_classes, mean, std, seed=config.seed,
                         stack=config.stack)
+    if config.start_from:
+        if from_source:
+            source, card = load_model(config.start_from, "the model to start from")
+            if card.input_shape != dataset.input_shape:
+                shape = "×".join(map(str, card.input_shape))
+                raise ValueError(f"the model to start from takes {shape} images and these are "
+                                 f"{'×'.join(map(str, dataset.input_shape))}")
+            if (card.architecture, card.stack) != (config.model, tuple((s.kind, s.size) for s in config.stack)):
+                raise ValueError(f"the model to start from is a {card.architecture}, not a {config.model}")
+            model = source
+        model = with_new_head(model, dataset.num_classes, config.freeze, seed=config.seed)
     if not config.dropout:
         set_dropout(model, 0.0)
     return model
 
 
-def run_card(config: RunConfig, dataset: Dataset, accuracy: float | None = None) -> ModelCard:
-    """The metadata a run's saved model carries."""
-    mean, std = dataset.channel_stats()
+def run_card(config: RunConfig, dataset: Dataset, model: nn.Module, accuracy: float | None = None) -> ModelCard:
+    """The metadata a run's saved model carries (the normalisation is the model's own: a transferred model keeps
+    the one its weights were trained with)."""
+    normalize = model[0]
+    mean, std = tuple(normalize.mean.flatten().tolist()), tuple(normalize.std.flatten().tolist())
     return ModelCard(config.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name, accuracy,
                      tuple((spec.kind, spec.size) for spec in config.stack))
 
@@ -80,8 +96,8 @@ class JobRunner:
         self.spec, self.config, self.dataset = spec, spec.config, dataset
         self._emit_now, self._deliver, self.resume_point = emit, deliver, resume
         self.train_set, self.val_set = training_split(self.config, dataset)
-        self.card = run_card(self.config, dataset)
-        self.model = build_run_model(self.config, dataset)
+        self.model = build_run_model(self.config, dataset, from_source=resume is None)
+        self.card = run_card(self.config, dataset, self.model)
         if resume:
             self.model.load_state_dict(resume.weights)
         self._pending: list[list] = []
@@ -182,7 +198,7 @@ class JobRunner:
         evaluation = evaluate(self.model, self.dataset.test, device, batch_size=batch_size)
         if status == RunStatus.FINISHED:
             message += f" test accuracy {evaluation.accuracy:.1%}."
-        self.card = run_card(self.config, self.dataset, evaluation.accuracy)
+        self.card = run_card(self.config, self.dataset, self.model, evaluation.accuracy)
         self._deliver(MODEL_FILE, model_bytes(self.model, self.card))
         self._deliver(EVALUATION_FILE, evaluation_bytes(evaluation))
         self._emit({"type": "done", "status": status.value, "message": message,

@@ -7,6 +7,7 @@ from enum import StrEnum
 from ..augment import LIGHT, Augmentation
 from ..builder import LayerSpec
 from ..data import Dataset, ImageSet, shrink_classes, stratified_split
+from ..transfer import FREEZE
 
 REMEDIES = ("none", "weighted loss", "weighted sampler")
 RUN_ID = re.compile(r"[0-9a-f]{12}")
@@ -35,10 +36,14 @@ class RunConfig:
     remedy: str = "none"  # for imbalance: "none", "weighted loss" or "weighted sampler"
     dropout: bool = True  # off: every dropout layer's p is set to 0
     stack: tuple[LayerSpec, ...] = ()  # the builder's layers, for model 'custom'
+    start_from: str = ""  # transfer learning: a trained model's .safetensors file (on the worker's machine)...
+    freeze: str = "none"  # ...and what of it stays fixed (dlplay.transfer.FREEZE); the head is always new
 
     def __post_init__(self) -> None:
         if self.remedy not in REMEDIES:
             raise ValueError(f"unknown remedy {self.remedy!r}; choose one of: {', '.join(REMEDIES)}")
+        if self.freeze not in FREEZE:
+            raise ValueError(f"unknown freeze {self.freeze!r}; choose one of: {', '.join(FREEZE)}")
 
     def to_plain(self) -> dict:
         """This config as JSON-ready data."""

@@ -36,7 +36,7 @@ def poll_until(at: AppTest, predicate, timeout=180.0) -> AppTest:
     return at
 
 
-def test_one_epoch_on_mnist5k_shows_test_accuracy(tmp_path):
+def test_one_epoch_on_mnist5k_shows_test_accuracy_then_a_run_starts_from_it(tmp_path):
     at = open_trainer()
     by_label(at.number_input, "Epochs").set_value(1).run()
     click(at, "Train")
@@ -53,6 +53,17 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy(tmp_path):
     assert "First-layer filters" in text and "Dead ReLUs" in text
     by_label(at.slider, "Test image").set_value(7).run()
     assert not at.exception
+    first = at.session_state[RUN_KEY]  # transfer learning: the next run starts from this one's model
+    start = by_label(at.selectbox, "Start from")
+    start.select_index(start.options.index(next(o for o in start.options if o.startswith("run #1's model")))).run()
+    by_label(at.radio, "Keep fixed while training").set_value("features").run()
+    assert any("as the run it starts from" in c.value for c in at.caption)
+    click(at, "Train")
+    poll_until(at, lambda a: a.session_state[RUN_KEY] is not first and not run_state(a).active)
+    second = at.session_state[RUN_KEY]
+    assert run_state(at).status.value == "finished" and second.config.start_from == str(first.model_file())
+    convs = [[m.weight for m in run.model()[0].modules() if m.__class__.__name__ == "Conv2d"] for run in (first, second)]
+    assert all(a.equal(b) for a, b in zip(*convs, strict=True))  # the conv layers stayed as run #1 left them
 
 
 def test_imbalance_lab_with_a_weighted_sampler():

@@ -156,3 +156,39 @@ def test_charts_carry_the_numbers_cap_the_points_and_escape_labels(mnist5k):
     assert charts.clicked_cell([{"x": "&lt;b&gt;dog&lt;/b&gt;", "y": "cat", "z": 3}], weird) == (0, 1)
     assert charts.clicked_cell([{"x": 0.5, "y": 2}], weird) is None
     assert charts.smooth([1.0, 1.0, 1.0]) == pytest.approx([1.0, 1.0, 1.0])  # bias-corrected: no warm-up dip
+
+
+def test_a_run_can_start_from_a_previous_runs_model(mnist5k, tmp_path):
+    from dlplay.checkpoint import load_model_bytes
+    from dlplay.jobs.runner import build_run_model
+
+    digits = small(mnist5k)
+    _, _, files = run_here(RunConfig(epochs=1, augmentation=Augmentation()), digits)
+    source_file = tmp_path / "source.safetensors"
+    source_file.write_bytes(files[MODEL_FILE])
+    source, _ = load_model_bytes(files[MODEL_FILE], "source")
+    # New classes: digits 0-4 only, relabelled, so the head must change size.
+    keep = digits.train.labels < 5
+    fewer = Dataset("first five", [str(c) for c in range(5)],
+                    ImageSet(digits.train.images[keep], digits.train.labels[keep]),
+                    ImageSet(digits.test.images[digits.test.labels < 5], digits.test.labels[digits.test.labels < 5]))
+    config = RunConfig(epochs=1, augmentation=Augmentation(), start_from=str(source_file), freeze="features")
+    start = build_run_model(config, fewer)
+    assert start[-1].out_features == 5
+    for (key, ours), theirs in zip(list(start.state_dict().items())[:-2], list(source.state_dict().values())[:-2],
+                                   strict=True):
+        assert torch.equal(ours, theirs), key  # every layer but the head comes from the previous run
+    convs = [m for m in start.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert not any(p.requires_grad for m in convs for p in m.parameters()) and start[-1].weight.requires_grad
+    progress, _, after = run_here(config, fewer)
+    assert progress.snapshot().status is RunStatus.FINISHED
+    trained, card = load_model_bytes(after[MODEL_FILE], "trained")
+    assert card.class_names == tuple(fewer.class_names) and card.mean == pytest.approx(source[0].mean.flatten().tolist())
+    for frozen, original in zip((m for m in trained.modules() if isinstance(m, torch.nn.Conv2d)), convs, strict=True):
+        assert torch.equal(frozen.weight, original.weight)  # fixed while training
+    with pytest.raises(ValueError, match="takes 1×28×28 images"):
+        cifar_shaped = Dataset("colour", fewer.class_names, ImageSet(torch.zeros(10, 3, 32, 32, dtype=torch.uint8),
+                                                                     torch.arange(10) % 5), fewer.test)
+        build_run_model(config, cifar_shaped)
+    with pytest.raises(ValueError, match="not a readable"):
+        build_run_model(RunConfig(start_from=str(tmp_path / "gone.safetensors")), fewer)
