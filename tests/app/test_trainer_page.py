@@ -62,7 +62,8 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy_then_a_run_starts_from_it(tmp_
     poll_until(at, lambda a: a.session_state[RUN_KEY] is not first and not run_state(a).active)
     second = at.session_state[RUN_KEY]
     assert run_state(at).status.value == "finished" and second.config.start_from == str(first.model_file())
-    convs = [[m.weight for m in run.model()[0].modules() if m.__class__.__name__ == "Conv2d"] for run in (first, second)]
+    convs = [[m.weight for m in run.model()[0].modules() if m.__class__.__name__ == "Conv2d"]
+             for run in (first, second)]
     assert all(a.equal(b) for a, b in zip(*convs, strict=True))  # the conv layers stayed as run #1 left them
 
 

@@ -183,7 +183,8 @@ def test_a_run_can_start_from_a_previous_runs_model(mnist5k, tmp_path):
     progress, _, after = run_here(config, fewer)
     assert progress.snapshot().status is RunStatus.FINISHED
     trained, card = load_model_bytes(after[MODEL_FILE], "trained")
-    assert card.class_names == tuple(fewer.class_names) and card.mean == pytest.approx(source[0].mean.flatten().tolist())
+    assert card.class_names == tuple(fewer.class_names)
+    assert card.mean == pytest.approx(source[0].mean.flatten().tolist())  # the normalisation the weights learnt
     for frozen, original in zip((m for m in trained.modules() if isinstance(m, torch.nn.Conv2d)), convs, strict=True):
         assert torch.equal(frozen.weight, original.weight)  # fixed while training
     with pytest.raises(ValueError, match="takes 1×28×28 images"):
