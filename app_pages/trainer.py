@@ -21,16 +21,18 @@ from dlplay.jobs import (
     check_run_id,
 )
 from dlplay.jobs.progress import epochs_csv
-from dlplay.models import CUSTOM, MODELS, build_model, summary
+from dlplay.models import CUSTOM, IMAGENET_MIN_SIZE, MODELS, build_model, summary
 from dlplay.schedules import SCHEDULES
 from dlplay.train import OPTIMIZERS
-from dlplay.transfer import FREEZE
+from dlplay.transfer import FREEZE, IMAGENET, WeightsUnavailable, imagenet_weights
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, state
 from ui import trainer_views as views
 
 ZIP_CHOICE = "zip"
 FRESH = "fresh weights"
+IMAGENET_MODEL = "mobilenet-v3-small"  # the architecture the ImageNet choice trains
+IMAGENET_PROBLEM = "trainer.imagenet_problem"  # why the ImageNet weights cannot be had (None: they can)
 USER_DATA, STACK = "trainer.user_data", "trainer.stack"  # session-state keys that no widget owns
 AUGMENTATIONS = {"none": Augmentation(), "light (rotate 5°, shift and zoom 5%)": LIGHT,
                  "the article's ImageDataGenerator": ARTICLE}
@@ -77,26 +79,40 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
     return imported.dataset, False
 
 
-def choose_start() -> tuple[Job | None, str]:
-    """Fresh weights, or (transfer learning) a finished run's model and what of it stays fixed."""
+def choose_start() -> tuple[Job | str | None, str]:
+    """Fresh weights, or (transfer learning) a finished run's model or ImageNet weights, and what stays fixed."""
     runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
-    choice = st.selectbox("Start from", [FRESH, *range(len(runs))], key="trainer.start_from",
-                          format_func=lambda i: i if i == FRESH else f"run #{i + 1}'s model: {runs[i].config.model} "
-                          f"trained on {runs[i].dataset_name} (transfer learning)",
-                          help="Transfer learning: the previous run's weights with a new output layer for this "
+    labels = {FRESH: FRESH, IMAGENET: "ImageNet weights: torchvision's MobileNetV3-small (transfer learning)"}
+    choice = st.selectbox("Start from", [FRESH, *range(len(runs)), IMAGENET], key="trainer.start_from",
+                          format_func=lambda i: labels[i] if i in labels else f"run #{i + 1}'s model: "
+                          f"{runs[i].config.model} trained on {runs[i].dataset_name} (transfer learning)",
+                          help="Transfer learning: weights learnt on other images, with a new output layer for this "
                                "data's classes.")
     if choice == FRESH:
         return None, "none"
+    if choice == IMAGENET:
+        if IMAGENET_PROBLEM not in st.session_state:  # look once a session: a download attempt can take a while
+            try:
+                imagenet_weights(IMAGENET_MODEL)
+                st.session_state[IMAGENET_PROBLEM] = None
+            except WeightsUnavailable as err:
+                st.session_state[IMAGENET_PROBLEM] = f"{str(err)[0].upper()}{str(err)[1:]}."
+        if st.session_state[IMAGENET_PROBLEM]:
+            st.warning(st.session_state[IMAGENET_PROBLEM])
     freeze = st.radio("Keep fixed while training", FREEZE, horizontal=True, key="trainer.freeze",
                       format_func={"none": "nothing (fine-tune all)", "features": "the conv layers",
                                    "all but the head": "all but the new output layer"}.__getitem__)
-    return runs[choice], freeze
+    return (IMAGENET if choice == IMAGENET else runs[choice]), freeze
 
 
-def choose_model(dataset: Dataset, source: Job | None) -> tuple[str, tuple[LayerSpec, ...]]:
-    """The architecture picker (or the layer builder) with its diagram and summary, or why it cannot work; a run
-    to start from fixes the architecture."""
-    if source is not None:
+def choose_model(dataset: Dataset, source: Job | str | None) -> tuple[str, tuple[LayerSpec, ...]]:
+    """The architecture picker (or the layer builder) with its diagram and summary, or why it cannot work; what
+    a run starts from fixes the architecture."""
+    if source == IMAGENET:
+        model, stack = IMAGENET_MODEL, ()
+        st.caption(f"Architecture: {model}, the network the ImageNet weights belong to; your images are resized to "
+                   f"at least {IMAGENET_MIN_SIZE} px, made RGB and normalised as ImageNet's were.")
+    elif source is not None:
         model, stack = source.config.model, source.config.stack
         st.caption(f"Architecture: {model}, as the run it starts from.")
     else:
@@ -114,7 +130,7 @@ def choose_model(dataset: Dataset, source: Job | None) -> tuple[str, tuple[Layer
     return model, stack
 
 
-def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], source: Job | None,
+def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], source: Job | str | None,
                     freeze: str) -> RunConfig:
     """Hyperparameters, data size and augmentation widgets -> a RunConfig."""
     a, b, c, d = st.columns(4)
@@ -162,7 +178,8 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
                      batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,
                      augmentation=augmentation, train_fraction=fraction / 100, shrunk_classes=tuple(shrunk),
                      shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout,
-                     start_from=str(source.model_file()) if source is not None else "", freeze=freeze)
+                     start_from=IMAGENET if source == IMAGENET else str(source.model_file()) if source else "",
+                     freeze=freeze)
 
 
 def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str | None = None,
@@ -179,6 +196,9 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
         return
     except DataProblem as err:
         st.error(str(err))
+        return
+    except WeightsUnavailable as err:
+        st.error(f"{str(err)[0].upper()}{str(err)[1:]}.")
         return
     except ValueError as err:
         st.error(f"This model cannot be trained on these images: {err}.")

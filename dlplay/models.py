@@ -152,6 +152,28 @@ class ModelSpec:
 
     description: str
     layers: Callable[[tuple[int, int, int], int], list[nn.Module]]
+    own_normalisation: bool = False  # the layers normalise 0..1 inputs themselves (as pre-trained weights expect)
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET_MIN_SIZE = 64  # smaller images are upsampled: MobileNetV3 halves them five times
+
+
+class ToRGB(nn.Module):
+    """Grey images repeated into three channels (colour ones pass through), for networks made for RGB."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def mobilenet_v3_small(input_shape, num_classes: int) -> list[nn.Module]:
+    """torchvision's MobileNetV3-small behind the input its ImageNet weights expect: upsampled to at least 64 px,
+    grey made RGB, ImageNet's mean and std."""
+    from torchvision.models import mobilenet_v3_small as torchvision_mobilenet
+
+    _, height, width = input_shape
+    resize = [Upsample(IMAGENET_MIN_SIZE)] if min(height, width) < IMAGENET_MIN_SIZE else []
+    return [*resize, ToRGB(), Normalize(IMAGENET_MEAN, IMAGENET_STD), torchvision_mobilenet(num_classes=num_classes)]
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -159,6 +181,8 @@ MODELS: dict[str, ModelSpec] = {
     "article-cifar10": ModelSpec("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout",
                                  article_cifar10_cnn),
     "article-150": ModelSpec("The article's 150x150 CNN (§5.2): 4 conv blocks, Dense512", article_150_cnn),
+    "mobilenet-v3-small": ModelSpec("torchvision's MobileNetV3-small (2.5 M parameters), for ImageNet weights",
+                                    mobilenet_v3_small, own_normalisation=True),
 }
 CUSTOM = "custom"  # a stack of LayerSpecs from the builder
 
@@ -174,6 +198,8 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
         layers = build_stack(stack or (), tuple(input_shape), num_classes)
     elif name in MODELS:
         layers = MODELS[name].layers(tuple(input_shape), num_classes)
+        if MODELS[name].own_normalisation:
+            mean, std = (0.0,) * input_shape[0], (1.0,) * input_shape[0]
     else:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, {CUSTOM}")
     channels = input_shape[0]

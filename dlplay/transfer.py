@@ -5,6 +5,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,6 +17,43 @@ from .models import build_model, init_weights
 from .train import Trainer, build_optimizer
 
 FREEZE = ("none", "features", "all but the head")  # what stays fixed while the new classes are learnt
+IMAGENET = "imagenet"  # start from torchvision's ImageNet weights (a run's `start_from`)
+IMAGENET_WEIGHTS = {"mobilenet-v3-small": "MobileNet_V3_Small_Weights"}  # architecture -> torchvision weights enum
+
+
+class WeightsUnavailable(ValueError):
+    """Pre-trained weights that could not be had; the message says where to put the file by hand."""
+
+
+def imagenet_weights(architecture: str) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights for `architecture`, from torch's cache or downloaded once into it."""
+    import torchvision.models
+
+    if architecture not in IMAGENET_WEIGHTS:
+        raise WeightsUnavailable(f"dlplay has no ImageNet weights for {architecture}; pick "
+                                 f"{', '.join(IMAGENET_WEIGHTS)}")
+    weights = getattr(torchvision.models, IMAGENET_WEIGHTS[architecture]).IMAGENET1K_V1
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; a damaged file is a RuntimeError
+        raise WeightsUnavailable(f"the ImageNet weights for {architecture} could not be downloaded from "
+                                 f"{weights.url} ({err.__class__.__name__}); download that file on a machine "
+                                 f"online and put it in {folder}") from err
+
+
+def load_imagenet_backbone(model: nn.Module, architecture: str) -> nn.Module:
+    """Put ImageNet weights into the torchvision network inside a dlplay `architecture` model, all but the final
+    layer (whose classes differ); returns the model."""
+    state = imagenet_weights(architecture)
+    network = next(m for m in model.modules() if type(m).__module__.startswith("torchvision."))
+    own = network.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in usable]
+    if len(missing) > 2:  # only the last layer's weight and bias may differ
+        raise WeightsUnavailable(f"the ImageNet weights do not fit {architecture}: {', '.join(missing[:3])} …")
+    network.load_state_dict(usable, strict=False)
+    return model
 FINE_TUNE_STEPS = 150  # optimizer steps per arm, whatever the number of images: few images, many epochs
 
 
@@ -35,10 +73,11 @@ def with_new_head(model: nn.Sequential, num_classes: int, freeze: str, seed: int
     if freeze not in FREEZE:
         raise ValueError(f"freeze must be one of {', '.join(FREEZE)}, not {freeze!r}")
     copied = copy.deepcopy(model)
-    last = max(i for i, m in enumerate(copied) if isinstance(m, nn.Linear))
-    head = nn.Linear(copied[last].in_features, num_classes)
+    name, last = [(n, m) for n, m in copied.named_modules() if isinstance(m, nn.Linear)][-1]
+    head = nn.Linear(last.in_features, num_classes)
     init_weights(nn.Sequential(head), torch.Generator().manual_seed(seed))
-    copied[last] = head
+    parent_name, _, attribute = name.rpartition(".")
+    setattr(copied.get_submodule(parent_name), attribute, head)
     for module in copied.modules():
         fixed = (freeze == "features" and isinstance(module, (nn.Conv2d, nn.BatchNorm2d))) or (
             freeze == "all but the head" and module is not head)

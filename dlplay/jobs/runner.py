@@ -17,7 +17,7 @@ from ..device import DeviceInfo, pick_device
 from ..evaluate import evaluate, evaluation_bytes
 from ..models import build_model, set_dropout
 from ..train import BatchEvent, EpochEvent, Trainer, build_optimizer
-from ..transfer import with_new_head
+from ..transfer import IMAGENET, load_imagenet_backbone, with_new_head
 from .spec import DataRef, JobSpec, RunConfig, RunStatus, training_split
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,11 @@ def build_run_model(config: RunConfig, dataset: Dataset, from_source: bool = Tru
     mean, std = dataset.channel_stats()
     model = build_model(config.model, dataset.input_shape, dataset.num_classes, mean, std, seed=config.seed,
                         stack=config.stack)
-    if config.start_from:
+    if config.start_from == IMAGENET:
+        if from_source:
+            load_imagenet_backbone(model, config.model)
+        model = with_new_head(model, dataset.num_classes, config.freeze, seed=config.seed)
+    elif config.start_from:
         if from_source:
             source, card = load_model(config.start_from, "the model to start from")
             if card.input_shape != dataset.input_shape:

@@ -281,3 +281,26 @@ def test_a_worker_that_dies_is_reported_and_the_run_resumes_from_its_checkpoint(
     snap = run_state(at)
     assert snap.status == "finished" and [e.epoch for e in snap.epochs] == [1, 2, 3]
     assert at.session_state[RUN_KEY].run_id == job.run_id and job.run_id in at.query_params["run"]
+
+
+def test_imagenet_weights_offline_get_one_sentence_and_the_page_keeps_working(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torch
+
+    def refuse(*_args, **_kwargs):  # no network in tests: a download fails the way urllib fails offline
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    at = open_trainer()
+    start = by_label(at.selectbox, "Start from")
+    start.select_index(len(start.options) - 1).run()  # ImageNet weights
+    assert not at.exception
+    [warning] = [w.value for w in at.warning]
+    assert "could not be downloaded" in warning and "mobilenet_v3_small-047dcff4.pth" in warning
+    assert str(tmp_path / "hub" / "checkpoints") in warning
+    assert any("mobilenet-v3-small" in c.value for c in at.caption)  # the architecture the weights belong to
+    click(at, "Train")
+    assert not at.exception and any("could not be downloaded" in e.value for e in at.error)
+    assert RUN_KEY not in at.session_state  # nothing was queued

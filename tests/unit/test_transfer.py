@@ -64,3 +64,60 @@ def test_the_lab_arms_learn_from_the_same_images(monkeypatch):
         assert scratch_data is transferred_data  # one sample, both arms
     assert [len(s) for s in seen] == [15, 15, 30, 30]
     assert set(seen[0].labels.tolist()) == set(range(5))  # digits 5–9, relabelled 0–4
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty torch cache of its own (torch.hub reads TORCH_HOME each time)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+def offline(monkeypatch):
+    """No network: a download fails the way urllib fails offline (tests never touch the real network)."""
+    import urllib.error
+
+    def refuse(*_args, **_kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+
+
+def test_offline_imagenet_weights_are_one_sentence_saying_where_the_file_goes(torch_home, monkeypatch):
+    offline(monkeypatch)
+    with pytest.raises(transfer.WeightsUnavailable) as caught:
+        transfer.imagenet_weights("mobilenet-v3-small")
+    message = str(caught.value)
+    assert "mobilenet_v3_small-047dcff4.pth" in message and str(torch_home / "hub" / "checkpoints") in message
+
+
+def test_imagenet_weights_from_the_cache_go_into_the_backbone_and_a_run_trains_from_them(torch_home, monkeypatch):
+    import torchvision
+
+    from dlplay.augment import Augmentation
+    from dlplay.data import Dataset
+    from dlplay.jobs.runner import JobRunner, build_run_model
+    from dlplay.jobs.spec import DataRef, JobSpec, RunConfig
+
+    offline(monkeypatch)  # the file below is in the cache, so nothing is downloaded
+    fake = torchvision.models.mobilenet_v3_small(num_classes=1000).state_dict()  # a small file made here
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(fake, torch_home / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth")
+    digits = load_dataset("mnist5k")
+    data = Dataset("mnist5k", digits.class_names, ImageSet(digits.train.images[:64], digits.train.labels[:64]),
+                   ImageSet(digits.test.images[:32], digits.test.labels[:32]))
+    config = RunConfig(model="mobilenet-v3-small", epochs=1, batch_size=32, augmentation=Augmentation(),
+                       start_from=transfer.IMAGENET, freeze="features", validation_fraction=0.0)
+    model = build_run_model(config, data)
+    network = model[-1]
+    for key, value in network.state_dict().items():
+        if not key.startswith("classifier.3"):  # every layer but the new 10-class output comes from the file
+            assert torch.equal(value, fake[key]), key
+    assert network.classifier[3].out_features == 10
+    assert not any(p.requires_grad for p in network.features.parameters())
+    x = digits.test.images[:2].float() / 255  # grey 28×28 in: upsampled, made RGB, ImageNet-normalised
+    assert model.eval()(x).shape == (2, 10)
+    events = []
+    JobRunner(JobSpec("0123456789ab", config, DataRef("mnist5k"), threads=1), data, events.append,
+              lambda *_: None).run()
+    assert events[-1]["status"] == "finished", events[-1]
