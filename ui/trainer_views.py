@@ -67,10 +67,17 @@ DIAGRAM_KINDS = {"Conv2d": "#eef3fb", "MaxPool2d": "#f4f4f4", "Linear": "#e9f6ec
                  "BatchNorm1d": "#fdf6e3", "Dropout": "#fdf0e6", "Upsample": "#f4f4f4", "Flatten": "#f4f4f4"}
 
 
+MAX_DIAGRAM_NODES = 24
+
+
 def model_diagram(rows: list[LayerRow], input_shape) -> None:
     """The model as a left-to-right chain of its main layers, each with its output shape."""
     nodes = [("input", "×".join(map(str, input_shape)), "#ffffff")] + [
         (r.kind, "×".join(map(str, r.output_shape)), DIAGRAM_KINDS[r.kind]) for r in rows if r.kind in DIAGRAM_KINDS]
+    if len(nodes) > MAX_DIAGRAM_NODES:  # a chain this long would be unreadably small
+        st.caption(f"A deep network: {len(nodes) - 1} main layers from {nodes[0][1]} to {nodes[-1][1]}; the summary "
+                   "below lists them all.")
+        return
     dot = ['digraph model { rankdir=LR; bgcolor="transparent"; node [shape=box, style="rounded,filled", '
            'fontname="Helvetica", fontsize=11, color="#4a6fa5"]; edge [color="#4a6fa5"];']
     dot += [f'n{i} [label="{kind}\\n{size}", fillcolor="{colour}"];' for i, (kind, size, colour) in enumerate(nodes)]
