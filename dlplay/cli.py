@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .augment import LIGHT, Augmentation
 from .checkpoint import ModelCard, ModelFileError, load_model, save_model
 from .data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
@@ -168,15 +169,34 @@ def ray_train_command(args: argparse.Namespace, dataset: Dataset, registered: bo
 
 
 def train_command(args: argparse.Namespace) -> int:
-    """Run `train`; returns the process exit code."""
-    configure_threads()
+    """Run `train`, alone or as one process of a `torchrun` job; returns the process exit code."""
+    ranks = distributed.from_environment()
+    if ranks is not None and args.ray:
+        print("error: --ray runs the training as a Ray job; start it without torchrun", file=sys.stderr)
+        return 2
+    configure_threads(distributed.threads_per_process() if ranks is not None else None)
     try:
         # A Ray job picks its device on its node.
         device = pick_device(args.device, args.mixed_precision) if not args.ray else None
+        if ranks is not None:
+            device = distributed.join(ranks, device)
         dataset = load_dataset(args.dataset, args.data_dir)
     except (ValueError, DatasetUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ValueError) else 1
+    try:
+        return _train(args, dataset, device, ranks)
+    except torch.distributed.DistBackendError as err:  # a peer process died or hung: end this one too
+        print(f"error: another process of this distributed run stopped ({str(err).splitlines()[0]}); the run is "
+              "ended", file=sys.stderr)
+        return 1
+    finally:
+        distributed.leave()
+
+
+def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distributed.Ranks | None) -> int:
+    leader = ranks is None or ranks.leader
+    say = print if leader else (lambda *_args, **_kwargs: None)  # only rank 0 talks
     train = dataset.train
     if args.dry_run:
         n = 2 * args.batch_size
@@ -184,8 +204,11 @@ def train_command(args: argparse.Namespace) -> int:
     if args.ray:  # a registered dataset is loaded by name on the node; a dry run's slice travels as a file
         return ray_train_command(args, Dataset(dataset.name, dataset.class_names, train, dataset.test),
                                  registered=not args.dry_run)
-    print(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name} "
-          f"({device.precision})")
+    say(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name} "
+        f"({device.precision})")
+    if ranks is not None:
+        say(f"distributed: {ranks.world} processes ({torch.distributed.get_backend()}); batch size {args.batch_size} "
+            f"for all of them together, {args.batch_size // ranks.world} per process and step")
     mean, std = dataset.channel_stats()
     try:
         model = build_model(args.model, dataset.input_shape, dataset.num_classes, mean, std, seed=args.seed)
@@ -193,22 +216,35 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
-    trainer = Trainer(model, optimizer, train, device, batch_size=args.batch_size, epochs=args.epochs,
-                      schedule=args.schedule, seed=args.seed, augmentation=AUGMENTATIONS[args.augment],
-                      label_smoothing=args.label_smoothing)
-    bar = ProgressBar(args.epochs)
-    trainer.on("batch_end", bar.batch)
-    trainer.on("epoch_end", bar.epoch)
+    trained = model
+    if ranks is not None:  # every rank starts from the same seed; DDP also broadcasts rank 0's weights
+        model.to(device.device, memory_format=torch.channels_last if device.channels_last else torch.preserve_format)
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.device.index] if device.device.type == "cuda" else None)
+    try:
+        trainer = Trainer(trained, optimizer, train, device, batch_size=args.batch_size, epochs=args.epochs,
+                          schedule=args.schedule, seed=args.seed, augmentation=AUGMENTATIONS[args.augment],
+                          label_smoothing=args.label_smoothing, ranks=ranks)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if leader:
+        bar = ProgressBar(args.epochs)
+        trainer.on("batch_end", bar.batch)
+        trainer.on("epoch_end", bar.epoch)
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start
-    result = evaluate(model, dataset.test, device)
-    print(f"trained in {seconds:.1f}s; test accuracy {result.accuracy:.4f} ({result.accuracy:.2%}), "
-          f"test loss {result.loss:.4f}")
-    if args.save:
-        card = ModelCard(args.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name,
-                         result.accuracy)
-        print(f"saved {save_model(args.save, model, card)}")
+    if leader:
+        result = evaluate(model, dataset.test, device)
+        say(f"trained in {seconds:.1f}s; test accuracy {result.accuracy:.4f} ({result.accuracy:.2%}), "
+            f"test loss {result.loss:.4f}")
+        if args.save:
+            card = ModelCard(args.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name,
+                             result.accuracy)
+            say(f"saved {save_model(args.save, model, card)}")
+    if ranks is not None:
+        torch.distributed.barrier()  # the others wait while rank 0 evaluates and saves
     return 0
 
 

@@ -12,6 +12,7 @@ from torch import nn
 from .augment import Augmentation, random_affine
 from .data import ImageSet
 from .device import DeviceInfo, autocast
+from .distributed import Ranks, all_sum, shard
 from .evaluate import evaluate
 from .models import Dropout
 from .schedules import build_schedule
@@ -92,13 +93,21 @@ class Trainer:
                  batch_size: int = 64, epochs: int = 1, schedule: str = "constant", seed: int = 0,
                  augmentation: Augmentation = Augmentation(), val: ImageSet | None = None,
                  label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None,
-                 balanced_sampling: bool = False):
+                 balanced_sampling: bool = False, ranks: Ranks | None = None):
         if batch_size < 1 or epochs < 1:
             raise ValueError("batch_size and epochs must be at least 1")
+        if ranks is not None and batch_size % ranks.world:
+            raise ValueError(f"the batch size ({batch_size}, for all processes together) must be a multiple of the "
+                             f"number of processes ({ranks.world})")
         self.model, self.optimizer, self.train_set, self.val_set = model, optimizer, train, val
         self.device, self.batch_size, self.epochs, self.seed = device, batch_size, epochs, seed
         self.augmentation = augmentation
-        self.steps_per_epoch = -(-len(train) // batch_size)
+        # Distributed (model wrapped in DistributedDataParallel by the caller): batch_size is the global batch, each
+        # rank takes batch_size / world of its shard per step, and the epoch's metrics are summed over the ranks.
+        self.ranks = ranks
+        self.rank_batch = batch_size // ranks.world if ranks else batch_size
+        shard_size = -(-len(train) // ranks.world) if ranks else len(train)  # a rank's share, padded like the order
+        self.steps_per_epoch = -(-shard_size // self.rank_batch)
         self.scheduler = build_schedule(schedule, optimizer, self.steps_per_epoch * epochs)
         self.balanced_sampling = balanced_sampling
         weight = class_weights.to(device.device) if class_weights is not None else None
@@ -199,7 +208,8 @@ class Trainer:
                     return history.stop()
                 y = labels[idx]
                 logits, loss = self._forward(images[idx], y)
-                batch_loss = loss.item()
+                batch_loss = loss.item() if self.ranks is None else (  # every rank sees the same mean loss
+                    all_sum([loss.item()], self.device.device)[0] / self.ranks.world)
                 if self._diverged(batch_loss, first=step == 0):
                     last_good.restore()
                     history.diverged_at = step + 1
@@ -228,9 +238,10 @@ class Trainer:
 
     def _batches(self):
         """The epoch's batches of training indices, in the order drawn from the run's shuffle generator."""
-        order = self._epoch_order(self.generators["shuffle"]).to(self.device.device)
+        order = self._epoch_order(self.generators["shuffle"])  # the same on every rank: one seed
+        order = (shard(order, self.ranks) if self.ranks else order).to(self.device.device)
         for i in range(self.steps_per_epoch):
-            yield order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield order[i * self.rank_batch:(i + 1) * self.rank_batch]
 
     def _wait_or_stop(self, meter: "EpochMeter") -> bool:
         """Hold while paused (that time does not count against images/s); False once stop() was called."""
@@ -266,6 +277,9 @@ class Trainer:
     def _end_epoch(self, epoch: int, meter: "EpochMeter") -> EpochEvent:
         """The epoch's metrics, with the validation images evaluated."""
         seconds = time.perf_counter() - meter.start
+        if self.ranks is not None:
+            meter.seen, meter.loss_sum, meter.correct = all_sum([meter.seen, meter.loss_sum, meter.correct],
+                                                                self.device.device)
         val = (evaluate(self.model, self.val_set, self.device, batch_size=self.batch_size)
                if self.val_set is not None else None)
         return EpochEvent(epoch, meter.loss_sum / meter.seen, meter.correct / meter.seen, val.loss if val else None,
