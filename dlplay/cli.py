@@ -5,13 +5,22 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from . import distributed
 from .augment import LIGHT, Augmentation
-from .checkpoint import ModelCard, ModelFileError, load_model, save_model
+from .checkpoint import (
+    ModelCard,
+    ModelFileError,
+    load_model,
+    read_training_state,
+    save_model,
+    training_state_bytes,
+    write_atomically,
+)
 from .data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
 from .device import DEVICE_CHOICES, configure_threads, pick_device
 from .evaluate import evaluate
@@ -80,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
     train.add_argument("--save", type=Path, default=None, metavar="PATH", help="write the model as .safetensors")
     train.add_argument("--dry-run", action="store_true", help="train on two batches only (a quick smoke test)")
+    train.add_argument("--train-images", type=_positive(int), default=None, metavar="N",
+                       help="train on the first N training images only")
+    train.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
+                       help="write the training state here after every epoch (any number of processes)")
+    train.add_argument("--resume", type=Path, default=None, metavar="PATH",
+                       help="continue from a --checkpoint file up to --epochs, with any number of processes (past "
+                            "the epochs the run was started with only on a constant schedule: the others end there)")
     train.add_argument("--ray", metavar="ADDRESS", default=None,
                        help="train as a job on the Ray cluster at ADDRESS (e.g. 10.0.0.5:6379, or 'local' to start "
                             "Ray on this machine) instead of in this process")
@@ -198,6 +214,8 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
     leader = ranks is None or ranks.leader
     say = print if leader else (lambda *_args, **_kwargs: None)  # only rank 0 talks
     train = dataset.train
+    if args.train_images:
+        train = ImageSet(train.images[:args.train_images], train.labels[:args.train_images])
     if args.dry_run:
         n = 2 * args.batch_size
         train, args.epochs = ImageSet(train.images[:n], train.labels[:n]), 1
@@ -210,11 +228,15 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
         say(f"distributed: {ranks.world} processes ({torch.distributed.get_backend()}); batch size {args.batch_size} "
             f"for all of them together, {args.batch_size // ranks.world} per process and step")
     mean, std = dataset.channel_stats()
+    card = ModelCard(args.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name)
     try:
         model = build_model(args.model, dataset.input_shape, dataset.num_classes, mean, std, seed=args.seed)
+        resumed = _read_checkpoint(args.resume, card) if args.resume else None
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if resumed is not None:
+        model.load_state_dict(resumed[0])
     optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     trained = model
     if ranks is not None:  # every rank starts from the same seed; DDP also broadcasts rank 0's weights
@@ -228,10 +250,20 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if resumed is not None:
+        trainer.load_state(*resumed[1:])
+        if trainer.epochs_done >= args.epochs:
+            print(f"error: {args.resume.name} has already trained {trainer.epochs_done} epoch(s); ask for more with "
+                  "--epochs", file=sys.stderr)
+            return 2
+        say(f"resumed from {args.resume} after epoch {trainer.epochs_done}")
     if leader:
         bar = ProgressBar(args.epochs)
         trainer.on("batch_end", bar.batch)
         trainer.on("epoch_end", bar.epoch)
+        if args.checkpoint:
+            trainer.on("epoch_end", lambda _event: write_atomically(
+                args.checkpoint, training_state_bytes(model, card, *trainer.state())))
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start
@@ -240,12 +272,21 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
         say(f"trained in {seconds:.1f}s; test accuracy {result.accuracy:.4f} ({result.accuracy:.2%}), "
             f"test loss {result.loss:.4f}")
         if args.save:
-            card = ModelCard(args.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name,
-                             result.accuracy)
-            say(f"saved {save_model(args.save, model, card)}")
+            say(f"saved {save_model(args.save, model, replace(card, test_accuracy=result.accuracy))}")
     if ranks is not None:
         torch.distributed.barrier()  # the others wait while rank 0 evaluates and saves
     return 0
+
+
+def _read_checkpoint(path: Path, card: ModelCard) -> tuple[dict, dict, dict]:
+    """(weights, trainer tensors, trainer data) from a --checkpoint file written for this model and data;
+    ValueError (ModelFileError) otherwise."""
+    weights, tensors, plain, saved = read_training_state(path)
+    if (saved.architecture, saved.input_shape, saved.class_names) != (card.architecture, card.input_shape,
+                                                                       card.class_names):
+        raise ModelFileError(f"{path.name} was written by a {saved.architecture} run on {saved.dataset}, not a "
+                             f"{card.architecture} run on {card.dataset}")
+    return weights, tensors, plain
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -93,3 +93,39 @@ def test_a_process_that_dies_ends_the_whole_run_with_an_error():
     assert run.returncode != 0
     assert "FAILED" in output and "Signal 9 (SIGKILL)" in output
     assert "epoch 30/30" not in output
+
+
+def test_a_checkpoint_resumes_on_another_number_of_processes(tmp_path):
+    small = ["--train-images", "256", "--batch-size", "64", *EXACT]
+    straight = subprocess.run([sys.executable, "-m", "dlplay", "train", "--epochs", "2", *small, "--save",
+                               str(tmp_path / "straight.safetensors")], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+    assert straight.returncode == 0, straight.stderr
+    expected = load_file(tmp_path / "straight.safetensors")
+    for first, then in ((2, 1), (1, 2)):  # written by 2 processes, resumed by 1; and the other way round
+        checkpoint, out = tmp_path / f"after-1-of-{first}.safetensors", tmp_path / f"resumed-on-{then}.safetensors"
+        one_epoch = ["train", "--epochs", "1", *small, "--checkpoint", str(checkpoint)]
+        done = subprocess.run(torchrun(2, *one_epoch) if first == 2 else [sys.executable, "-m", "dlplay", *one_epoch],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        rest = ["train", "--epochs", "2", *small, "--resume", str(checkpoint), "--save", str(out)]
+        done = subprocess.run(torchrun(2, *rest) if then == 2 else [sys.executable, "-m", "dlplay", *rest],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"resumed from {checkpoint} after epoch 1" in done.stdout and "epoch 1/2" not in done.stderr
+        resumed = load_file(out)
+        for key, value in expected.items():
+            torch.testing.assert_close(resumed[key], value, rtol=0, atol=TOLERANCE, msg=key)
+
+
+def test_resuming_the_wrong_checkpoint_is_exit_2_and_one_sentence(tmp_path, capsys):
+    from dlplay.cli import main
+
+    checkpoint = tmp_path / "small.safetensors"
+    assert main(["train", "--dry-run", "--batch-size", "16", "--checkpoint", str(checkpoint)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--model", "article-150", "--resume", str(checkpoint)]) == 2
+    assert "was written by a small-cnn run on mnist5k" in capsys.readouterr().err
+    assert main(["train", "--dry-run", "--batch-size", "16", "--resume", str(checkpoint)]) == 2
+    assert "has already trained 1 epoch(s)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "missing.safetensors")]) == 2
