@@ -73,7 +73,7 @@ def test_upload_a_photo_through_the_file_chooser_and_see_a_prediction(app_url, b
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(
         str(REPO / "dlplay" / "assets" / "photos" / "coffee.png"))
     page.get_by_text("with probability").wait_for(timeout=60_000)
-    expect(page.get_by_text("What the model sees")).to_be_visible()
+    expect(page.get_by_text("What the model sees")).to_be_visible(timeout=60_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "classify.png"))
@@ -95,15 +95,18 @@ def test_draw_a_digit_on_the_pad_and_see_it_read(app_url, browser):
     verdict = page.get_by_text("with probability")
     verdict.wait_for(timeout=60_000)
     assert verdict.inner_text().startswith("1 with probability")
-    expect(page.get_by_text("inverted: the model learned light ink on a dark background")).to_be_visible()
+    expect(page.get_by_text("inverted: the model learned light ink on a dark background")).to_be_visible(timeout=60_000)
     page.close()
+
+
+SURFACE = "plot => JSON.stringify(plot.data[0].z)"  # the heat-map's values, as Plotly holds them
 
 
 def test_the_playground_plays_in_a_real_browser(app_url, browser):
     page = open_page(browser, f"{app_url}/playground?data=XOR&features=x1x2&net=none&opt=Adam&lr=0.1", height=1500)
     surface = page.locator(".js-plotly-plot").nth(1)  # the loss curves come first, then the output over the plane
     surface.locator(".heatmaplayer").wait_for(timeout=30_000)
-    before = surface.screenshot()
+    before = surface.evaluate(SURFACE)
     page.get_by_role("button", name="Play").click()
     epoch = page.locator('[data-testid="stMetric"]').filter(has_text="Epoch").locator('[data-testid="stMetricValue"]')
     expect(epoch).not_to_have_text("0", timeout=30_000)
@@ -114,7 +117,10 @@ def test_the_playground_plays_in_a_real_browser(app_url, browser):
     page.get_by_role("button", name="Pause").click()
     page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
     assert "features=x1x2" in page.url and page.locator('[data-testid="stException"]').count() == 0
-    assert surface.screenshot() != before  # the boundary moved
+    # Paused, the interactive figure is back (drawn anew, so wait for it) and the boundary in it has moved.
+    page.wait_for_function(f"before => {{ const plot = document.querySelectorAll('.js-plotly-plot')[1]; "
+                           f"return plot && plot.data && ({SURFACE})(plot) !== before; }}", arg=before,
+                           timeout=60_000)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "playground.png"))
     page.close()
@@ -129,8 +135,8 @@ def test_the_convolution_page_steps_the_kernel_in_a_real_browser(app_url, browse
     before = output.evaluate(lit)
     page.get_by_role("button", name="Step ▶").click()
     page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
-    expect(page.locator(".katex").first).to_be_visible()  # the sum, typeset
-    expect(output.locator(".heatmaplayer")).to_be_visible()
+    expect(page.locator(".katex").first).to_be_visible(timeout=60_000)  # the sum, typeset
+    expect(output.locator(".heatmaplayer")).to_be_visible(timeout=60_000)
     assert output.evaluate(lit) == [[before[0][0] + 1, before[0][1]]]  # one column to the right
     assert page.locator('[data-testid="stException"]').count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -146,7 +152,7 @@ def test_the_convolution_page_steps_the_kernel_in_a_real_browser(app_url, browse
 def test_math_pages_draw_their_content(app_url, browser, path, heading, drawn):
     page = open_page(browser, f"{app_url}/{path}", height=2400)
     page.get_by_text(heading).first.wait_for(timeout=60_000)
-    expect(page.locator(drawn).first).to_be_visible()
+    expect(page.locator(drawn).first).to_be_visible(timeout=60_000)  # a page computing first may draw late
     assert page.locator('[data-testid="stException"]').count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{path}.png"))
