@@ -9,7 +9,16 @@ import torch
 
 from dlplay.compress import compression_report
 from dlplay.data import DATASETS
-from dlplay.deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, deployment_report
+from dlplay.deploy import (
+    CALIBRATION_IMAGES,
+    INPUT,
+    LATENCY_BATCH,
+    OPSET,
+    OUTPUT,
+    RANDOM_IMAGES,
+    deployment_report,
+    report_images,
+)
 from dlplay.device import pick_device
 from dlplay.federated import LocalTraining, centralised, client_indices, fedavg, split_clients
 from dlplay.models import build_model
@@ -22,19 +31,12 @@ SPARSITIES = [0.25, 0.5, 0.75, 0.9, 0.95]
 FEDERATED = "after.federated"  # the last FedAvg run: settings, class mix and both histories
 ALPHAS = [0.05, 0.1, 0.3, 1.0, 3.0, 10.0]
 TRANSFER = "after.transfer"  # the last transfer lab: its settings and results
-CALIBRATION_IMAGES = 256
-RANDOM_IMAGES = 256
 
 
 def measure(label: str, model, card, quantize: bool) -> None:
     """Export the model (and quantize it), measure every form, and keep the table and the files' bytes."""
-    if card.dataset in DATASETS:
-        data = state.dataset(card.dataset)
-        images, labels = data.test.images.float() / 255, data.test.labels
-        calibration = data.train.images[:CALIBRATION_IMAGES].float() / 255 if quantize else None
-    else:
-        images = torch.rand(RANDOM_IMAGES, *card.input_shape, generator=torch.Generator().manual_seed(0))
-        labels, calibration = None, None
+    data = state.dataset(card.dataset) if card.dataset in DATASETS else None
+    images, labels, calibration = report_images(card, data, quantize)
     with tempfile.TemporaryDirectory(prefix="dlplay-after-") as folder:
         variants = deployment_report(model, card, folder, images, labels, calibration)
         files = {v.path.name: v.path.read_bytes() for v in variants if v.path is not None}

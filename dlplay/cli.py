@@ -30,7 +30,6 @@ from .train import OPTIMIZERS, BatchEvent, EpochEvent, Trainer, build_optimizer
 
 AUGMENTATIONS = {"none": Augmentation(), "light": LIGHT}
 BAR_WIDTH = 30
-CALIBRATION_IMAGES = 256  # training images that set an int8 model's activation ranges
 
 
 def _positive(kind):
@@ -105,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="where to write the ONNX model")
     export.add_argument("--quantize", action="store_true",
                         help="also write an int8 model beside it (OUT.int8.onnx), quantized by ONNX Runtime with "
-                             f"{CALIBRATION_IMAGES} training images of the model's dataset for calibration")
+                             "training images of the model's dataset for calibration")
     export.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
     return parser
 
@@ -291,7 +290,7 @@ def _read_checkpoint(path: Path, card: ModelCard) -> tuple[dict, dict, dict]:
 
 def export_command(args: argparse.Namespace) -> int:
     """Run `export`; returns the process exit code (2 for a model file or a dataset that cannot be used)."""
-    from .deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, deployment_report
+    from .deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, RANDOM_IMAGES, deployment_report, report_images
 
     configure_threads()
     if args.onnx.suffix != ".onnx":
@@ -311,11 +310,8 @@ def export_command(args: argparse.Namespace) -> int:
               "and they are not on this machine", file=sys.stderr)
         return 2
     if dataset is None:
-        images, labels = torch.rand(256, *card.input_shape, generator=torch.Generator().manual_seed(0)), None
-        print("the model's test images are not on this machine: comparing on 256 random images")
-    else:
-        images, labels = dataset.test.images.float() / 255, dataset.test.labels
-    calibration = dataset.train.images[:CALIBRATION_IMAGES].float() / 255 if args.quantize else None
+        print(f"the model's test images are not on this machine: comparing on {RANDOM_IMAGES} random images")
+    images, labels, calibration = report_images(card, dataset, args.quantize)
     with tempfile.TemporaryDirectory(prefix="dlplay-export-") as folder:
         variants = deployment_report(model, card, folder, images, labels, calibration)
         targets = [args.onnx, args.onnx.with_suffix(".int8.onnx")]

@@ -15,14 +15,12 @@ from torch.nn.utils import prune
 from .builder import LayerSpec
 from .checkpoint import ModelCard, model_bytes
 from .data import Dataset, ImageSet
-from .deploy import OnnxModel, export_onnx, median_latency, quantize_onnx
+from .deploy import CALIBRATION_IMAGES, LATENCY_BATCH, OnnxModel, export_onnx, median_latency, quantize_onnx
 from .device import DeviceInfo
 from .models import CUSTOM, build_model
 
 # The student: about a seventh of the small CNN's parameters.
 STUDENT = (LayerSpec("conv", 8), LayerSpec("pool"), LayerSpec("conv", 16), LayerSpec("pool"), LayerSpec("dense", 32))
-LATENCY_BATCH = 64
-CALIBRATION_IMAGES = 256
 
 
 def prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:

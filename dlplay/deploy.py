@@ -20,10 +20,14 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
 from .checkpoint import METADATA_KEY, ModelCard, ModelFileError, card_metadata, model_bytes, read_card_fields
+from .data import Dataset
 
 OPSET = 18
 INPUT, OUTPUT = "images", "logits"  # (N, C, H, W) floats in 0..1 in, class scores out; N is free
 CALIBRATION_BATCH = 32
+CALIBRATION_IMAGES = 256  # training images that set an int8 model's activation ranges
+RANDOM_IMAGES = 256  # compared on, seeded, when the model's own test images are not at hand
+LATENCY_BATCH = 64
 
 
 def export_onnx(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
@@ -62,7 +66,6 @@ class OnnxModel:
     def __init__(self, path: str | Path):
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: the quantized graph's notes are not for the user
-        self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
@@ -78,13 +81,15 @@ class Agreement:
     same_prediction: float  # the share of images where both pick the same class
 
 
+def agreement(reference: np.ndarray, theirs: np.ndarray) -> Agreement:
+    """How close `theirs` logits are to the `reference` ones for the same images."""
+    return Agreement(float(np.abs(theirs - reference).max()), float((theirs.argmax(1) == reference.argmax(1)).mean()))
+
+
 @torch.no_grad()
 def compare(model: nn.Module, onnx_model: OnnxModel, images: torch.Tensor) -> Agreement:
     """Run PyTorch (float32, CPU) and ONNX Runtime on the same 0..1 images and compare their logits."""
-    reference = model.eval().cpu()(images.float()).numpy()
-    theirs = onnx_model(images)
-    return Agreement(float(np.abs(theirs - reference).max()),
-                     float((theirs.argmax(1) == reference.argmax(1)).mean()))
+    return agreement(model.eval().cpu()(images.float()).numpy(), onnx_model(images))
 
 
 class _Batches(CalibrationDataReader):
@@ -139,7 +144,15 @@ class Variant:
     latency_batch: float  # median seconds for a batch of LATENCY_BATCH images
 
 
-LATENCY_BATCH = 64
+def report_images(card: ModelCard, dataset: Dataset | None,
+                  quantize: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """What a report measures on, as 0..1 images: (the dataset's test images, their labels, CALIBRATION_IMAGES of
+    its training images to quantize with); without the dataset, RANDOM_IMAGES seeded random images, no labels and
+    no calibration."""
+    if dataset is None:
+        return torch.rand(RANDOM_IMAGES, *card.input_shape, generator=torch.Generator().manual_seed(0)), None, None
+    calibration = dataset.train.images[:CALIBRATION_IMAGES].float() / 255 if quantize else None
+    return dataset.test.images.float() / 255, dataset.test.labels, calibration
 
 
 @torch.no_grad()
@@ -164,7 +177,7 @@ def deployment_report(model: nn.Module, card: ModelCard, folder: str | Path, ima
                       quantize_onnx(exported, folder / "model.int8.onnx", calibration)))
     for name, path in files:
         runner = OnnxModel(path)
-        variants.append(Variant(name, path, path.stat().st_size, accuracy(runner(images)),
-                                compare(model, runner, images), median_latency(runner, one),
-                                median_latency(runner, batch)))
+        logits = runner(images)
+        variants.append(Variant(name, path, path.stat().st_size, accuracy(logits), agreement(reference, logits),
+                                median_latency(runner, one), median_latency(runner, batch)))
     return variants

@@ -58,24 +58,25 @@ def build_run_model(config: RunConfig, dataset: Dataset, from_source: bool = Tru
     mean, std = dataset.channel_stats()
     model = build_model(config.model, dataset.input_shape, dataset.num_classes, mean, std, seed=config.seed,
                         stack=config.stack)
-    if config.start_from == IMAGENET:
+    if config.start_from:
         if from_source:
-            load_imagenet_backbone(model, config.model)
-        model = with_new_head(model, dataset.num_classes, config.freeze, seed=config.seed)
-    elif config.start_from:
-        if from_source:
-            source, card = load_model(config.start_from, "the model to start from")
-            if card.input_shape != dataset.input_shape:
-                shape = "×".join(map(str, card.input_shape))
-                raise ValueError(f"the model to start from takes {shape} images and these are "
-                                 f"{'×'.join(map(str, dataset.input_shape))}")
-            if (card.architecture, card.stack) != (config.model, tuple((s.kind, s.size) for s in config.stack)):
-                raise ValueError(f"the model to start from is a {card.architecture}, not a {config.model}")
-            model = source
+            model = (load_imagenet_backbone(model, config.model) if config.start_from == IMAGENET
+                     else _previous_run_model(config, dataset))
         model = with_new_head(model, dataset.num_classes, config.freeze, seed=config.seed)
     if not config.dropout:
         set_dropout(model, 0.0)
     return model
+
+
+def _previous_run_model(config: RunConfig, dataset: Dataset) -> nn.Module:
+    """The trained model `config.start_from` names, checked against this run's images and architecture."""
+    source, card = load_model(config.start_from, "the model to start from")
+    if card.input_shape != dataset.input_shape:
+        raise ValueError(f"the model to start from takes {'×'.join(map(str, card.input_shape))} images and these "
+                         f"are {'×'.join(map(str, dataset.input_shape))}")
+    if (card.architecture, card.stack) != (config.model, tuple((s.kind, s.size) for s in config.stack)):
+        raise ValueError(f"the model to start from is a {card.architecture}, not a {config.model}")
+    return source
 
 
 def run_card(config: RunConfig, dataset: Dataset, model: nn.Module, accuracy: float | None = None) -> ModelCard:
