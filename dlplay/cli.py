@@ -239,7 +239,7 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
     optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     trained = model
     if ranks is not None:  # every rank starts from the same seed; DDP also broadcasts rank 0's weights
-        model.to(device.device, memory_format=torch.channels_last if device.channels_last else torch.preserve_format)
+        model.to(device.device, memory_format=device.memory_format)
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.device.index] if device.device.type == "cuda" else None)
     try:

@@ -20,6 +20,11 @@ class DeviceInfo:
     channels_last: bool  # NHWC memory format for conv nets
 
     @property
+    def memory_format(self) -> torch.memory_format:
+        """The memory format models and batches take on this device."""
+        return torch.channels_last if self.channels_last else torch.preserve_format
+
+    @property
     def mixed_precision(self) -> bool:
         """Whether forward passes run under autocast."""
         return self.autocast is not None

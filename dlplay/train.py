@@ -233,7 +233,7 @@ class Trainer:
             if isinstance(module, Dropout):
                 module.generator = self.generators["dropout"]
         # Module.to keeps the Parameter objects, so the optimizer built on them still updates this model.
-        self.model.to(dev, memory_format=torch.channels_last if self.device.channels_last else torch.preserve_format)
+        self.model.to(dev, memory_format=self.device.memory_format)
         return self.train_set.images.to(dev), self.train_set.labels.to(dev)
 
     def _batches(self):
