@@ -181,8 +181,8 @@ MODELS: dict[str, ModelSpec] = {
     "article-cifar10": ModelSpec("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout",
                                  article_cifar10_cnn),
     "article-150": ModelSpec("The article's 150x150 CNN (§5.2): 4 conv blocks, Dense512", article_150_cnn),
-    "mobilenet-v3-small": ModelSpec("torchvision's MobileNetV3-small (2.5 M parameters), for ImageNet weights",
-                                    mobilenet_v3_small, own_normalisation=True),
+    "mobilenet-v3-small": ModelSpec("torchvision's MobileNetV3-small (1.5 M parameters for 10 classes), for "
+                                    "ImageNet weights", mobilenet_v3_small, own_normalisation=True),
 }
 CUSTOM = "custom"  # a stack of LayerSpecs from the builder
 
