@@ -8,6 +8,7 @@ import streamlit as st
 from dlplay.device import DeviceInfo, configure_threads, pick_device
 from dlplay.jobs import Job, SettingError
 from ui import state
+from ui.i18n import _, language_switch
 from ui.trainer_views import sidebar_progress
 
 SERVER_THREADS = 1  # the server renders and workers train: page math is small, and a second OpenMP thread only
@@ -38,17 +39,18 @@ try:
 except SettingError as err:
     st.sidebar.error(f"Training is not available: {err}.")
 page = st.navigation([
-    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("app_pages/neuron.py", title="Neuron math", icon=":material/calculate:"),
-    st.Page("app_pages/activations.py", title="Activations", icon=":material/show_chart:"),
-    st.Page("app_pages/optimizers.py", title="Optimizers", icon=":material/route:"),
-    st.Page("app_pages/playground.py", title="Network playground", icon=":material/hub:"),
-    st.Page("app_pages/convolution.py", title="Convolution", icon=":material/grid_on:"),
-    st.Page("app_pages/trainer.py", title="CNN trainer", icon=":material/model_training:"),
-    st.Page("app_pages/classify.py", title="Upload & classify", icon=":material/image_search:"),
-    st.Page("app_pages/after_training.py", title="After training", icon=":material/rocket_launch:"),
+    st.Page("app_pages/home.py", title=_("Home"), icon=":material/home:", default=True),
+    st.Page("app_pages/neuron.py", title=_("Neuron math"), icon=":material/calculate:"),
+    st.Page("app_pages/activations.py", title=_("Activations"), icon=":material/show_chart:"),
+    st.Page("app_pages/optimizers.py", title=_("Optimizers"), icon=":material/route:"),
+    st.Page("app_pages/playground.py", title=_("Network playground"), icon=":material/hub:"),
+    st.Page("app_pages/convolution.py", title=_("Convolution"), icon=":material/grid_on:"),
+    st.Page("app_pages/trainer.py", title=_("CNN trainer"), icon=":material/model_training:"),
+    st.Page("app_pages/classify.py", title=_("Upload & classify"), icon=":material/image_search:"),
+    st.Page("app_pages/after_training.py", title=_("After training"), icon=":material/rocket_launch:"),
 ])
-st.sidebar.markdown(f"**Device:** {device.name}")
+language_switch()
+st.sidebar.markdown(_("**Device:** {name}").format(name=device.name))
 current = state.current_run()
 if current is not None and current.snapshot().active and page.url_path != "trainer":  # the trainer shows it all
     with st.sidebar:

@@ -4,6 +4,7 @@ import streamlit as st
 from dlplay.data import sample_per_class, to_display
 from dlplay.device import pick_device
 from ui import state
+from ui.i18n import _
 
 TRAINING_LOOP_DOT = """
 digraph loop {
@@ -21,56 +22,55 @@ digraph loop {
 """
 
 
-st.title("dlplay: learn deep learning by doing")
-st.markdown(
+st.title(_("dlplay: learn deep learning by doing"))
+st.markdown(_(
     "A playground that runs **real PyTorch**: you move a control, a real model computes, and you see the numbers "
     "and pictures change. It follows one tutorial's syllabus from a single neuron to a convolutional network "
     "trained on real images."
-)
+))
 
-st.subheader("The path through the playground")
-st.markdown(
+st.subheader(_("The path through the playground"))
+st.markdown("\n".join(_(line) for line in (
     "1. **Neuron math**: one neuron, then a small network's forward and backward pass, every number checked "
-    "against autograd.\n"
+    "against autograd.",
     "2. **Activations and optimizers**: curves and derivatives, vanishing gradients, optimizers racing on loss "
-    "surfaces.\n"
-    "3. **Network playground**: a small network learning 2-D data with a live decision boundary.\n"
-    "4. **Convolution**: what one Conv2D and pooling layer compute, number by number, on your own picture.\n"
-    "5. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.\n"
-    "6. **Upload & classify**: your own picture in; probabilities and where the model looked out.\n"
-    "7. **After training**: your model out of the playground: exported to ONNX, run by ONNX Runtime, int8."
-)
+    "surfaces.",
+    "3. **Network playground**: a small network learning 2-D data with a live decision boundary.",
+    "4. **Convolution**: what one Conv2D and pooling layer compute, number by number, on your own picture.",
+    "5. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.",
+    "6. **Upload & classify**: your own picture in; probabilities and where the model looked out.",
+    "7. **After training**: your model out of the playground: deployed, compressed, federated, transferred.")))
 a, b, c = st.columns(3)
-a.page_link("app_pages/neuron.py", label="Start with one neuron", icon=":material/calculate:")
-b.page_link("app_pages/trainer.py", label="Train a CNN on real digits", icon=":material/model_training:")
-c.page_link("app_pages/classify.py", label="Classify your own picture", icon=":material/image_search:")
-st.caption("From a terminal, `python -m dlplay train` trains the same small CNN to about 98.5% test accuracy on "
-           "the embedded digits in about eight seconds on a laptop CPU.")
+a.page_link("app_pages/neuron.py", label=_("Start with one neuron"), icon=":material/calculate:")
+b.page_link("app_pages/trainer.py", label=_("Train a CNN on real digits"), icon=":material/model_training:")
+c.page_link("app_pages/classify.py", label=_("Classify your own picture"), icon=":material/image_search:")
+st.caption(_("From a terminal, `python -m dlplay train` trains the same small CNN to about 98.5% test accuracy on "
+             "the embedded digits in about eight seconds on a laptop CPU."))
 
-st.subheader("The training loop")
-st.caption("Every page is a piece of this loop: data flows forward, the loss flows back, the optimizer updates.")
+st.subheader(_("The training loop"))
+st.caption(_("Every page is a piece of this loop: data flows forward, the loss flows back, the optimizer updates."))
 st.graphviz_chart(TRAINING_LOOP_DOT)
 
 device = pick_device("auto")
-st.subheader("Where your models run")
+st.subheader(_("Where your models run"))
 if device.device.type == "cpu":
-    st.info(f"**{device.name}**: no GPU found, so training runs on the processor ({device.precision}). The "
-            "embedded digits still train in seconds.")
+    st.info(_("**{name}**: no GPU found, so training runs on the processor ({precision}). The embedded digits still "
+              "train in seconds.").format(name=device.name, precision=device.precision))
 else:
-    st.success(f"**{device.name}** ({device.device.type.upper()}): training runs on the GPU"
-               f" ({device.precision}).")
+    st.success(_("**{name}** ({kind}): training runs on the GPU ({precision}).").format(
+        name=device.name, kind=device.device.type.upper(), precision=device.precision))
 
 digits = state.dataset("mnist5k")
-st.subheader("The data: 5,000 real handwritten digits, built in")
-st.markdown(
-    f"`mnist5k` holds **{len(digits.train):,} training** and **{len(digits.test):,} test** digits, "
-    f"{len(digits.train) // digits.num_classes} and {len(digits.test) // digits.num_classes} per class, "
-    "so every training feature works offline. Two training examples of each class:"
-)
+st.subheader(_("The data: 5,000 real handwritten digits, built in"))
+st.markdown(_(
+    "`mnist5k` holds **{train:,} training** and **{test:,} test** digits, {train_each} and {test_each} per class, so "
+    "every training feature works offline. Two training examples of each class:"
+).format(train=len(digits.train), test=len(digits.test), train_each=len(digits.train) // digits.num_classes,
+         test_each=len(digits.test) // digits.num_classes))
 preview = sample_per_class(digits.train, per_class=2, seed=0)
 pictures, labels = to_display(preview.images), preview.labels.tolist()
 for class_index, column in enumerate(st.columns(digits.num_classes)):
     picks = [picture for picture, label in zip(pictures, labels, strict=True) if label == class_index]
-    column.image(picks, caption=[f"label {digits.class_names[class_index]}"] * len(picks), width=64,
+    column.image(picks, caption=[_("label {name}").format(name=digits.class_names[class_index])] * len(picks), width=64,
                  output_format="PNG")
 st.caption("MNIST © Y. LeCun, C. Cortes, C. J. C. Burges, CC BY-SA 3.0.")

@@ -37,6 +37,7 @@ SESSION, PLAYING, BUILT_FROM = "playground_run.session", "playground_run.playing
 LINK_READ = "playground_run.link_read"
 MY_CSV = "my points (CSV)"
 NAMES = ("A", "B")
+KEPT_PARAMS = ("lang",)  # the app's own query parameters, which the playground's link keeps
 NOW = "now"  # the look-back slider's last stop: it follows training
 
 
@@ -126,6 +127,7 @@ def write_link() -> None:
     if values.get("data") == MY_CSV:
         return  # the user's file cannot travel in a link
     query = to_query(values, values_b if st.session_state.get(COMPARE) else None)
+    query |= {key: st.query_params[key] for key in KEPT_PARAMS if key in st.query_params}
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 
