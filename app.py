@@ -8,7 +8,7 @@ import streamlit as st
 from dlplay.device import DeviceInfo, configure_threads, pick_device
 from dlplay.jobs import Job, SettingError
 from ui import state
-from ui.i18n import _, language_switch
+from ui.i18n import _, language_switch, say
 from ui.trainer_views import sidebar_progress
 
 SERVER_THREADS = 1  # the server renders and workers train: page math is small, and a second OpenMP thread only
@@ -32,12 +32,12 @@ def run_badge(job: Job) -> None:
         st.rerun()  # the run ended: a full rerun draws the page without this ticking fragment
 
 
-st.set_page_config(page_title="dlplay: learn deep learning by doing", page_icon="🧠", layout="wide")
+st.set_page_config(page_title=_("dlplay: learn deep learning by doing"), page_icon="🧠", layout="wide")
 device = start_up()
 try:
     state.scheduler()  # its worker pool warms up now, not when the first learner presses Train
 except SettingError as err:
-    st.sidebar.error(f"Training is not available: {err}.")
+    st.sidebar.error(_("Training is not available: {reason}.").format(reason=say(str(err))))
 page = st.navigation([
     st.Page("app_pages/home.py", title=_("Home"), icon=":material/home:", default=True),
     st.Page("app_pages/neuron.py", title=_("Neuron math"), icon=":material/calculate:"),

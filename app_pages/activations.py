@@ -9,26 +9,27 @@ from dlplay.activations import (
     curves,
     deep_mlp,
     gradient_flow,
-    read_dead_units,
     read_flow,
     softmax_with_temperature,
     values_at,
 )
 from dlplay.data import ImageSet
 from dlplay.device import pick_device
-from ui import charts, state
+from ui import charts, readings, state
+from ui.i18n import _
 
 RACE = "activations.race"  # the last race's results, under a key no widget owns
 
 
 def curves_section() -> None:
-    st.header("1. Curves and derivatives")
-    chosen = st.multiselect("Activations", list(ACTIVATIONS), default=["ReLU", "sigmoid", "tanh", "GELU"])
-    at = st.slider("Read off at x", -5.0, 5.0, 1.0, 0.1)
+    st.header(_("1. Curves and derivatives"))
+    chosen = st.multiselect(_("Activations"), list(ACTIVATIONS), default=["ReLU", "sigmoid", "tanh", "GELU"],
+                            key="curves.choice")
+    at = st.slider(_("Read off at x"), -5.0, 5.0, 1.0, 0.1, key="curves.x")
     xs, shapes = curves(chosen)
     left, right = st.columns(2)
-    left.plotly_chart(charts.lines({n: f for n, (f, _) in shapes.items()}, xs, "x", title="f(x)", mark_x=at))
-    right.plotly_chart(charts.lines({n: df for n, (_, df) in shapes.items()}, xs, "x", title="f′(x), from autograd",
+    left.plotly_chart(charts.lines({n: f for n, (f, __) in shapes.items()}, xs, "x", title="f(x)", mark_x=at))
+    right.plotly_chart(charts.lines({n: df for n, (__, df) in shapes.items()}, xs, "x", title=_("f′(x), from autograd"),
                                     mark_x=at))
     st.dataframe(values_at(chosen, at), hide_index=True)
     for name in chosen:
@@ -36,59 +37,64 @@ def curves_section() -> None:
 
 
 def softmax_section() -> None:
-    st.header("2. Softmax with temperature")
+    st.header(_("2. Softmax with temperature"))
     columns = st.columns(5)
-    logits = torch.tensor([columns[i].number_input(f"z{i + 1}", -10.0, 10.0, v, 0.5)
+    logits = torch.tensor([columns[i].number_input(f"z{i + 1}", -10.0, 10.0, v, 0.5, key=f"softmax.z{i + 1}")
                            for i, v in enumerate([2.0, 1.0, 0.5, 0.0, -1.0])])
-    temperature = st.select_slider("Temperature T", [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0], value=1.0)
+    temperature = st.select_slider(_("Temperature T"), [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0], value=1.0,
+                                   key="softmax.t")
     probs = softmax_with_temperature(logits, temperature)
     st.latex(r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}")
     st.plotly_chart(charts.bars([f"z{i + 1}" for i in range(5)], probs.tolist()))
-    st.caption("Low T sharpens the distribution towards the largest logit; high T flattens it towards uniform.")
+    st.caption(_("Low T sharpens the distribution towards the largest logit; high T flattens it towards uniform."))
 
 
 def flow_section() -> None:
-    st.header("3. Vanishing and exploding gradients")
+    st.header(_("3. Vanishing and exploding gradients"))
     a, b, c, d = st.columns(4)
-    depth = a.slider("Depth (hidden layers)", 1, 50, 20)
-    width = b.select_slider("Width", [16, 32, 64, 128, 256], value=64)
-    activation = c.selectbox("Activation", list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"))
-    init = d.selectbox("Initialisation", INITS)
+    depth = a.slider(_("Depth (hidden layers)"), 1, 50, 20, key="flow.depth")
+    width = b.select_slider(_("Width"), [16, 32, 64, 128, 256], value=64, key="flow.width")
+    activation = c.selectbox(_("Activation"), list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"),
+                             key="flow.activation")
+    init = d.selectbox(_("Initialisation"), INITS, key="flow.init")
     data = state.dataset("mnist5k")
     batch = ImageSet(data.train.images[:128], data.train.labels[:128])
     flow = gradient_flow(deep_mlp([width] * depth, activation, init, seed=0), batch)
-    st.info(read_flow(flow.gradient_norms, activation))
+    st.info(readings.flow(read_flow(flow.gradient_norms), activation))
     left, right = st.columns(2)
     left.plotly_chart(charts.lines({"‖∂L/∂W‖": flow.gradient_norms}, range(1, depth + 1),
-                                   "hidden layer (input side first)", title="‖∂L/∂W‖ per layer", log_y=True))
-    right.plotly_chart(charts.per_layer_boxes([a.tolist() for a in flow.activations], "activation values per layer"))
-    st.caption(read_dead_units(activation, sum(flow.dead_fraction) / len(flow.dead_fraction)))
+                                   _("hidden layer (input side first)"), title=_("‖∂L/∂W‖ per layer"),
+                                   log_y=True))
+    right.plotly_chart(charts.per_layer_boxes([a.tolist() for a in flow.activations],
+                                              _("activation values per layer")))
+    st.caption(readings.dead_units(activation, sum(flow.dead_fraction) / len(flow.dead_fraction)))
 
 
 def race_section() -> None:
-    st.header("4. Which activation should I pick? A race")
-    chosen = st.multiselect("Race these", list(ACTIVATIONS), default=["ReLU", "GELU", "sigmoid", "tanh"],
+    st.header(_("4. Which activation should I pick? A race"))
+    chosen = st.multiselect(_("Race these"), list(ACTIVATIONS), default=["ReLU", "GELU", "sigmoid", "tanh"],
                             key="race.choice")
-    st.caption("The same 784 → 128 → 64 → 10 network, optimizer (Adam, 0.001), seed and data order, three epochs "
-               "on the embedded digits, once per activation.")
-    if st.button("Race", type="primary") and chosen:
-        with st.spinner("Training..."):
+    st.caption(_("The same 784 → 128 → 64 → 10 network, optimizer (Adam, 0.001), seed and data order, three "
+                 "epochs on the embedded digits, once per activation."))
+    if st.button(_("Race"), type="primary", key="race.go") and chosen:
+        with st.spinner(_("Training...")):
             st.session_state[RACE] = activation_race(chosen, state.dataset("mnist5k"), pick_device("cpu"))
     results = st.session_state.get(RACE)
     if not results:
         return
     left, right = st.columns(2)
-    for column, field, title in ((left, "losses", "training loss (smoothed)"),
-                                 (right, "accuracies", "training accuracy (smoothed)")):
+    for column, field, title in ((left, "losses", _("training loss (smoothed)")),
+                                 (right, "accuracies", _("training accuracy (smoothed)"))):
         column.plotly_chart(charts.lines({name: charts.smooth(getattr(r, field)) for name, r in results.items()},
-                                         x_title="batch", title=title, log_y=False))
-    st.dataframe([{"activation": n, "test accuracy": r.test_accuracy, "seconds": r.seconds}
+                                         x_title=_("batch"), title=title, log_y=False))
+    accuracy = _("test accuracy")
+    st.dataframe([{_("activation"): n, accuracy: r.test_accuracy, _("seconds"): r.seconds}
                   for n, r in sorted(results.items(), key=lambda item: -item[1].test_accuracy)], hide_index=True,
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+                 column_config={accuracy: st.column_config.NumberColumn(format="percent")})
 
 
-st.title("Activations")
-st.caption("What a neuron does to its input, how that shapes the gradients that flow back, and which to choose.")
+st.title(_("Activations"))
+st.caption(_("What a neuron does to its input, how that shapes the gradients that flow back, and which to choose."))
 curves_section()
 softmax_section()
 flow_section()

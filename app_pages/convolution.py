@@ -26,64 +26,71 @@ from dlplay.convolution import (
 from dlplay.images import ImageRejected, decode_image
 from dlplay.models import build_model
 from ui import charts, state
+from ui.i18n import N_, _, say, translated, translator
 
 ROW, COL = "conv.row", "conv.col"  # the kernel's position, moved by the sliders and the step buttons
-CHANNEL_NAMES = {1: ["grey"], 3: ["red", "green", "blue"]}
+CHANNEL_NAMES = {1: [N_("grey")], 3: [N_("red"), N_("green"), N_("blue")]}
 TYPED_DEFAULT = "1 0 -1\n1 0 -1\n1 0 -1"
 PADDINGS = ["valid", "same", 1, 2, 3]
 
 
 def choose_picture() -> tuple[str, Image.Image | np.ndarray] | None:
     """The input: a digit from mnist5k (as its 28×28 grey levels), a sample photo or an upload."""
-    source = st.radio("Input", ["a digit", "a sample photo", "my picture"], horizontal=True, key="conv.source")
+    source = st.radio(_("Input"), [N_("a digit"), N_("a sample photo"), N_("my picture")], horizontal=True,
+                      format_func=translator(), key="conv.source")
     if source == "a digit":
         test = state.dataset("mnist5k").test
-        index = st.number_input("Digit number (from the 1,000 test digits)", 0, len(test.labels) - 1, 7,
+        index = st.number_input(_("Digit number (from the 1,000 test digits)"), 0, len(test.labels) - 1, 7,
                                 key="conv.digit")
-        return f"test digit #{index} (a {int(test.labels[index])})", test.images[index].double().numpy() / 255
+        return (_("test digit #{index} (a {label})").format(index=index, label=int(test.labels[index])),
+                test.images[index].double().numpy() / 255)
     if source == "a sample photo":
-        name = st.selectbox("Photo", sorted(SAMPLE_CREDITS), format_func=SAMPLE_CREDITS.__getitem__,
+        name = st.selectbox(_("Photo"), sorted(SAMPLE_CREDITS), format_func=translated(SAMPLE_CREDITS),
                             key="conv.photo")
         data = (SAMPLE_PHOTOS / name).read_bytes()
     else:
-        uploaded = st.file_uploader("A picture (PNG, JPEG, WebP, BMP or GIF)", key="conv.upload")
+        uploaded = st.file_uploader(_("A picture (PNG, JPEG, WebP, BMP or GIF)"), key="conv.upload")
         if uploaded is None:
-            st.info("Upload a picture to convolve it.")
+            st.info(_("Upload a picture to convolve it."))
             return None
         name, data = uploaded.name, uploaded.getvalue()
     try:
         return name, decode_image(data, draft_size=(256, 256))
     except ImageRejected as err:
-        st.error(f"{name}: {err}")
+        st.error(f"{name}: {say(str(err))}")
         return None
 
 
 def choose_kernel():
     """The kernel: a classic one, a typed one, or a filter from a trained model's first convolution. Returns
     (label, kernel (C, k, k) or (k, k), bias, model filters or None), or None after saying what is wrong."""
-    kind = st.radio("Kernel", ["classic", "typed", "from a trained model"], horizontal=True, key="conv.kind")
+    kind = st.radio(_("Kernel"), [N_("classic"), N_("typed"), N_("from a trained model")], horizontal=True,
+                    format_func=translator(), key="conv.kind")
     if kind == "classic":
-        name = st.selectbox("Classic kernel", list(KERNELS), key="conv.classic")
-        return name, np.array(KERNELS[name], dtype=np.float64), 0.0, None
+        name = st.selectbox(_("Classic kernel"), list(KERNELS), format_func=translator(), key="conv.classic")
+        return _(name), np.array(KERNELS[name], dtype=np.float64), 0.0, None
     if kind == "typed":
-        text = st.text_area("Kernel rows (3×3 or 5×5: numbers split by spaces, one row per line)", TYPED_DEFAULT,
+        text = st.text_area(_("Kernel rows (3×3 or 5×5: numbers split by spaces, one row per line)"), TYPED_DEFAULT,
                             key="conv.typed", height=130)
-        bias = st.number_input("Bias", -10.0, 10.0, 0.0, 0.1, key="conv.bias")
+        bias = st.number_input(_("Bias"), -10.0, 10.0, 0.0, 0.1, key="conv.bias")
         try:
-            return "your kernel", parse_kernel(text), bias, None
+            return _("your kernel"), parse_kernel(text), bias, None
         except ValueError as err:
-            st.error(f"This kernel cannot be used: {err}.")
+            st.error(_("This kernel cannot be used: {reason}.").format(reason=say(str(err))))
             return None
     models = state.trained_models()
-    label = st.selectbox("Model", list(models), key="conv.model")
-    model, card = models[label]()
+    key = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="conv.model")
+    label, load = models[key]
+    model, card = load()
     filters = first_conv(model)
-    index = st.slider("Filter of its first convolution", 0, filters.weight.shape[0] - 1, 0, key="conv.filter")
-    st.caption(f"{filters.weight.shape[0]} filters of {filters.weight.shape[1]}×{filters.weight.shape[2]}×"
-               f"{filters.weight.shape[3]}, learnt on {card.dataset}. The model applies them with stride "
-               f"{filters.stride}, padding {filters.padding} and dilation {filters.dilation}: set those below to "
-               "see its own first feature map.")
-    return f"filter {index} of {label}", filters.weight[index], float(filters.bias[index]), filters
+    index = st.slider(_("Filter of its first convolution"), 0, filters.weight.shape[0] - 1, 0, key="conv.filter")
+    count, channels, height, width = filters.weight.shape
+    st.caption(_("{count} filters of {shape}, learnt on {dataset}. The model applies them with stride {stride}, "
+                 "padding {padding} and dilation {dilation}: set those below to see its own first feature map.").format(
+        count=count, shape=f"{channels}×{height}×{width}", dataset=card.dataset, stride=filters.stride,
+        padding=filters.padding, dilation=filters.dilation))
+    return (_("filter {index} of {model}").format(index=index, model=label), filters.weight[index],
+            float(filters.bias[index]), filters)
 
 
 def kernel_planes(kernel: np.ndarray, channels: int) -> np.ndarray:
@@ -96,7 +103,7 @@ def position_slider(column, label: str, key: str, count: int, start: int) -> int
     needs no slider)."""
     st.session_state[key] = min(st.session_state.get(key, start), count - 1)
     if count == 1:
-        column.caption(f"{label}: 0 (the only one)")
+        column.caption(_("{label}: 0 (the only one)").format(label=label))
         return 0
     return column.slider(label, 0, count - 1, key=key)
 
@@ -118,12 +125,13 @@ def products_table(step_result, kernel: np.ndarray, channel: int) -> pd.DataFram
     k = kernel.shape[-1]
     return pd.DataFrame([[f"{number(step_result.window[channel, i, j])} × {number(kernel[channel, i, j])} = "
                           f"{number(step_result.products[channel, i, j])}" for j in range(k)] for i in range(k)],
-                        columns=[f"column {j}" for j in range(k)], index=[f"row {i}" for i in range(k)])
+                        columns=[_("column {number}").format(number=j) for j in range(k)],
+                        index=[_("row {number}").format(number=i) for i in range(k)])
 
 
 def one_convolution() -> np.ndarray | None:
     """Section 1; returns the output map for the pooling section."""
-    st.header("1. One convolution, every number")
+    st.header(_("1. One convolution, every number"))
     controls, stage = st.columns([1, 2.4], gap="large")
     with controls:
         picked = choose_picture()
@@ -137,84 +145,90 @@ def one_convolution() -> np.ndarray | None:
         elif isinstance(picture, np.ndarray):
             channels = 1
         else:
-            channels = 3 if st.radio("Channels", ["grey (1)", "colour (3: red, green, blue)"], horizontal=True,
-                                     key="conv.channels").startswith("colour") else 1
+            channels = st.radio(_("Channels"), [1, 3], horizontal=True, key="conv.channels",
+                                format_func={1: _("grey (1)"), 3: _("colour (3: red, green, blue)")}.__getitem__)
         if isinstance(picture, np.ndarray):
             planes = picture
             if channels == 3:
                 planes = np.repeat(planes, 3, axis=0)
         else:
-            size = st.slider("Picture size (longer side, pixels)", 8, 64, 32, key="conv.size")
+            size = st.slider(_("Picture size (longer side, pixels)"), 8, 64, 32, key="conv.size")
             planes = picture_planes(picture, size, channels)
-        stride = st.radio("Stride", [1, 2, 3], horizontal=True, key="conv.stride")
-        padding = st.radio("Padding", PADDINGS, horizontal=True, key="conv.padding")
-        dilation = st.radio("Dilation", [1, 2, 3], horizontal=True, key="conv.dilation")
+        stride = st.radio(_("Stride"), [1, 2, 3], horizontal=True, key="conv.stride")
+        padding = st.radio(_("Padding"), PADDINGS, horizontal=True, key="conv.padding")
+        dilation = st.radio(_("Dilation"), [1, 2, 3], horizontal=True, key="conv.dilation")
     if filters is not None:
         planes = normalised(planes, filters.mean, filters.std)
-        stage.caption("The model first normalises its input, (x − " + ", ".join(f"{m:.3f}" for m in filters.mean)
-                      + ") / " + ", ".join(f"{s:.3f}" for s in filters.std) + ": the numbers below are after that.")
+        stage.caption(_("The model first normalises its input, (x − {mean}) / {std}: the numbers below are after "
+                        "that.").format(mean=", ".join(f"{m:.3f}" for m in filters.mean),
+                                        std=", ".join(f"{s:.3f}" for s in filters.std)))
     weight = kernel_planes(kernel, channels)
     k = weight.shape[-1]
     row_pads, col_pads = (pads(n, k, stride, padding, dilation) for n in planes.shape[1:])
     out_h, out_w = (padded_output_size(n, k, stride, p, dilation)
                     for n, p in zip(planes.shape[1:], (row_pads, col_pads), strict=True))
     if out_h == 0 or out_w == 0:
-        stage.warning(f"A {k}×{k} kernel with dilation {dilation} reaches over {dilation * (k - 1) + 1} pixels, more "
-                      f"than the padded {planes.shape[2]}×{planes.shape[1]} picture has: make the picture larger, "
-                      "pad it or lower the dilation.")
+        stage.warning(_("A {k}×{k} kernel with dilation {dilation} reaches over {reach} pixels, more than the "
+                        "padded {size} picture has: make the picture larger, pad it or lower the dilation.").format(
+            k=k, dilation=dilation, reach=dilation * (k - 1) + 1, size=f"{planes.shape[2]}×{planes.shape[1]}"))
         return None
     output = conv2d(planes, weight[None], np.array([bias]), stride, padding, dilation)[0]
     padded = pad_input(planes, row_pads, col_pads)
     with stage:
         left, right, back, forward = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
         strongest = divmod(int(np.abs(output).argmax()), out_w)  # where to start: something happens there
-        row = position_slider(left, "Output row", ROW, out_h, strongest[0])
-        col = position_slider(right, "Output column", COL, out_w, strongest[1])
-        back.button("◀ Step", on_click=step, args=(out_h, out_w, -1), key="conv.back", width="stretch")
-        forward.button("Step ▶", on_click=step, args=(out_h, out_w, 1), key="conv.next", width="stretch")
+        row = position_slider(left, _("Output row"), ROW, out_h, strongest[0])
+        col = position_slider(right, _("Output column"), COL, out_w, strongest[1])
+        back.button(_("◀ Step"), on_click=step, args=(out_h, out_w, -1), key="conv.back", width="stretch")
+        forward.button(_("Step ▶"), on_click=step, args=(out_h, out_w, 1), key="conv.next", width="stretch")
         result = conv_step(padded, weight, bias, row, col, stride, dilation)
         cells = [(int(r), int(c)) for r in result.rows for c in result.cols]
         frame = (row_pads[0], col_pads[0], row_pads[0] + planes.shape[1], col_pads[0] + planes.shape[2])
         pic, out = st.columns(2)
-        title = f"{name}, {planes.shape[2]}×{planes.shape[1]}" + (" padded" if sum(row_pads + col_pads) else "")
+        title = f"{name}, {planes.shape[2]}×{planes.shape[1]}" + (_(" padded") if sum(row_pads + col_pads) else "")
         if channels == 3 and filters is None:
             pic.plotly_chart(charts.pixel_grid(rgb=(padded.transpose(1, 2, 0) * 255).astype(np.uint8), title=title,
                                                cells=cells, frame=frame), key="conv.input_chart")
         else:
             pic.plotly_chart(charts.pixel_grid(padded.mean(axis=0), title=title, cells=cells, frame=frame),
                              key="conv.input_chart")
-        out.plotly_chart(charts.pixel_grid(output, title=f"output map, {out_w}×{out_h}", signed=True,
+        out.plotly_chart(charts.pixel_grid(output, title=_("output map, {size}").format(size=f"{out_w}×{out_h}"),
+                                           signed=True,
                                            cells=[(row, col)]), key="conv.output_chart")
-        st.markdown(f"Kernel: **{label}**, {k}×{k}" + (f" on each of {channels} channels" if channels > 1 else "")
-                    + f". Output pixel (row {row}, column {col}) sees padded rows {result.rows.tolist()} and "
-                    f"columns {result.cols.tolist()}.")
-        names = CHANNEL_NAMES.get(channels, [f"channel {i}" for i in range(channels)])
+        st.markdown(_("Kernel: **{kernel}**, {size}").format(kernel=label, size=f"{k}×{k}")
+                    + (_(" on each of {channels} channels").format(channels=channels) if channels > 1 else "")
+                    + _(". Output pixel (row {row}, column {col}) sees padded rows {rows} and columns {cols}.").format(
+                        row=row, col=col, rows=result.rows.tolist(), cols=result.cols.tolist()))
+        names = [_(n) for n in CHANNEL_NAMES.get(channels, [])] or [_("channel {number}").format(number=i)
+                                                                    for i in range(channels)]
         for channel in range(channels):
-            st.caption(f"{names[channel]}: input × weight = product; these add up to "
-                       f"{number(result.channel_sums[channel], 4)}")
+            st.caption(_("{channel}: input × weight = product; these add up to {total}").format(
+                channel=names[channel], total=number(result.channel_sums[channel], 4)))
             st.dataframe(products_table(result, weight, channel))
         sums = " + ".join(rf"\underbrace{{{number(s, 4, '-')}}}_{{\text{{{n}}}}}" for s, n in
                           zip(result.channel_sums, names, strict=True))
-        st.latex(rf"{sums} + \underbrace{{{number(result.bias, 4, '-')}}}_{{\text{{bias}}}} = "
+        bias = _("bias")
+        st.latex(rf"{sums} + \underbrace{{{number(result.bias, 4, '-')}}}_{{\text{{{bias}}}}} = "
                  rf"{number(result.total, 4, '-')}")
     return output
 
 
 def shape_arithmetic() -> None:
     """Section 2: the output-size formula with the user's numbers, the padded grid, the article's shape tables."""
-    st.header("2. Shape arithmetic")
+    st.header(_("2. Shape arithmetic"))
     a, b, c, d, e = st.columns(5)
-    n = a.slider("Input size n", 1, 32, 7, key="conv.n")
-    k = b.slider("Kernel k", 1, 7, 3, key="conv.k")
-    s = c.slider("Stride s", 1, 4, 1, key="conv.s")
-    padding = d.selectbox("Padding p", ["valid", "same", 0, 1, 2, 3], key="conv.p")
-    dilation = e.slider("Dilation d", 1, 3, 1, key="conv.d")
+    n = a.slider(_("Input size n"), 1, 32, 7, key="conv.n")
+    k = b.slider(_("Kernel k"), 1, 7, 3, key="conv.k")
+    s = c.slider(_("Stride s"), 1, 4, 1, key="conv.s")
+    padding = d.selectbox(_("Padding p"), ["valid", "same", 0, 1, 2, 3], key="conv.p")
+    dilation = e.slider(_("Dilation d"), 1, 3, 1, key="conv.d")
     before, after = pads(n, k, s, padding, dilation)
     out = padded_output_size(n, k, s, (before, after), dilation)
     reach = dilation * (k - 1) + 1
     if padding == "same":
-        st.markdown(f"'same' (as Keras does it) pads so that the output has ⌈n/s⌉ = ⌈{n}/{s}⌉ = {out} positions: "
-                    f"{before} zero(s) before and {after} after.")
+        st.markdown(_("'same' (as Keras does it) pads so that the output has ⌈n/s⌉ = ⌈{n}/{s}⌉ = {out} positions: "
+                      "{before} zero(s) before and {after} after.").format(n=n, s=s, out=out, before=before,
+                                                                            after=after))
         st.latex(rf"\left\lfloor \frac{{n + p_1 + p_2 - d(k-1) - 1}}{{s}} \right\rfloor + 1 = "
                  rf"\left\lfloor \frac{{{n} + {before} + {after} - {dilation}({k}-1) - 1}}{{{s}}} \right\rfloor + 1 "
                  rf"= {out}")
@@ -224,40 +238,43 @@ def shape_arithmetic() -> None:
                  rf"\left\lfloor \frac{{{n} + 2\cdot{p} - {dilation}({k}-1) - 1}}{{{s}}} \right\rfloor + 1 = "
                  + (str(out) if out else r"\le 0"))
     if out == 0:
-        st.warning(f"The kernel reaches over {reach} pixels (d(k−1) + 1), more than the {n + before + after} the "
-                   "padded input has: no output at all. Pad more, or shrink the kernel or the dilation.")
+        st.warning(_("The kernel reaches over {reach} pixels (d(k−1) + 1), more than the {size} the padded input "
+                     "has: no output at all. Pad more, or shrink the kernel or the dilation.").format(
+            reach=reach, size=n + before + after))
         return
     left, right = st.columns([1, 1.4])
     anchors = window_indices(np.arange(out), 1, s, 1)
     left.plotly_chart(charts.padding_grid(n, before, after, window_indices(0, k, s, dilation), anchors),
                       key="conv.grid")
-    right.markdown(f"- the input: **{n}×{n}** (blue), zero padding: **{before}** before, **{after}** after (grey)\n"
-                   f"- the kernel covers **{reach}×{reach}** pixels with dilation {dilation} (orange: its first "
-                   f"position)\n- it moves **{s}** pixel(s) at a time (a dot where each position starts): "
-                   f"**{out}×{out}** outputs")
-    st.subheader("The article's two CNNs, layer by layer")
-    st.caption("Shapes in Keras' order (height, width, channels); computed here from the formula, and the same as "
-               "Keras' model.summary() and PyTorch's own forward pass (the tests check both).")
+    right.markdown(_("- the input: **{input}** (blue), zero padding: **{before}** before, **{after}** after (grey)\n"
+                     "- the kernel covers **{reach}** pixels with dilation {dilation} (orange: its first position)\n"
+                     "- it moves **{s}** pixel(s) at a time (a dot where each position starts): **{out}** outputs"
+                     ).format(input=f"{n}×{n}", before=before, after=after, reach=f"{reach}×{reach}",
+                              dilation=dilation, s=s, out=f"{out}×{out}"))
+    st.subheader(_("The article's two CNNs, layer by layer"))
+    st.caption(_("Shapes in Keras' order (height, width, channels); computed here from the formula, and the same as "
+                 "Keras' model.summary() and PyTorch's own forward pass (the tests check both)."))
     for title, name, shape in (("§5.3, CIFAR-10: 32×32×3", "article-cifar10", (3, 32, 32)),
                                ("§5.2, 150×150×3", "article-150", (3, 150, 150))):
         rows = shape_table(build_model(name, shape, 10), shape)
-        st.markdown(f"**{title}**: {sum(r.params for r in rows):,} parameters")
-        st.dataframe(pd.DataFrame([{"layer": r.layer, "output shape": " × ".join(map(str, r.output_shape)),
-                                    "parameters": r.params, "how": r.formula} for r in rows]), hide_index=True,
-                     height="content", column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+        st.markdown(_("**{title}**: {count} parameters").format(title=title, count=f"{sum(r.params for r in rows):,}"))
+        parameters = _("parameters")
+        st.dataframe(pd.DataFrame([{_("layer"): r.layer, _("output shape"): " × ".join(map(str, r.output_shape)),
+                                    parameters: r.params, _("how"): r.formula} for r in rows]), hide_index=True,
+                     height="content", column_config={parameters: st.column_config.NumberColumn(format="localized")})
 
 
 def pooling(output: np.ndarray) -> None:
     """Section 3: ReLU and pooling on the output map above, the three stages side by side."""
-    st.header("3. Activation and pooling")
+    st.header(_("3. Activation and pooling"))
     a, b, c = st.columns(3)
-    kind = a.radio("Pooling", ["max", "average"], horizontal=True, key="conv.pool")
-    window = b.slider("Window", 1, 4, 2, key="conv.window")
-    stride = c.slider("Pool stride (0 = the window)", 0, 4, 0, key="conv.pool_stride") or window
+    kind = a.radio(_("Pooling"), [N_("max"), N_("average")], horizontal=True, format_func=translator(), key="conv.pool")
+    window = b.slider(_("Window"), 1, 4, 2, key="conv.window")
+    stride = c.slider(_("Pool stride (0 = the window)"), 0, 4, 0, key="conv.pool_stride") or window
     activated = relu(output)[None]
     if min(activated.shape[1:]) < window:
-        st.warning(f"The {window}×{window} window is larger than the {output.shape[1]}×{output.shape[0]} map: make "
-                   "the picture larger or the window smaller.")
+        st.warning(_("The {window} window is larger than the {size} map: make the picture larger or the window "
+                     "smaller.").format(window=f"{window}×{window}", size=f"{output.shape[1]}×{output.shape[0]}"))
         return
     if kind == "max":
         pooled, where = max_pool(activated, window, stride)
@@ -265,25 +282,26 @@ def pooling(output: np.ndarray) -> None:
     else:
         pooled, winners = avg_pool(activated, window, stride), []
     x, y, z = st.columns(3)
-    x.plotly_chart(charts.pixel_grid(output, title="the convolution's output", signed=True), key="conv.stage1")
-    y.plotly_chart(charts.pixel_grid(activated[0], title="after ReLU: max(0, x)", marks=winners),
+    x.plotly_chart(charts.pixel_grid(output, title=_("the convolution's output"), signed=True), key="conv.stage1")
+    y.plotly_chart(charts.pixel_grid(activated[0], title=_("after ReLU: max(0, x)"), marks=winners),
                    key="conv.stage2")
-    z.plotly_chart(charts.pixel_grid(pooled[0], title=f"after {kind} pooling: {pooled.shape[2]}×{pooled.shape[1]}"),
-                   key="conv.stage3")
+    pooled_title = (_("after max pooling: {size}") if kind == "max" else _("after average pooling: {size}")).format(
+        size=f"{pooled.shape[2]}×{pooled.shape[1]}")
+    z.plotly_chart(charts.pixel_grid(pooled[0], title=pooled_title), key="conv.stage3")
     if kind == "max":
-        st.caption(f"Each × on the ReLU map is the input that won its {window}×{window} window (windows of zeros "
-                   "are not marked; ties go to the first in reading order, as in PyTorch). Everything else is thrown "
-                   "away: pooling keeps where a feature is strongest and makes the map smaller and less sensitive to "
-                   "small shifts.")
+        st.caption(_("Each × on the ReLU map is the input that won its {window} window (windows of zeros are not "
+                     "marked; ties go to the first in reading order, as in PyTorch). Everything else is thrown away: "
+                     "pooling keeps where a feature is strongest and makes the map smaller and less sensitive to "
+                     "small shifts.").format(window=f"{window}×{window}"))
     else:
-        st.caption(f"Average pooling keeps the mean of each {window}×{window} window: smoother than max pooling, "
-                   "and every input counts.")
+        st.caption(_("Average pooling keeps the mean of each {window} window: smoother than max pooling, and every "
+                     "input counts.").format(window=f"{window}×{window}"))
 
 
-st.title("Convolution")
-st.caption("What one Conv2D layer computes, number by number, on your picture; how big its output is; and what "
-           "ReLU and pooling do next. Every number is computed by hand here and checked against PyTorch in the "
-           "tests.")
+st.title(_("Convolution"))
+st.caption(_("What one Conv2D layer computes, number by number, on your picture; how big its output is; and what "
+             "ReLU and pooling do next. Every number is computed by hand here and checked against PyTorch in the "
+             "tests."))
 output_map = one_convolution()
 shape_arithmetic()
 if output_map is not None:

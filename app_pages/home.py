@@ -4,22 +4,25 @@ import streamlit as st
 from dlplay.data import sample_per_class, to_display
 from dlplay.device import pick_device
 from ui import state
-from ui.i18n import _
+from ui.i18n import N_, _
 
-TRAINING_LOOP_DOT = """
-digraph loop {
-  layout=circo; bgcolor="transparent"; mindist=0.4;
-  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a6fa5", fontname="Helvetica", fontsize=16,
-        margin="0.2,0.1"];
-  edge [color="#4a6fa5"];
-  input [label="Input\\n(image pixels)"]; hidden [label="Hidden layers\\n(weights, activations)"];
-  output [label="Output\\n(class probabilities)"]; loss [label="Loss\\n(cross-entropy)", fillcolor="#fdf0e6"];
-  backprop [label="Backprop\\n(gradients by chain rule)", fillcolor="#fdf0e6"];
-  update [label="Update\\n(optimizer step)", fillcolor="#e9f6ec"];
-  input -> hidden -> output -> loss -> backprop -> update;
-  update -> input [label="iterate", style=dashed, fontname="Helvetica"];
-}
-"""
+
+def training_loop_dot() -> str:
+    """The training loop as a Graphviz cycle, in the page's language."""
+    nodes = [("input", _("Input"), _("(image pixels)"), "#eef3fb"),
+             ("hidden", _("Hidden layers"), _("(weights, activations)"), "#eef3fb"),
+             ("output", _("Output"), _("(class probabilities)"), "#eef3fb"),
+             ("loss", _("Loss"), _("(cross-entropy)"), "#fdf0e6"),
+             ("backprop", _("Backprop"), _("(gradients by chain rule)"), "#fdf0e6"),
+             ("update", _("Update"), _("(optimizer step)"), "#e9f6ec")]
+    lines = ['digraph loop { layout=circo; bgcolor="transparent"; mindist=0.4;',
+             'node [shape=box, style="rounded,filled", color="#4a6fa5", fontname="Helvetica", fontsize=16, '
+             'margin="0.2,0.1"]; edge [color="#4a6fa5"];']
+    lines += [f'{key} [label="{name}\\n{what}", fillcolor="{colour}"];' for key, name, what, colour in nodes]
+    iterate = _("iterate")
+    lines += ["input -> hidden -> output -> loss -> backprop -> update;",
+              f'update -> input [label="{iterate}", style=dashed, fontname="Helvetica"];', "}"]
+    return "\n".join(lines)
 
 
 st.title(_("dlplay: learn deep learning by doing"))
@@ -31,15 +34,15 @@ st.markdown(_(
 
 st.subheader(_("The path through the playground"))
 st.markdown("\n".join(_(line) for line in (
-    "1. **Neuron math**: one neuron, then a small network's forward and backward pass, every number checked "
-    "against autograd.",
-    "2. **Activations and optimizers**: curves and derivatives, vanishing gradients, optimizers racing on loss "
-    "surfaces.",
-    "3. **Network playground**: a small network learning 2-D data with a live decision boundary.",
-    "4. **Convolution**: what one Conv2D and pooling layer compute, number by number, on your own picture.",
-    "5. **CNN trainer**: train a CNN on real images, watch it learn, look inside it.",
-    "6. **Upload & classify**: your own picture in; probabilities and where the model looked out.",
-    "7. **After training**: your model out of the playground: deployed, compressed, federated, transferred.")))
+    N_("1. **Neuron math**: one neuron, then a small network's forward and backward pass, every number checked "
+       "against autograd."),
+    N_("2. **Activations and optimizers**: curves and derivatives, vanishing gradients, optimizers racing on loss "
+       "surfaces."),
+    N_("3. **Network playground**: a small network learning 2-D data with a live decision boundary."),
+    N_("4. **Convolution**: what one Conv2D and pooling layer compute, number by number, on your own picture."),
+    N_("5. **CNN trainer**: train a CNN on real images, watch it learn, look inside it."),
+    N_("6. **Upload & classify**: your own picture in; probabilities and where the model looked out."),
+    N_("7. **After training**: your model out of the playground: deployed, compressed, federated, transferred."))))
 a, b, c = st.columns(3)
 a.page_link("app_pages/neuron.py", label=_("Start with one neuron"), icon=":material/calculate:")
 b.page_link("app_pages/trainer.py", label=_("Train a CNN on real digits"), icon=":material/model_training:")
@@ -49,7 +52,7 @@ st.caption(_("From a terminal, `python -m dlplay train` trains the same small CN
 
 st.subheader(_("The training loop"))
 st.caption(_("Every page is a piece of this loop: data flows forward, the loss flows back, the optimizer updates."))
-st.graphviz_chart(TRAINING_LOOP_DOT)
+st.graphviz_chart(training_loop_dot())
 
 device = pick_device("auto")
 st.subheader(_("Where your models run"))

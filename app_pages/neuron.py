@@ -26,39 +26,42 @@ from dlplay.neuron import (
     train,
 )
 from ui import charts
+from ui.i18n import N_, _, translator
 from ui.latex import matrix, number
 
 NET, VERSION, LAST = "neuron.net", "neuron.version", "neuron.last_loss"  # keys no widget owns
-STAGES = ("forward", "loss", "backward", "update")
-SLIPS = pd.DataFrame({
-    "where": ["§3.2", "§3.2", "§3.2", "§3.3", "§4.2", "§4.2", "§4.2"],
-    "the article writes": [
-        "hidden-layer gradients ∂L/∂z₁ = a₂·(ŷ₁ − y₁), ∂L/∂z₂ = a₂·(ŷ₂ − y₂), ∂L/∂z₃ = a₃·(ŷ₁ − y₁)",
-        "∂L/∂z₄ = a₄(ŷ₁ − y₁) + a₅(ŷ₂ − y₂)",
-        "weight update W₄₁ ← W₄₁ − α·∂L/∂z₄ (no aⱼ factor)",
-        "Adam “combines SGD and the momentum method”",
-        "ReLU: ∂L/∂zᵢ = aᵢ for zᵢ > 0",
-        "sigmoid: ∂L/∂zᵢ = aᵢ(1 − aᵢ)",
-        "tanh: ∂L/∂zᵢ = aᵢ(1 − aᵢ²)"],
-    "correct": [
-        "δ₁ = (W₂ᵀ δ₂) ⊙ f′(z₁): every output's error, weighted by its weight, times the unit's slope",
-        "z₄ is an output unit, so ∂L/∂z₄ = ŷ₁ − y₁ (as the line above it says); a sum over the outputs is what a "
-        "hidden unit's ∂L/∂aⱼ = Σₖ Wₖⱼ δₖ looks like",
-        "∂L/∂wᵢⱼ = δᵢ · aⱼ, so wᵢⱼ ← wᵢⱼ − α δᵢ aⱼ",
-        "Adam is momentum (the running mean m of the gradients) plus RMSprop-style scaling of each parameter's "
-        "step by √v̂ (the running mean of squared gradients), both bias-corrected",
-        "ReLU′(z) = 1 for z > 0 and 0 otherwise, and ∂L/∂zᵢ = ∂L/∂aᵢ · ReLU′(zᵢ)",
-        "∂L/∂zᵢ = ∂L/∂aᵢ · aᵢ(1 − aᵢ): the upstream gradient multiplies the slope",
-        "tanh′(z) = 1 − aᵢ², so ∂L/∂zᵢ = ∂L/∂aᵢ · (1 − aᵢ²)"]})
+STAGES = (N_("forward"), N_("loss"), N_("backward"), N_("update"))
+SLIPS = {
+    N_("where"): ["§3.2", "§3.2", "§3.2", "§3.3", "§4.2", "§4.2", "§4.2"],
+    N_("the article writes"): [
+        N_("hidden-layer gradients ∂L/∂z₁ = a₂·(ŷ₁ − y₁), ∂L/∂z₂ = a₂·(ŷ₂ − y₂), ∂L/∂z₃ = a₃·(ŷ₁ − y₁)"),
+        N_("∂L/∂z₄ = a₄(ŷ₁ − y₁) + a₅(ŷ₂ − y₂)"),
+        N_("weight update W₄₁ ← W₄₁ − α·∂L/∂z₄ (no aⱼ factor)"),
+        N_("Adam “combines SGD and the momentum method”"),
+        N_("ReLU: ∂L/∂zᵢ = aᵢ for zᵢ > 0"),
+        N_("sigmoid: ∂L/∂zᵢ = aᵢ(1 − aᵢ)"),
+        N_("tanh: ∂L/∂zᵢ = aᵢ(1 − aᵢ²)")],
+    N_("correct"): [
+        N_("δ₁ = (W₂ᵀ δ₂) ⊙ f′(z₁): every output's error, weighted by its weight, times the unit's slope"),
+        N_("z₄ is an output unit, so ∂L/∂z₄ = ŷ₁ − y₁ (as the line above it says); a sum over the outputs is what a "
+           "hidden unit's ∂L/∂aⱼ = Σₖ Wₖⱼ δₖ looks like"),
+        N_("∂L/∂wᵢⱼ = δᵢ · aⱼ, so wᵢⱼ ← wᵢⱼ − α δᵢ aⱼ"),
+        N_("Adam is momentum (the running mean m of the gradients) plus RMSprop-style scaling of each parameter's "
+           "step by √v̂ (the running mean of squared gradients), both bias-corrected"),
+        N_("ReLU′(z) = 1 for z > 0 and 0 otherwise, and ∂L/∂zᵢ = ∂L/∂aᵢ · ReLU′(zᵢ)"),
+        N_("∂L/∂zᵢ = ∂L/∂aᵢ · aᵢ(1 − aᵢ): the upstream gradient multiplies the slope"),
+        N_("tanh′(z) = 1 − aᵢ², so ∂L/∂zᵢ = ∂L/∂aᵢ · (1 − aᵢ²)")]}
 
 
 def one_neuron() -> None:
-    st.header("1. One neuron")
+    st.header(_("1. One neuron"))
     columns = st.columns(4)
-    xs = [columns[i].slider(f"x{i + 1}", -2.0, 2.0, float(ARTICLE_INPUT[i]), 0.1) for i in range(3)]
-    ws = [columns[i].slider(f"w{i + 1}", -2.0, 2.0, [0.5, -0.3, 0.8][i], 0.1) for i in range(3)]
-    b = columns[3].slider("b", -2.0, 2.0, 0.1, 0.1)
-    name = columns[3].selectbox("Activation f", HIDDEN_ACTIVATIONS)
+    xs = [columns[i].slider(f"x{i + 1}", -2.0, 2.0, float(ARTICLE_INPUT[i]), 0.1, key=f"neuron.x{i + 1}")
+          for i in range(3)]
+    ws = [columns[i].slider(f"w{i + 1}", -2.0, 2.0, [0.5, -0.3, 0.8][i], 0.1, key=f"neuron.w{i + 1}")
+          for i in range(3)]
+    b = columns[3].slider("b", -2.0, 2.0, 0.1, 0.1, key="neuron.b")
+    name = columns[3].selectbox(_("Activation f"), HIDDEN_ACTIVATIONS, key="neuron.f")
     z = sum(w * x for w, x in zip(ws, xs, strict=True)) + b
     a = float(activate(name, torch.tensor(z, dtype=torch.float64)))
     terms = " + ".join(rf"({number(w, 1)})({number(x, 1)})" for w, x in zip(ws, xs, strict=True))
@@ -66,6 +69,11 @@ def one_neuron() -> None:
     st.latex(rf"a = \mathrm{{{name}}}(z) = {number(a)}")
     xs, ys = activation_curve(name)
     st.plotly_chart(charts.curve_with_point(xs, ys, (z, a), f"{name}(z)", "z", "a = f(z)"))
+
+
+def class_names(count: int) -> dict[int, str]:
+    """Classes 0..count-1 as the article names them (class 1, class 2, ...)."""
+    return {k: _("class {number}").format(number=k + 1) for k in range(count)}
 
 
 def as_tensor(frame: pd.DataFrame) -> torch.Tensor:
@@ -82,19 +90,20 @@ def replace_network(net: Network) -> None:
 def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
     """Activation, loss and target pickers, weight tables, random init and reset -> (network, x, y)."""
     a, b, c, d = st.columns(4)
-    hidden = a.selectbox("Hidden activation", HIDDEN_ACTIVATIONS)
-    loss = c.selectbox("Loss", LOSSES)
+    hidden = a.selectbox(_("Hidden activation"), HIDDEN_ACTIVATIONS, key="net.hidden")
+    loss = c.selectbox(_("Loss"), LOSSES, format_func=translator(), key="net.loss")
     outputs = OUTPUT_ACTIVATIONS if loss == "mse" else ("softmax", "sigmoid")
-    output = b.selectbox("Output activation", outputs)
-    target = d.radio("Target class y", [0, 1], horizontal=True, format_func=lambda k: f"class {k + 1}")
-    seed = a.number_input("Seed", 0, 10_000, 0)
-    if b.button("Random init (seed)") or NET not in st.session_state:
+    output = b.selectbox(_("Output activation"), outputs, key="net.output")
+    target = d.radio(_("Target class y"), [0, 1], horizontal=True, format_func=class_names(2).__getitem__,
+                     key="net.target")
+    seed = a.number_input(_("Seed"), 0, 10_000, 0, key="net.seed")
+    if b.button(_("Random init (seed)"), key="net.random") or NET not in st.session_state:
         replace_network(random_network(seed=int(seed)))
-    if c.button("Reset to seed 0"):
+    if c.button(_("Reset to seed 0"), key="net.reset"):
         replace_network(random_network(seed=0))
     net: Network = st.session_state[NET]
     version = st.session_state[VERSION]  # new tables whenever the weights are replaced, so old edits do not linger
-    st.caption("Edit any weight or bias in the tables: everything below recomputes.")
+    st.caption(_("Edit any weight or bias in the tables: everything below recomputes."))
     left, right = st.columns(2)
     w1 = left.data_editor(pd.DataFrame(net.w1.numpy(), columns=["x1", "x2", "x3"], index=["h1", "h2", "h3"]),
                           key=f"neuron.w1.{version}")
@@ -109,7 +118,7 @@ def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
 
 
 def forward_section(net: Network, x: torch.Tensor, y: torch.Tensor, f) -> None:
-    st.subheader("Forward pass, layer by layer")
+    st.subheader(_("Forward pass, layer by layer"))
     st.latex(rf"z_1 = W_1 x + b_1 = {matrix(net.w1)} {matrix(x[0], 0)} + {matrix(net.b1)} = {matrix(f.z1[0])}")
     st.latex(rf"a_1 = \mathrm{{{net.hidden}}}(z_1) = {matrix(f.a1[0])}")
     st.latex(rf"z_2 = W_2 a_1 + b_2 = {matrix(net.w2)} {matrix(f.a1[0])} + {matrix(net.b2)} = {matrix(f.z2[0])}")
@@ -127,7 +136,7 @@ LOSS_FORMULAS = {
 
 
 def loss_section(net: Network, y: torch.Tensor, f) -> None:
-    st.subheader("The loss, term by term")
+    st.subheader(_("The loss, term by term"))
     formula, term = LOSS_FORMULAS["mse"] if net.loss == "mse" else LOSS_FORMULAS[(net.loss, net.output)]
     outputs = y.shape[1]
     parts = [term.replace("@p", number(float(p))).replace("@t", number(float(t), 0)).replace("@k", str(outputs))
@@ -137,12 +146,12 @@ def loss_section(net: Network, y: torch.Tensor, f) -> None:
     st.latex("L = " + " ".join(parts).removeprefix("+") + " = " + " + ".join(number(float(v), 4) for v in values)
              + rf" = {number(float(f.loss), 4)}")
     if net.loss == "cross-entropy" and net.output == "sigmoid":
-        st.caption("With sigmoid outputs each output answers its own yes/no question, so the loss is binary "
-                   "cross-entropy per output: the wrong class's output is pushed towards 0 too.")
+        st.caption(_("With sigmoid outputs each output answers its own yes/no question, so the loss is binary "
+                     "cross-entropy per output: the wrong class's output is pushed towards 0 too."))
 
 
 def update_section(net: Network, grads, stepped: Network, lr: float) -> None:
-    st.subheader(f"The update: every weight moves against its gradient, α = {lr:g}")
+    st.subheader(_("The update: every weight moves against its gradient, α = {lr}").format(lr=f"{lr:g}"))
     st.latex(r"\theta \leftarrow \theta - \alpha \frac{\partial L}{\partial \theta}")
     for name, label in (("w2", "W_2"), ("b2", "b_2"), ("w1", "W_1"), ("b1", "b_1")):
         st.latex(rf"\begin{{aligned}} {label} &\leftarrow {matrix(getattr(net, name))} - {number(lr, 2)} \cdot "
@@ -150,7 +159,7 @@ def update_section(net: Network, grads, stepped: Network, lr: float) -> None:
 
 
 def backward_section(net: Network, x: torch.Tensor, f, grads) -> None:
-    st.subheader("Backward pass: the chain rule, from the loss to every weight")
+    st.subheader(_("Backward pass: the chain rule, from the loss to every weight"))
     if net.output == "softmax" and net.loss == "cross-entropy":
         st.latex(rf"\delta_2 = \frac{{\partial L}}{{\partial z_2}} = \hat y - y = {matrix(grads.dz2[0])}")
     elif net.loss == "cross-entropy":  # sigmoid outputs with binary cross-entropy
@@ -169,85 +178,88 @@ def backward_section(net: Network, x: torch.Tensor, f, grads) -> None:
 
 
 def check_section(net: Network, x: torch.Tensor, y: torch.Tensor, grads) -> None:
-    st.subheader("Checked")
+    st.subheader(_("Checked"))
     oracle, numeric = autograd_gradients(net, x, y), finite_difference_gradients(net, x, y)
     names = {"dw1": "∂L/∂W₁", "db1": "∂L/∂b₁", "dw2": "∂L/∂W₂", "db2": "∂L/∂b₂"}
+    autograd, finite = _("max |hand − autograd|"), _("max |hand − finite differences|")
     st.dataframe(pd.DataFrame({
-        "gradient": list(names.values()),
-        "max |hand − autograd|": [float((getattr(grads, k) - getattr(oracle, k)).abs().max()) for k in names],
-        "max |hand − finite differences|": [float((getattr(grads, k) - getattr(numeric, k)).abs().max())
-                                            for k in names]}), hide_index=True,
-        column_config={c: st.column_config.NumberColumn(format="%.1e") for c in
-                       ("max |hand − autograd|", "max |hand − finite differences|")})
-    st.caption("Every number above comes from hand-written formulas in dlplay.neuron (no autograd); this table "
-               "compares them with torch.autograd and with central finite differences (h = 1e-6), in float64.")
+        _("gradient"): list(names.values()),
+        autograd: [float((getattr(grads, k) - getattr(oracle, k)).abs().max()) for k in names],
+        finite: [float((getattr(grads, k) - getattr(numeric, k)).abs().max()) for k in names]}), hide_index=True,
+        column_config={c: st.column_config.NumberColumn(format="%.1e") for c in (autograd, finite)})
+    st.caption(_("Every number above comes from hand-written formulas in dlplay.neuron (no autograd); this table "
+                 "compares them with torch.autograd and with central finite differences (h = 1e-6), in float64."))
 
 
 def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: float, lr: float) -> None:
-    st.subheader("One gradient step, then many")
+    st.subheader(_("One gradient step, then many"))
     a, b = st.columns(2)
-    a.metric("Loss", f"{loss_now:.4f}", delta=None if LAST not in st.session_state else
-             f"{loss_now - st.session_state[LAST]:+.4f} after the last step", delta_color="inverse")
-    if b.button("Take one SGD step: θ ← θ − α ∂L/∂θ"):
+    a.metric(_("Loss"), f"{loss_now:.4f}", delta=None if LAST not in st.session_state else
+             _("{change} after the last step").format(change=f"{loss_now - st.session_state[LAST]:+.4f}"),
+             delta_color="inverse")
+    if b.button(_("Take one SGD step: θ ← θ − α ∂L/∂θ"), key="net.step"):
         st.session_state[LAST] = loss_now
         replace_network(sgd_step(net, backward(net, x, y, forward(net, x, y)), lr))
         st.rerun()
-    steps = st.slider("Train N steps", 1, 200, 50)
-    _, single = train(net, x, y, lr, steps)
+    steps = st.slider(_("Train N steps"), 1, 200, 50, key="net.steps")
+    single = train(net, x, y, lr, steps)[1]
     batch_x, batch_y = binary_batch(8, seed=1)
-    _, batch = train(net, batch_x, batch_y, lr, steps)
-    st.plotly_chart(charts.lines({"the article's single example": single, "a batch of 8 examples": batch},
-                                 x_title="SGD step", y_title="loss", log_y=False))
-    st.caption("One example is learned perfectly; a batch whose labels no 3→3→2 network can all fit stops "
-               "at a higher loss. Raise α to 3 and watch the single-example curve jump around.")
+    batch = train(net, batch_x, batch_y, lr, steps)[1]
+    st.plotly_chart(charts.lines({_("the article's single example"): single, _("a batch of 8 examples"): batch},
+                                 x_title=_("SGD step"), y_title=_("loss"), log_y=False))
+    st.caption(_("One example is learned perfectly; a batch whose labels no 3→3→2 network can all fit stops "
+                 "at a higher loss. Raise α to 3 and watch the single-example curve jump around."))
 
 
 def loop_diagram(stage: str) -> str:
     """The article's training loop with the current stage highlighted."""
-    nodes = {"input": ("Input x", "forward"), "hidden": ("Hidden layer a₁", "forward"),
-             "output": ("Output ŷ", "forward"), "loss": ("Loss L", "loss"), "backprop": ("Backprop δ", "backward"),
-             "update": ("Update θ", "update")}
+    nodes = {"input": (_("Input x"), "forward"), "hidden": (_("Hidden layer a₁"), "forward"),
+             "output": (_("Output ŷ"), "forward"), "loss": (_("Loss L"), "loss"),
+             "backprop": (_("Backprop δ"), "backward"), "update": (_("Update θ"), "update")}
     lines = ['digraph loop { rankdir=LR; bgcolor="transparent"; node [shape=box, style="rounded,filled", '
              'fontname="Helvetica", color="#4a6fa5"];']
     lines += [f'{key} [label="{label}", fillcolor="{"#ffd27f" if part == stage else "#eef3fb"}"];'
               for key, (label, part) in nodes.items()]
+    iterate = _("iterate")
     lines += ["input -> hidden -> output -> loss -> backprop -> update;",
-              'update -> input [label="iterate", style=dashed];', "}"]
+              f'update -> input [label="{iterate}", style=dashed];', "}"]
     return "\n".join(lines)
 
 
 def losses_section() -> None:
-    st.header("Losses: MSE and cross-entropy on the same output")
+    st.header(_("Losses: MSE and cross-entropy on the same output"))
     a, b, c = st.columns(3)
-    logits = torch.tensor([[a.slider("logit z₁", -5.0, 5.0, 2.0, 0.1), b.slider("logit z₂", -5.0, 5.0, 0.5, 0.1),
-                            c.slider("logit z₃", -5.0, 5.0, -1.0, 0.1)]], dtype=torch.float64)
-    target = st.radio("True class", [0, 1, 2], horizontal=True, format_func=lambda k: f"class {k + 1}", key="loss.y")
+    logits = torch.tensor([[a.slider("logit z₁", -5.0, 5.0, 2.0, 0.1, key="loss.z1"),
+                            b.slider("logit z₂", -5.0, 5.0, 0.5, 0.1, key="loss.z2"),
+                            c.slider("logit z₃", -5.0, 5.0, -1.0, 0.1, key="loss.z3")]], dtype=torch.float64)
+    target = st.radio(_("True class"), [0, 1, 2], horizontal=True, format_func=class_names(3).__getitem__,
+                      key="loss.y")
     y = one_hot([target], 3)
     rows = []
     for loss in LOSSES:
         value, gradient = loss_on_logits(loss, logits, y)
-        rows.append({"loss": loss, "value": value,
-                     "∂L/∂z (w.r.t. the logits)": str([round(float(v), 4) for v in gradient])})
+        rows.append({_("loss"): loss, _("value"): value,
+                     _("∂L/∂z (w.r.t. the logits)"): str([round(float(v), 4) for v in gradient])})
     st.latex(rf"\hat y = \mathrm{{softmax}}(z) = {matrix(torch.softmax(logits, 1)[0])}, \quad y = {matrix(y[0], 0)}")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    st.markdown("With softmax, cross-entropy's gradient is simply **ŷ − y**: the error itself, large when the model "
-                "is confidently wrong. MSE's gradient passes through the softmax's slope, which flattens out when "
-                "the model is confidently wrong, so it learns slowly exactly when it should learn fast.")
+    st.markdown(_("With softmax, cross-entropy's gradient is simply **ŷ − y**: the error itself, large when the "
+                  "model is confidently wrong. MSE's gradient passes through the softmax's slope, which flattens out "
+                  "when the model is confidently wrong, so it learns slowly exactly when it should learn fast."))
     p, losses = loss_against_probability()
-    st.plotly_chart(charts.lines(losses, p, "predicted probability of the true class p", "loss", log_y=False))
+    st.plotly_chart(charts.lines(losses, p, _("predicted probability of the true class p"), _("loss"), log_y=False))
 
 
-st.title("Neuron math")
-st.caption("The article's §2–§4 worked example, live and exact: every number below is computed by hand-written "
-           "formulas and checked against PyTorch's autograd.")
+st.title(_("Neuron math"))
+st.caption(_("The article's §2–§4 worked example, live and exact: every number below is computed by hand-written "
+             "formulas and checked against PyTorch's autograd."))
 one_neuron()
-st.header("2. The article's network: 3 inputs → 3 hidden (ReLU) → 2 outputs (softmax), x = [1, 0, 1]")
+st.header(_("2. The article's network: 3 inputs → 3 hidden (ReLU) → 2 outputs (softmax), x = [1, 0, 1]"))
 net, x, y = network_controls()
 f = forward(net, x, y)
 grads = backward(net, x, y, f)
 a, b = st.columns([3, 1])
-stage = a.radio("Step through the loop", STAGES, horizontal=True)
-lr = b.select_slider("Learning rate α", [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3)
+stage = a.radio(_("Step through the loop"), STAGES, horizontal=True, format_func=translator(), key="net.stage")
+lr = b.select_slider(_("Learning rate α"), [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3, key="net.lr")
 st.graphviz_chart(loop_diagram(stage))
 if stage == "forward":
     forward_section(net, x, y, f)
@@ -259,7 +271,8 @@ else:
     update_section(net, grads, sgd_step(net, grads, lr), lr)
 check_section(net, x, y, grads)
 training_section(net, x, y, float(f.loss), lr)
-with st.expander("Where the article slips, and the correct formulas"):
-    st.dataframe(SLIPS, hide_index=True)
-    st.caption("The formulas on this page are the correct ones; the tests check each against autograd.")
+with st.expander(_("Where the article slips, and the correct formulas")):
+    st.dataframe(pd.DataFrame({_(column): [_(text) for text in texts] for column, texts in SLIPS.items()}),
+                 hide_index=True)
+    st.caption(_("The formulas on this page are the correct ones; the tests check each against autograd."))
 losses_section()

@@ -15,7 +15,8 @@ from dlplay.optim2d import (
     surface_gradient,
 )
 from dlplay.schedules import SCHEDULES, lr_trace
-from ui import charts
+from ui import charts, readings
+from ui.i18n import _, translator
 from ui.latex import matrix
 
 # Ranges torch.optim accepts (betas, momentum and alpha below 1; a learning rate above 0).
@@ -43,52 +44,63 @@ def hyperparameters(name: str) -> dict:
 
 
 def race_section() -> None:
-    st.header("1. The race")
+    st.header(_("1. The race"))
     a, b = st.columns([2, 1])
-    name = a.selectbox("Loss surface", list(SURFACES))
+    name = a.selectbox(_("Loss surface"), list(SURFACES), format_func=translator(), key="race.surface")
     surface = SURFACES[name]
     a.latex(rf"f(x, y) = {surface.formula}")
-    x0 = b.slider("start x", float(surface.x_range[0]), float(surface.x_range[1]), float(surface.start[0]), 0.05)
-    y0 = b.slider("start y", float(surface.y_range[0]), float(surface.y_range[1]), float(surface.start[1]), 0.05)
-    chosen = st.multiselect("Optimizers (torch.optim)", list(RACE_OPTIMIZERS),
-                            default=["SGD", "SGD + momentum", "Adam"])
-    with st.expander("Each optimizer's hyperparameters"):
+    x0 = b.slider(_("start x"), float(surface.x_range[0]), float(surface.x_range[1]), float(surface.start[0]), 0.05,
+                  key=f"race.x0.{name}")
+    y0 = b.slider(_("start y"), float(surface.y_range[0]), float(surface.y_range[1]), float(surface.start[1]), 0.05,
+                  key=f"race.y0.{name}")
+    chosen = st.multiselect(_("Optimizers (torch.optim)"), list(RACE_OPTIMIZERS),
+                            default=["SGD", "SGD + momentum", "Adam"], key="race.optimizers")
+    with st.expander(_("Each optimizer's hyperparameters")):
         settings = {n: hyperparameters(n) for n in chosen}
     a, b, c = st.columns(3)
-    steps = a.slider("Steps", 50, 1000, 500, 50)
-    tolerance = b.select_slider("Tolerance (loss above the minimum)", [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3)
-    schedule = c.selectbox("Learning-rate schedule", list(SCHEDULES), format_func=lambda n: f"{n}: {SCHEDULES[n]}")
-    upto = st.slider("Show the paths up to step", 0, steps, steps)
+    steps = a.slider(_("Steps"), 50, 1000, 500, 50, key="race.steps")
+    tolerance = b.select_slider(_("Tolerance (loss above the minimum)"), [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3,
+                                key="race.tolerance")
+    schedule = c.selectbox(_("Learning-rate schedule"), list(SCHEDULES), key="race.schedule",
+                           format_func={n: f"{n}: {_(what)}" for n, what in SCHEDULES.items()}.__getitem__)
+    upto = st.slider(_("Show the paths up to step"), 0, steps, steps, key=f"race.upto.{steps}")
     if not chosen:
-        st.info("Pick at least one optimizer to race.")
+        st.info(_("Pick at least one optimizer to race."))
         return
     if schedule == "onecycle" and any(settings[n].get("momentum") or "betas" in settings[n] for n in chosen):
-        st.caption("One-cycle also cycles the momentum (0.95 → 0.85 → 0.95) of the optimizers that have one; plain "
-                   "SGD, RMSprop and Adagrad keep none.")
+        st.caption(_("One-cycle also cycles the momentum (0.95 → 0.85 → 0.95) of the optimizers that have one; "
+                     "plain SGD, RMSprop and Adagrad keep none."))
     paths = race(surface, chosen, (x0, y0), steps, settings, tolerance, schedule, state_step=max(1, upto))
     st.plotly_chart(charts.race_contour(*log_grid(surface), surface.minima,
                                         {p.name: p.points[:upto + 1] for p in paths}, surface.x_range, surface.y_range))
-    held = loss_axis_range(surface)
-    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss", y_range=held))
-    if held:
-        st.caption("This surface has no bottom: the loss axis is held to the values f takes on the square above, "
-                   "and a curve that drops off the chart has left the square, sliding downhill for ever.")
-    st.dataframe([{"optimizer": p.name, "lr": settings[p.name]["lr"], "steps to tolerance": p.reached_at,
-                   "final loss": p.losses[-1], "outcome": p.outcome} for p in paths], hide_index=True,
-                 column_config={"final loss": st.column_config.NumberColumn(format="%.2e"),
-                                "steps to tolerance": st.column_config.NumberColumn(
-                                    help="Empty: the loss never came within the tolerance of the minimum.")})
-    who = st.selectbox("Internal state of", chosen)
+    loss_chart(paths, surface)
+    final, reached = _("final loss"), _("steps to tolerance")
+    st.dataframe([{_("optimizer"): p.name, "lr": settings[p.name]["lr"], reached: p.reached_at,
+                   final: p.losses[-1], _("outcome"): readings.outcome(p)} for p in paths], hide_index=True,
+                 column_config={final: st.column_config.NumberColumn(format="%.2e"),
+                                reached: st.column_config.NumberColumn(
+                                    help=_("Empty: the loss never came within the tolerance of the minimum."))})
+    who = st.selectbox(_("Internal state of"), chosen, key="race.state")
     path = next(p for p in paths if p.name == who)
     at = max(1, min(upto, len(path.points) - 1))
-    st.caption(f"{who} after step {at}: " + ("; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in path.state.items())
-                                               or "plain SGD keeps no state"))
+    kept = "; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in path.state.items()) or _("plain SGD keeps no state")
+    st.caption(_("{optimizer} after step {step}: {state}").format(optimizer=who, step=at, state=kept))
+
+
+def loss_chart(paths, surface) -> None:
+    """Each path's loss per step, the axis held to the surface's square when it has no bottom."""
+    held = loss_axis_range(surface)
+    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title=_("step"), y_title=_("loss"),
+                                 y_range=held))
+    if held:
+        st.caption(_("This surface has no bottom: the loss axis is held to the values f takes on the square above, "
+                     "and a curve that drops off the chart has left the square, sliding downhill for ever."))
 
 
 def learning_rate_section() -> None:
-    st.header("2. Learning rate: too small, right, too big")
+    st.header(_("2. Learning rate: too small, right, too big"))
     a, b = st.columns(2)
-    name = a.selectbox("Optimizer", list(RACE_OPTIMIZERS), key="lr.optimizer")
+    name = a.selectbox(_("Optimizer"), list(RACE_OPTIMIZERS), key="lr.optimizer")
     base = b.number_input("α", 1e-5, 10.0, float(RACE_OPTIMIZERS[name][1]["lr"]), format="%.4f", key="lr.alpha")
     surface = SURFACES["ill-conditioned quadratic"]
     paths = []
@@ -96,26 +108,22 @@ def learning_rate_section() -> None:
         path = run(surface, name, surface.start, 300, {"lr": base * factor})
         path.name = f"α × {factor:g} = {base * factor:.4g}"
         paths.append(path)
-    held = loss_axis_range(surface)
-    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title="step", y_title="loss", y_range=held))
-    if held:
-        st.caption("This surface has no bottom: the loss axis is held to the values f takes on the square above, "
-                   "and a curve that drops off the chart has left the square, sliding downhill for ever.")
+    loss_chart(paths, surface)
     for path in paths:
         if path.diverged_at is not None:
-            st.warning(f"{path.name}: diverged at step {path.diverged_at}.")
-    st.caption("On this quadratic the y-direction is 20 times steeper than x: a rate just too big for it makes y "
-               "bounce from side to side forever without ever settling, and a bigger one makes it explode.")
+            st.warning(_("{name}: diverged at step {step}.").format(name=path.name, step=path.diverged_at))
+    st.caption(_("On this quadratic the y-direction is 20 times steeper than x: a rate just too big for it makes y "
+                 "bounce from side to side forever without ever settling, and a bigger one makes it explode."))
 
 
 def schedules_section() -> None:
-    st.header("3. Schedules")
-    st.plotly_chart(charts.lines({f"{name}: {what}": lr_trace(name, 0.1, 300) for name, what in SCHEDULES.items()},
-                                 x_title="step", y_title="learning rate (base 0.1)", log_y=False, height=340))
+    st.header(_("3. Schedules"))
+    st.plotly_chart(charts.lines({f"{name}: {_(what)}": lr_trace(name, 0.1, 300) for name, what in SCHEDULES.items()},
+                                 x_title=_("step"), y_title=_("learning rate (base 0.1)"), log_y=False, height=340))
 
 
 def article_section() -> None:
-    st.header("4. The article's SGD and Adam, by hand")
+    st.header(_("4. The article's SGD and Adam, by hand"))
     surface = SURFACES["Beale"]
     gradient = surface_gradient(surface)
     start = torch.tensor(surface.start, dtype=torch.float64)
@@ -132,12 +140,12 @@ def article_section() -> None:
     for t, r in enumerate(records, start=1):
         st.latex(rf"t={t}:\ g = {matrix(r['g'])},\ m = {matrix(r['m'])},\ v = {matrix(r['v'], 4)},\ "
                  rf"\hat m = {matrix(r['m_hat'])},\ \hat v = {matrix(r['v_hat'])},\ \theta = {matrix(r['theta'])}")
-    st.caption("On Beale's surface from (1, 1.4); SGD with α = 0.01, Adam with α = 0.05. The tests check this "
-               "hand-written Adam (and SGD) against torch.optim.Adam (and SGD) to 1e-6 over 100 steps.")
+    st.caption(_("On Beale's surface from (1, 1.4); SGD with α = 0.01, Adam with α = 0.05. The tests check this "
+                 "hand-written Adam (and SGD) against torch.optim.Adam (and SGD) to 1e-6 over 100 steps."))
 
 
-st.title("Optimizers")
-st.caption("Real torch.optim optimizers on a two-number parameter (x, y), racing down classic test surfaces.")
+st.title(_("Optimizers"))
+st.caption(_("Real torch.optim optimizers on a two-number parameter (x, y), racing down classic test surfaces."))
 race_section()
 learning_rate_section()
 schedules_section()

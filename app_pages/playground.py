@@ -21,7 +21,8 @@ from dlplay.playground import (
     pytorch_script,
     read_points_csv,
 )
-from ui import charts
+from ui import charts, readings
+from ui.i18n import N_, _, say, translator
 from ui.playground_link import (
     COMPARE,
     DROPOUTS,
@@ -35,7 +36,7 @@ from ui.playground_link import (
 
 SESSION, PLAYING, BUILT_FROM = "playground_run.session", "playground_run.playing", "playground_run.built_from"
 LINK_READ = "playground_run.link_read"
-MY_CSV = "my points (CSV)"
+MY_CSV = N_("my points (CSV)")
 NAMES = ("A", "B")
 KEPT_PARAMS = ("lang",)  # the app's own query parameters, which the playground's link keeps
 NOW = "now"  # the look-back slider's last stop: it follows training
@@ -67,33 +68,33 @@ def next_seed() -> None:
 
 def data_controls():
     """The data section; returns (points, what the points were built from) or (None, None) with a sentence shown."""
-    name = st.selectbox("Data", [*DATASETS, MY_CSV], key="playground.data")
+    name = st.selectbox(_("Data"), [*DATASETS, MY_CSV], format_func=translator(), key="playground.data")
     a, b = st.columns(2)
-    seed = a.number_input("Seed", 0, 10_000, key="playground.seed")
-    fraction = b.slider("Training share", 10, 90, step=10, format="%d%%", key="playground.train_share") / 100
+    seed = a.number_input(_("Seed"), 0, 10_000, key="playground.seed")
+    fraction = b.slider(_("Training share"), 10, 90, step=10, format="%d%%", key="playground.train_share") / 100
     if name == MY_CSV:
-        upload = st.file_uploader("CSV with columns x1, x2 and label (classes 0, 1, …) or target (a number)",
+        upload = st.file_uploader(_("CSV with columns x1, x2 and label (classes 0, 1, …) or target (a number)"),
                                   type=["csv"], key="playground.csv")
         if upload is None:
-            st.info("Upload a CSV of 2-D points to train on them.")
+            st.info(_("Upload a CSV of 2-D points to train on them."))
             return None, None
         try:
             return read_points_csv(upload.getvalue(), fraction, int(seed)), (upload.file_id, fraction, seed)
         except ValueError as err:
-            st.error(f"This CSV cannot be used: {err}.")
+            st.error(_("This CSV cannot be used: {reason}.").format(reason=say(str(err))))
             return None, None
     a, b = st.columns(2)
-    noise = a.slider("Noise", 0, 50, step=5, format="%d%%", key="playground.noise") / 100
-    count = b.slider("Points", 50, 1000, step=50, key="playground.points")
-    st.button("Regenerate the points", key="playground.regenerate", on_click=next_seed,
-              help="New points of the same kind (the next seed).")
+    noise = a.slider(_("Noise"), 0, 50, step=5, format="%d%%", key="playground.noise") / 100
+    count = b.slider(_("Points"), 50, 1000, step=50, key="playground.points")
+    st.button(_("Regenerate the points"), key="playground.regenerate", on_click=next_seed,
+              help=_("New points of the same kind (the next seed)."))
     return make_points(name, count, noise, fraction, int(seed)), (name, noise, count, fraction, seed)
 
 
 def network_controls(prefix: str = PREFIX) -> NetworkConfig:
     """Features, hidden layers and training settings, in the widgets whose keys start with `prefix`."""
-    features = st.pills("Input features", list(FEATURES), selection_mode="multi", key=f"{prefix}features")
-    layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, key=f"{prefix}layers")
+    features = st.pills(_("Input features"), list(FEATURES), selection_mode="multi", key=f"{prefix}features")
+    layers = st.slider(_("Hidden layers"), 0, MAX_HIDDEN_LAYERS, key=f"{prefix}layers")
     sizes, activations = [], []
     for start in range(0, layers, 2):
         for i, column in enumerate(st.columns(2)):
@@ -102,19 +103,20 @@ def network_controls(prefix: str = PREFIX) -> NetworkConfig:
                 break
             for name, value in LAYER_DEFAULTS.items():
                 st.session_state.setdefault(f"{prefix}{name}.{layer}", value)
-            sizes.append(column.number_input(f"Layer {layer + 1} neurons", 1, MAX_NEURONS,
+            sizes.append(column.number_input(_("Layer {number} neurons").format(number=layer + 1), 1, MAX_NEURONS,
                                              key=f"{prefix}neurons.{layer}"))
-            activations.append(column.selectbox(f"Layer {layer + 1} activation", list(ACTIVATIONS),
-                                                key=f"{prefix}activation.{layer}"))
+            activations.append(column.selectbox(_("Layer {number} activation").format(number=layer + 1),
+                                                list(ACTIVATIONS), key=f"{prefix}activation.{layer}"))
     a, b = st.columns(2)
-    optimizer = a.selectbox("Optimizer", list(OPTIMIZERS), key=f"{prefix}optimizer")
-    lr = b.select_slider("Learning rate", LEARNING_RATES, key=f"{prefix}lr")
+    optimizer = a.selectbox(_("Optimizer"), list(OPTIMIZERS), key=f"{prefix}optimizer")
+    lr = b.select_slider(_("Learning rate"), LEARNING_RATES, key=f"{prefix}lr")
     a, b = st.columns(2)
-    batch = a.slider("Batch size", 1, 30, key=f"{prefix}batch")
-    dropout = b.select_slider("Dropout", DROPOUTS, key=f"{prefix}dropout")
+    batch = a.slider(_("Batch size"), 1, 30, key=f"{prefix}batch")
+    dropout = b.select_slider(_("Dropout"), DROPOUTS, key=f"{prefix}dropout")
     a, b = st.columns(2)
-    regularizer = a.radio("Regularization", REGULARIZERS, horizontal=True, key=f"{prefix}regularizer")
-    rate = b.select_slider("Regularization rate", REG_RATES, key=f"{prefix}reg_rate",
+    regularizer = a.radio(_("Regularization"), REGULARIZERS, horizontal=True, format_func=translator(),
+                          key=f"{prefix}regularizer")
+    rate = b.select_slider(_("Regularization rate"), REG_RATES, key=f"{prefix}reg_rate",
                            disabled=regularizer == "none")
     return NetworkConfig(tuple(features or ()), tuple(int(s) for s in sizes), tuple(activations), dropout,
                          regularizer, rate, optimizer, lr, batch)
@@ -146,7 +148,7 @@ def current_sessions(points, data_key, configs: list[NetworkConfig]) -> list[Ses
             st.session_state[SESSION] = [Session(points, config, seed=0) for config in configs]
         except ValueError as err:
             st.session_state.pop(SESSION, None)
-            message = str(err)
+            message = say(str(err))
             st.warning(f"{message[0].upper()}{message[1:]}.")
             return []
         st.session_state[BUILT_FROM] = key
@@ -155,7 +157,7 @@ def current_sessions(points, data_key, configs: list[NetworkConfig]) -> list[Ses
 
 def train_all(sessions: list[Session], epochs: int, keep_going=lambda: True) -> None:
     """Train every compared network the same number of epochs, epoch by epoch, so they always stand at the same one."""
-    for _ in range(epochs):
+    for __ in range(epochs):
         if not keep_going():
             return
         for session in sessions:
@@ -164,18 +166,20 @@ def train_all(sessions: list[Session], epochs: int, keep_going=lambda: True) -> 
 
 def edit_weight(session: Session) -> None:
     """Set one weight by hand; training then goes on from the edited network."""
-    with st.expander("Edit a weight by hand"):
+    with st.expander(_("Edit a weight by hand")):
         layers = linear_layers(session.model)
         a, b, c, d = st.columns(4)
-        layer = a.selectbox("Layer", range(len(layers)), key="playground.edit_layer",
-                            format_func=lambda i: "output" if i == len(layers) - 1 else f"hidden {i + 1}")
+        layer = a.selectbox(_("Layer"), range(len(layers)), key="playground.edit_layer",
+                            format_func=[*(_("hidden {number}").format(number=i + 1) for i in range(len(layers) - 1)),
+                                         _("output")].__getitem__)
         rows, columns = layers[layer].weight.shape
-        to = b.number_input("To neuron", 1, rows, 1, key="playground.edit_to")
-        source = c.number_input("From neuron", 1, columns, 1, key="playground.edit_from")
+        to = b.number_input(_("To neuron"), 1, rows, 1, key="playground.edit_to")
+        source = c.number_input(_("From neuron"), 1, columns, 1, key="playground.edit_from")
         current = layers[layer].weight[int(to) - 1, int(source) - 1].item()
-        value = d.number_input("Weight", -10.0, 10.0, round(current, 3), step=0.1, key="playground.edit_value")
-        st.caption(f"Now {current:.3f}. Set it, then Step or Play: training goes on from the edited network.")
-        st.button("Set the weight", key="playground.edit_set", on_click=session.set_weight,
+        value = d.number_input(_("Weight"), -10.0, 10.0, round(current, 3), step=0.1, key="playground.edit_value")
+        st.caption(_("Now {value}. Set it, then Step or Play: training goes on from the edited network.").format(
+            value=f"{current:.3f}"))
+        st.button(_("Set the weight"), key="playground.edit_set", on_click=session.set_weight,
                   args=(layer, int(to) - 1, int(source) - 1, float(value)))
 
 
@@ -196,30 +200,31 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
     points, shown = session.points, session.epoch if epoch is None else epoch
     accuracy = f"{session.test_accuracies[shown]:.1%}" if session.test_accuracies else None
     if compact:
-        st.markdown(f"Epoch **{shown}** · training loss **{session.train_losses[shown]:.3f}** · test loss "
-                    f"**{session.test_losses[shown]:.3f}**" + (f" · test accuracy **{accuracy}**" if accuracy else ""))
+        st.markdown(_("Epoch **{epoch}** · training loss **{train}** · test loss **{test}**").format(
+            epoch=shown, train=f"{session.train_losses[shown]:.3f}", test=f"{session.test_losses[shown]:.3f}")
+            + (_(" · test accuracy **{accuracy}**").format(accuracy=accuracy) if accuracy else ""))
     else:
         columns = st.columns(4 if accuracy else 3)
-        columns[0].metric("Epoch", shown)
-        columns[1].metric("Training loss", f"{session.train_losses[shown]:.3f}")
-        columns[2].metric("Test loss", f"{session.test_losses[shown]:.3f}")
+        columns[0].metric(_("Epoch"), shown)
+        columns[1].metric(_("Training loss"), f"{session.train_losses[shown]:.3f}")
+        columns[2].metric(_("Test loss"), f"{session.test_losses[shown]:.3f}")
         if accuracy:
-            columns[3].metric("Test accuracy", accuracy)
+            columns[3].metric(_("Test accuracy"), accuracy)
     if epoch is None:
-        st.info(session.reading())
+        st.info(readings.session(session.reading()))
     axis, values = session.surface(epoch=epoch)
     shown_points = ((points.train_x, points.train_y), (points.test_x, points.test_y) if show_test else None)
     size = 300 if compact else 440
     if not details:  # playing: a picture drawn here, which the browser shows at once
         st.image(charts.playground_picture(axis.tolist(), values, *shown_points, points.task, points.classes,
-                                           discretize, size), caption="the network's output over the plane "
-                 "(x₁ across, x₂ up, from −6 to 6)", width=size)
+                                           discretize, size),
+                 caption=_("the network's output over the plane (x₁ across, x₂ up, from −6 to 6)"), width=size)
     else:
         st.plotly_chart(charts.playground_surface(axis.tolist(), values, *shown_points, points.task, points.classes,
                                                   discretize, size), key=f"playground.surface{name}")
     if not details:
-        st.caption("The network's drawing and each neuron's picture appear when you pause (while playing, the "
-                   "page keeps to what changes fastest).")
+        st.caption(_("The network's drawing and each neuron's picture appear when you pause (while playing, the "
+                     "page keeps to what changes fastest)."))
         return
     model = session.model_at(epoch)
     outputs = ["ŷ"] if points.task == "regression" else [f"ŷ{k}" for k in range(points.classes)]
@@ -228,16 +233,18 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
                     key=f"playground.network{name}")
     layers = session.neuron_surfaces(epoch=epoch)
     if layers:
-        st.caption("Each hidden neuron's output over the same plane (orange below zero, blue above):")
+        st.caption(_("Each hidden neuron's output over the same plane (orange below zero, blue above):"))
         for number, neurons in enumerate(layers, start=1):
-            st.image([charts.signed_thumbnail(n) for n in neurons], caption=[f"layer {number}, neuron {i + 1}"
-                                                                             for i in range(len(neurons))])
+            st.image([charts.signed_thumbnail(n) for n in neurons],
+                     caption=[_("layer {layer}, neuron {neuron}").format(layer=number, neuron=i + 1)
+                              for i in range(len(neurons))])
 
 
 def network_label(config: NetworkConfig) -> str:
     """Features and hidden layers in a few words, to tell compared networks apart."""
-    hidden = ", ".join(f"{n} {a}" for n, a in zip(config.hidden, config.activations, strict=True)) or "none"
-    return f"inputs {' '.join(config.features) or 'none'}; hidden layers: {hidden}"
+    hidden = ", ".join(f"{n} {a}" for n, a in zip(config.hidden, config.activations, strict=True)) or _("none")
+    return _("inputs {inputs}; hidden layers: {hidden}").format(inputs=" ".join(config.features) or _("none"),
+                                                               hidden=hidden)
 
 
 def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int | None, details: bool) -> None:
@@ -246,29 +253,29 @@ def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int 
     curves = {}
     for session, name in zip(sessions, NAMES, strict=False):
         label = f"{name}: " if len(sessions) > 1 else ""
-        curves |= {f"{label}training": session.train_losses, f"{label}test": session.test_losses}
-    st.plotly_chart(charts.lines(curves, x_title="epoch", y_title="loss", height=220, mark_x=shown),
+        curves |= {label + _("training"): session.train_losses, label + _("test"): session.test_losses}
+    st.plotly_chart(charts.lines(curves, x_title=_("epoch"), y_title=_("loss"), height=220, mark_x=shown),
                     key="playground.losses")
     columns = st.columns(len(sessions)) if len(sessions) > 1 else [st.container()]
     for session, name, column in zip(sessions, NAMES, columns, strict=False):
         with column:
             if len(sessions) > 1:
-                st.markdown(f"**Network {name}**: {network_label(session.config)}")
+                st.markdown(_("**Network {name}**: {network}").format(name=name, network=network_label(session.config)))
             draw_network(session, show_test, discretize, epoch, name, compact=len(sessions) > 1, details=details)
 
 
-st.title("Network playground")
-st.caption("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every number "
-           "comes from a real PyTorch network trained with a real torch.optim optimizer.")
+st.title(_("Network playground"))
+st.caption(_("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every "
+             "number comes from a real PyTorch network trained with a real torch.optim optimizer."))
 start_from_link()
 controls, stage = st.columns([1, 1.25], gap="large")
 with controls:
     points, data_key = data_controls()
     config = network_controls()
     configs = [config]
-    if st.toggle("Compare with a second network (B)", key=COMPARE,
-                 help="Both networks train on the same points from the same seed, side by side."):
-        with st.expander("Network B", expanded=True):
+    if st.toggle(_("Compare with a second network (B)"), key=COMPARE,
+                 help=_("Both networks train on the same points from the same seed, side by side.")):
+        with st.expander(_("Network B"), expanded=True):
             configs.append(network_controls(PREFIX_B))
 write_link()
 with stage:
@@ -277,12 +284,12 @@ with stage:
         session = sessions[0]
         a, b, c = st.columns(3)
         playing = st.session_state.get(PLAYING, False)
-        a.button("Pause" if playing else "Play", type="primary", key="playground.play", on_click=toggle_play)
-        b.button("Step", key="playground.step", disabled=playing, on_click=train_all, args=(sessions, 1))
-        c.button("Reset", key="playground.reset", on_click=reset)
+        a.button(_("Pause") if playing else _("Play"), type="primary", key="playground.play", on_click=toggle_play)
+        b.button(_("Step"), key="playground.step", disabled=playing, on_click=train_all, args=(sessions, 1))
+        c.button(_("Reset"), key="playground.reset", on_click=reset)
         d, e = st.columns(2)
-        show_test = d.toggle("Show test points", key="playground.show_test")
-        discretize = e.toggle("Discretize output", key="playground.discretize",
+        show_test = d.toggle(_("Show test points"), key="playground.show_test")
+        discretize = e.toggle(_("Discretize output"), key="playground.discretize",
                               disabled=points.task != "classification" or points.classes != 2)
 
         past = None
@@ -290,8 +297,9 @@ with stage:
             each.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
         if not playing and session.epoch > 0:
             earlier = [e for e in session.epochs_kept() if e != session.epoch]
-            chosen = st.select_slider("Look back: the network after epoch", [*earlier, NOW], value=NOW,
-                                      format_func=lambda e: f"{session.epoch} (now)" if e == NOW else str(e),
+            chosen = st.select_slider(_("Look back: the network after epoch"), [*earlier, NOW], value=NOW,
+                                      format_func={**{e: str(e) for e in earlier},
+                                                   NOW: _("{epoch} (now)").format(epoch=session.epoch)}.__getitem__,
                                       key="playground.look_back")
             past = None if chosen == NOW else chosen
 
@@ -307,12 +315,12 @@ with stage:
         live()
         if not playing:
             edit_weight(session)
-        with st.expander("Show PyTorch code"):
+        with st.expander(_("Show PyTorch code")):
             if isinstance(data_key[0], str):  # a built-in dataset: (name, noise, count, fraction, seed)
                 name, noise, count, fraction, seed = data_key
-                st.caption("The same network and data in plain PyTorch, trained for as many epochs as this run "
-                           "(100 before the first step). Run it with python next to dlplay.")
+                st.caption(_("The same network and data in plain PyTorch, trained for as many epochs as this run "
+                             "(100 before the first step). Run it with python next to dlplay."))
                 st.code(pytorch_script(name, count, noise, fraction, int(seed), config, session.epoch or 100),
                         language="python")
             else:
-                st.caption("The code is written for the built-in datasets; pick one of them to see it.")
+                st.caption(_("The code is written for the built-in datasets; pick one of them to see it."))

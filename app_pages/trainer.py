@@ -28,66 +28,74 @@ from dlplay.transfer import FREEZE, IMAGENET, WeightsUnavailable, imagenet_weigh
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, state
 from ui import trainer_views as views
+from ui.i18n import N_, _, say, sentence, translated, translator
 
 ZIP_CHOICE = "zip"
 FRESH = "fresh weights"
 IMAGENET_MODEL = "mobilenet-v3-small"  # the architecture the ImageNet choice trains
 IMAGENET_PROBLEM = "trainer.imagenet_problem"  # why the ImageNet weights cannot be had (None: they can)
 USER_DATA, STACK = "trainer.user_data", "trainer.stack"  # session-state keys that no widget owns
-AUGMENTATIONS = {"none": Augmentation(), "light (rotate 5°, shift and zoom 5%)": LIGHT,
-                 "the article's ImageDataGenerator": ARTICLE}
+AUGMENTATIONS = {N_("none"): Augmentation(), N_("light (rotate 5°, shift and zoom 5%)"): LIGHT,
+                 N_("the article's ImageDataGenerator"): ARTICLE}
+CUSTOM_AUGMENTATION = N_("custom")
+FREEZE_LABELS = {"none": N_("nothing (fine-tune all)"), "features": N_("the conv layers"),
+                 "all but the head": N_("all but the new output layer")}
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0]
 
 
 def choose_dataset() -> tuple[Dataset | None, bool]:
     """The dataset picker: (the dataset, whether it is one of dlplay's own), or None with a message shown."""
     options = [*DATASETS, ZIP_CHOICE]
-    choice = st.selectbox("Dataset", options, format_func=lambda n: f"{n}: {DATASETS[n].description}"
-                          if n in DATASETS else "your own images: a .zip of class folders")
+    choice = st.selectbox(_("Dataset"), options, key="trainer.dataset",
+                          format_func={**{n: f"{n}: {_(d.description)}" for n, d in DATASETS.items()},
+                                       ZIP_CHOICE: _("your own images: a .zip of class folders")}.__getitem__)
     if choice != ZIP_CHOICE:
         try:
             if DATASETS[choice].downloads and not files_present(choice):
-                st.info(f"**{choice}** is not on this computer yet: {DATASETS[choice].description}.")
-                if not st.button(f"Download {choice}"):
+                st.info(_("**{name}** is not on this computer yet: {description}.").format(
+                    name=choice, description=_(DATASETS[choice].description)))
+                if not st.button(_("Download {name}").format(name=choice), key="trainer.download"):
                     return None, False
-                bar = st.progress(0.0, text="Connecting...")
-                download_files(choice, progress=lambda fraction, text: bar.progress(fraction, text=text))
+                bar = st.progress(0.0, text=_("Connecting..."))
+                download_files(choice, progress=lambda fraction, text: bar.progress(fraction, text=say(text)))
             return state.dataset(choice), True
         except DatasetUnavailable as err:
-            st.error(str(err))
+            st.error(say(str(err)))
             return None, False
-    st.caption("One folder per class (cats/, dogs/, ...), like Keras' `flow_from_directory('train')`; optionally "
-               "train/ and test/ folders. Without test/, 20% of each class is held out for testing.")
-    uploaded = st.file_uploader("Zip of class folders", type=["zip"])
-    size = st.select_slider("Resize every image to", [32, 48, 64, 96, 128, 150], value=64)
+    st.caption(_("One folder per class (cats/, dogs/, ...), like Keras' `flow_from_directory('train')`; optionally "
+                 "train/ and test/ folders. Without test/, 20% of each class is held out for testing."))
+    uploaded = st.file_uploader(_("Zip of class folders"), type=["zip"], key="trainer.zip")
+    size = st.select_slider(_("Resize every image to"), [32, 48, 64, 96, 128, 150], value=64, key="trainer.size")
     previous = st.session_state.get(USER_DATA)
     if uploaded is not None and (previous is None or previous[0] != (uploaded.file_id, size)):
         try:
-            with st.spinner("Unpacking and decoding the images..."):
+            with st.spinner(_("Unpacking and decoding the images...")):
                 imported = import_zip(uploaded, image_size=size, name=Path(uploaded.name).stem)
         except ZipRejected as err:
-            st.error(str(err))
+            st.error(say(str(err)))
             return None, False
         st.session_state[USER_DATA] = previous = ((uploaded.file_id, size), imported)
     if previous is None:
-        st.info("Upload a .zip to train on your own images.")
+        st.info(_("Upload a .zip to train on your own images."))
         return None, False
     imported = previous[1]
     if imported.skipped:
-        with st.expander(f"{len(imported.skipped)} file(s) skipped"):
-            st.dataframe(pd.DataFrame(imported.skipped, columns=["file", "reason"]), hide_index=True)
+        with st.expander(_("{count} file(s) skipped").format(count=len(imported.skipped))):
+            st.dataframe(pd.DataFrame([(file, say(reason)) for file, reason in imported.skipped],
+                                      columns=[_("file"), _("reason")]), hide_index=True)
     return imported.dataset, False
 
 
 def choose_start() -> tuple[Job | str | None, str]:
     """Fresh weights, or (transfer learning) a finished run's model or ImageNet weights, and what stays fixed."""
     runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
-    labels = {FRESH: FRESH, IMAGENET: "ImageNet weights: torchvision's MobileNetV3-small (transfer learning)"}
-    choice = st.selectbox("Start from", [FRESH, *range(len(runs)), IMAGENET], key="trainer.start_from",
-                          format_func=lambda i: labels[i] if i in labels else f"run #{i + 1}'s model: "
-                          f"{runs[i].config.model} trained on {runs[i].dataset_name} (transfer learning)",
-                          help="Transfer learning: weights learnt on other images, with a new output layer for this "
-                               "data's classes.")
+    labels = {FRESH: _("fresh weights"),
+              **{i: _("run #{number}'s model: {model} trained on {dataset} (transfer learning)").format(
+                  number=i + 1, model=r.config.model, dataset=r.dataset_name) for i, r in enumerate(runs)},
+              IMAGENET: _("ImageNet weights: torchvision's MobileNetV3-small (transfer learning)")}
+    choice = st.selectbox(_("Start from"), list(labels), key="trainer.start_from", format_func=labels.__getitem__,
+                          help=_("Transfer learning: weights learnt on other images, with a new output layer for "
+                                 "this data's classes."))
     if choice == FRESH:
         return None, "none"
     if choice == IMAGENET:
@@ -96,12 +104,11 @@ def choose_start() -> tuple[Job | str | None, str]:
                 imagenet_weights(IMAGENET_MODEL)
                 st.session_state[IMAGENET_PROBLEM] = None
             except WeightsUnavailable as err:
-                st.session_state[IMAGENET_PROBLEM] = f"{str(err)[0].upper()}{str(err)[1:]}."
+                st.session_state[IMAGENET_PROBLEM] = str(err)
         if st.session_state[IMAGENET_PROBLEM]:
-            st.warning(st.session_state[IMAGENET_PROBLEM])
-    freeze = st.radio("Keep fixed while training", FREEZE, horizontal=True, key="trainer.freeze",
-                      format_func={"none": "nothing (fine-tune all)", "features": "the conv layers",
-                                   "all but the head": "all but the new output layer"}.__getitem__)
+            st.warning(sentence(say(st.session_state[IMAGENET_PROBLEM])))
+    freeze = st.radio(_("Keep fixed while training"), FREEZE, horizontal=True, key="trainer.freeze",
+                      format_func=translated(FREEZE_LABELS))
     return (IMAGENET if choice == IMAGENET else runs[choice]), freeze
 
 
@@ -110,20 +117,23 @@ def choose_model(dataset: Dataset, source: Job | str | None) -> tuple[str, tuple
     a run starts from fixes the architecture."""
     if source == IMAGENET:
         model, stack = IMAGENET_MODEL, ()
-        st.caption(f"Architecture: {model}, the network the ImageNet weights belong to; your images are resized to "
-                   f"at least {IMAGENET_MIN_SIZE} px, made RGB and normalised as ImageNet's were.")
+        st.caption(_("Architecture: {model}, the network the ImageNet weights belong to; your images are resized to "
+                     "at least {size} px, made RGB and normalised as ImageNet's were.").format(
+            model=model, size=IMAGENET_MIN_SIZE))
     elif source is not None:
         model, stack = source.config.model, source.config.stack
-        st.caption(f"Architecture: {model}, as the run it starts from.")
+        st.caption(_("Architecture: {model}, as the run it starts from.").format(model=model))
     else:
-        model = st.selectbox("Architecture", [*MODELS, CUSTOM], format_func=lambda n: f"{n}: {MODELS[n].description}"
-                             if n in MODELS else "custom: build your own, layer by layer")
+        model = st.selectbox(_("Architecture"), [*MODELS, CUSTOM], key="trainer.model",
+                             format_func={**{n: f"{n}: {_(m.description)}" for n, m in MODELS.items()},
+                                          CUSTOM: _("custom: build your own, layer by layer")}.__getitem__)
         layers = st.session_state.setdefault(STACK, [(i, spec) for i, spec in enumerate(ARTICLE_STACK)])
         stack = views.stack_editor(layers, key=STACK) if model == CUSTOM else ()
     try:
         rows = summary(build_model(model, dataset.input_shape, dataset.num_classes, stack=stack), dataset.input_shape)
     except ValueError as err:
-        st.error(f"This model cannot take {dataset.input_shape[2]}×{dataset.input_shape[1]} images. {err}")
+        st.error(_("This model cannot take {size} images. {reason}").format(
+            size=f"{dataset.input_shape[2]}×{dataset.input_shape[1]}", reason=say(str(err))))
         return model, stack
     views.model_diagram(rows, dataset.input_shape)
     views.summary_table(rows)
@@ -134,44 +144,51 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
                     freeze: str) -> RunConfig:
     """Hyperparameters, data size and augmentation widgets -> a RunConfig."""
     a, b, c, d = st.columns(4)
-    optimizer = a.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index("adamw"))
-    lr = b.select_slider("Learning rate", LEARNING_RATES, value=3e-3)
-    schedule = c.selectbox("Schedule", list(SCHEDULES), index=list(SCHEDULES).index("onecycle"),
-                           help="\n".join(f"- **{name}**: {what}" for name, what in SCHEDULES.items()))
-    weight_decay = d.select_slider("Weight decay", [0.0, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2], value=5e-4)
+    optimizer = a.selectbox(_("Optimizer"), OPTIMIZERS, index=OPTIMIZERS.index("adamw"), key="trainer.optimizer")
+    lr = b.select_slider(_("Learning rate"), LEARNING_RATES, value=3e-3, key="trainer.lr")
+    schedule = c.selectbox(_("Schedule"), list(SCHEDULES), index=list(SCHEDULES).index("onecycle"),
+                           key="trainer.schedule",
+                           help="\n".join(f"- **{name}**: {_(what)}" for name, what in SCHEDULES.items()))
+    weight_decay = d.select_slider(_("Weight decay"), [0.0, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2], value=5e-4,
+                                   key="trainer.weight_decay")
     a, b, c, d = st.columns(4)
-    batch_size = a.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], value=64)
-    epochs = b.number_input("Epochs", 1, 100, 3)
-    seed = c.number_input("Seed", 0, 1_000_000, 0)
-    device = d.selectbox("Device", DEVICE_CHOICES)
-    mixed = st.checkbox("Mixed precision", value=True,
-                        help="Faster, with the same accuracy: float16 on CUDA GPUs, bfloat16 on CPUs that compute it "
-                             "natively (AVX-512 BF16, AMX, Arm BF16); float32 elsewhere, and when unticked. On this "
-                             f"server, 'auto' trains in {pick_device('auto', True).precision}.")
-    with st.expander("The article's FAQ as experiments: data size, class imbalance, overfitting"):
-        fraction = st.slider("Training images used", 10, 100, 100, step=10, format="%d%%",
-                             help="Why does deep learning need much data? Train on less and compare test accuracy.")
+    batch_size = a.select_slider(_("Batch size"), [8, 16, 32, 64, 128, 256, 512], value=64, key="trainer.batch")
+    epochs = b.number_input(_("Epochs"), 1, 100, 3, key="trainer.epochs")
+    seed = c.number_input(_("Seed"), 0, 1_000_000, 0, key="trainer.seed")
+    device = d.selectbox(_("Device"), DEVICE_CHOICES, key="trainer.device")
+    mixed = st.checkbox(_("Mixed precision"), value=True, key="trainer.mixed",
+                        help=_("Faster, with the same accuracy: float16 on CUDA GPUs, bfloat16 on CPUs that compute "
+                               "it natively (AVX-512 BF16, AMX, Arm BF16); float32 elsewhere, and when unticked. On "
+                               "this server, 'auto' trains in {precision}.").format(
+                            precision=pick_device("auto", True).precision))
+    with st.expander(_("The article's FAQ as experiments: data size, class imbalance, overfitting")):
+        fraction = st.slider(_("Training images used"), 10, 100, 100, step=10, format="%d%%", key="trainer.fraction",
+                             help=_("Why does deep learning need much data? Train on less and compare test "
+                                    "accuracy."))
         a, b = st.columns(2)
-        shrunk = a.multiselect("Make these classes rare", range(dataset.num_classes),
+        shrunk = a.multiselect(_("Make these classes rare"), range(dataset.num_classes), key="trainer.rare",
                                format_func=dataset.class_names.__getitem__)
-        keep = b.slider("...keeping this share of their images", 1, 100, 10, format="%d%%", disabled=not shrunk)
-        remedy = st.radio("Remedy for the imbalance", REMEDIES, horizontal=True, disabled=not shrunk,
-                          help="A class-weighted loss counts each rare image more; a weighted sampler shows rare "
-                               "images more often. Compare the per-class accuracy of the rare classes.")
-        dropout = st.checkbox("Dropout layers on", value=True,
-                              help="Overfitting remedies: dropout, weight decay (above) and augmentation (below).")
-    preset = st.radio("Augmentation (training images only)", [*AUGMENTATIONS, "custom"], index=1, horizontal=True)
+        keep = b.slider(_("...keeping this share of their images"), 1, 100, 10, format="%d%%", disabled=not shrunk,
+                        key="trainer.keep")
+        remedy = st.radio(_("Remedy for the imbalance"), REMEDIES, horizontal=True, disabled=not shrunk,
+                          format_func=translator(), key="trainer.remedy",
+                          help=_("A class-weighted loss counts each rare image more; a weighted sampler shows rare "
+                                 "images more often. Compare the per-class accuracy of the rare classes."))
+        dropout = st.checkbox(_("Dropout layers on"), value=True, key="trainer.dropout",
+                              help=_("Overfitting remedies: dropout, weight decay (above) and augmentation (below)."))
+    preset = st.radio(_("Augmentation (training images only)"), [*AUGMENTATIONS, CUSTOM_AUGMENTATION], index=1,
+                      horizontal=True, format_func=translator(), key="trainer.augmentation")
     augmentation = AUGMENTATIONS.get(preset) or views.augmentation_sliders()
-    with st.expander("Augmentation: preview and why only training images"):
-        st.markdown("Each epoch sees new random versions of the training images, so the model cannot memorise "
-                    "them. The article's code also augments its **test** data: that is a mistake, because the test "
-                    "score should measure the model on the real images it will meet, not on random distortions. "
-                    "Note too that Keras reads `shear_range=0.2` as 0.2 *degrees*, and that a horizontal flip "
-                    "turns digits into mirror writing.")
+    with st.expander(_("Augmentation: preview and why only training images")):
+        st.markdown(_("Each epoch sees new random versions of the training images, so the model cannot memorise "
+                      "them. The article's code also augments its **test** data: that is a mistake, because the "
+                      "test score should measure the model on the real images it will meet, not on random "
+                      "distortions. Note too that Keras reads `shear_range=0.2` as 0.2 *degrees*, and that a "
+                      "horizontal flip turns digits into mirror writing."))
         preview = sample_per_class(dataset.train, per_class=1, seed=0)
         views.augmentation_preview(ImageSet(preview.images[:2], preview.labels[:2]), dataset.class_names,
                                    augmentation, st.session_state.get("trainer.preview_seed", 0))
-        if st.button("New random versions"):
+        if st.button(_("New random versions"), key="trainer.new_versions"):
             st.session_state["trainer.preview_seed"] = st.session_state.get("trainer.preview_seed", 0) + 1
             st.rerun()
     return RunConfig(model=model, stack=stack, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
@@ -192,16 +209,16 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
         job = state.scheduler().submit(config, dataset, state.session_id(), registered=registered, run_id=run_id,
                                        resume=resume)
     except AlreadyTraining:
-        st.error("This session is already training: stop that run first.")
+        st.error(_("This session is already training: stop that run first."))
         return
     except DataProblem as err:
-        st.error(str(err))
+        st.error(say(str(err)))
         return
     except WeightsUnavailable as err:
-        st.error(f"{str(err)[0].upper()}{str(err)[1:]}.")
+        st.error(sentence(say(str(err))))
         return
     except ValueError as err:
-        st.error(f"This model cannot be trained on these images: {err}.")
+        st.error(_("This model cannot be trained on these images: {reason}.").format(reason=say(str(err))))
         return
     state.set_current_run(job)
     st.query_params["run"] = job.run_id  # a refresh keeps the id, so the run can be found again
@@ -216,8 +233,8 @@ def resume_from_checkpoint(run_id: str, point: ResumePoint) -> None:
     elif state.scheduler().store.dataset_file(key).exists():
         dataset = state.user_dataset(key)
     else:
-        st.error("The images this run trained on are no longer on the server: upload the zip again and start a new "
-                 "run.")
+        st.error(_("The images this run trained on are no longer on the server: upload the zip again and start a "
+                   "new run."))
         return
     start_run(point.config, dataset, key is None, run_id, resume=point)
 
@@ -236,15 +253,16 @@ def find_run_from_url() -> Job | None:
     try:
         point = store.resume_point(run_id)
     except ModelFileError:
-        st.warning("The interrupted run's checkpoint could not be read; start a new run.")
+        st.warning(_("The interrupted run's checkpoint could not be read; start a new run."))
         return None
     if point is None or len(point.epochs) >= point.config.epochs:
         return None  # no checkpoint, or it had finished: nothing to resume
     store.touch(run_id)  # seen again: the store's budget removes it last
     done = len(point.epochs)
-    st.info(f"An interrupted run was found: {point.config.model} on {point.data.name}, {done} of "
-            f"{point.config.epochs} epochs done (checkpoint saved after epoch {done}).")
-    if st.button("Resume the interrupted run"):
+    st.info(_("An interrupted run was found: {model} on {dataset}, {done} of {epochs} epochs done (checkpoint saved "
+              "after epoch {done}).").format(model=point.config.model, dataset=point.data.name, done=done,
+                                             epochs=point.config.epochs))
+    if st.button(_("Resume the interrupted run"), key="trainer.resume_found"):
         resume_from_checkpoint(run_id, point)
     return None
 
@@ -267,19 +285,20 @@ def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registere
     snapshot = job.snapshot() if job else None
     active = bool(snapshot and snapshot.active)
     row = st.container(horizontal=True)  # buttons side by side, each as wide as its label
-    if row.button("Train", type="primary", disabled=active):
+    if row.button(_("Train"), type="primary", disabled=active, key="trainer.train"):
         start_run(config, dataset, registered)
     command = None
     if active and snapshot.status is RunStatus.QUEUED:
-        command = job.stop if row.button("Cancel") else None
+        command = job.stop if row.button(_("Cancel"), key="trainer.cancel") else None
     elif active:
         paused = snapshot.status is RunStatus.PAUSED
-        if row.button("Resume" if paused else "Pause"):
+        if row.button(_("Resume") if paused else _("Pause"), key="trainer.pause"):
             command = job.resume if paused else job.pause
-        if row.button("Stop"):
+        if row.button(_("Stop"), key="trainer.stop"):
             command = job.stop
     elif snapshot and snapshot.status is RunStatus.CRASHED and 0 < snapshot.checkpoint_epoch:
-        if row.button(f"Resume from epoch {snapshot.checkpoint_epoch + 1}"):
+        if row.button(_("Resume from epoch {epoch}").format(epoch=snapshot.checkpoint_epoch + 1),
+                      key="trainer.resume_crashed"):
             resume_from_checkpoint(job.run_id, state.scheduler().store.resume_point(job.run_id))
     if command:
         command()
@@ -291,59 +310,64 @@ def runs_section() -> None:
     runs = state.finished_runs()
     if not runs:
         return
-    st.header("5. Runs")
+    st.header(_("5. Runs"))
     labels = [f"#{i + 1} {r.config.model}, {r.config.optimizer} lr {r.config.lr:g}, {r.config.epochs} ep"
               for i, r in enumerate(runs)]
     snapshots = [r.snapshot() for r in runs]
+    accuracy = _("test accuracy")
     table = pd.DataFrame({
-        "run": labels, "dataset": [r.dataset_name for r in runs], "status": [s.status.value for s in snapshots],
-        "test accuracy": [s.evaluation.accuracy if s.evaluation else None for s in snapshots],
-        "train images": [s.train_size for s in snapshots], "batch": [r.config.batch_size for r in runs],
-        "schedule": [r.config.schedule for r in runs], "weight decay": [r.config.weight_decay for r in runs],
-        "dropout": [r.config.dropout for r in runs], "augmented": [r.config.augmentation.active for r in runs],
-        "rare classes": [", ".join(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
-                         for r in runs],
-        "remedy": [r.config.remedy for r in runs], "seed": [r.config.seed for r in runs]})
+        _("run"): labels, _("dataset"): [r.dataset_name for r in runs],
+        _("status"): [_(s.status.value) for s in snapshots],
+        accuracy: [s.evaluation.accuracy if s.evaluation else None for s in snapshots],
+        _("train images"): [s.train_size for s in snapshots], _("batch"): [r.config.batch_size for r in runs],
+        _("schedule"): [r.config.schedule for r in runs], _("weight decay"): [r.config.weight_decay for r in runs],
+        _("dropout"): [r.config.dropout for r in runs], _("augmented"): [r.config.augmentation.active for r in runs],
+        _("rare classes"): [", ".join(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
+                            for r in runs],
+        _("remedy"): [_(r.config.remedy) for r in runs], _("seed"): [r.config.seed for r in runs]})
     st.dataframe(table, hide_index=True,
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
-    chosen = st.multiselect("Overlay the curves of", labels, default=labels[-2:])
+                 column_config={accuracy: st.column_config.NumberColumn(format="percent")})
+    chosen = st.multiselect(_("Overlay the curves of"), range(len(runs)), default=list(range(len(runs)))[-2:],
+                            format_func=labels.__getitem__, key="trainer.overlay")
     if chosen:
-        picked = [(label, snapshots[labels.index(label)]) for label in chosen]
-        st.plotly_chart(charts.training_curves([charts.Curves(label, s.batches, s.epochs) for label, s in picked]))
-    which = st.selectbox("Download", labels, index=len(labels) - 1)
-    run, snapshot = runs[labels.index(which)], snapshots[labels.index(which)]
+        st.plotly_chart(charts.training_curves([charts.Curves(labels[i], snapshots[i].batches, snapshots[i].epochs)
+                                                for i in chosen]))
+    which = st.selectbox(_("Download"), range(len(runs)), index=len(runs) - 1, format_func=labels.__getitem__,
+                         key="trainer.download_run")
+    run, snapshot = runs[which], snapshots[which]
     a, b = st.columns(2)
     if snapshot.evaluation is not None:
-        a.download_button("Model (.safetensors)", run.model_file().read_bytes, file_name="dlplay-run.safetensors",
-                          mime="application/octet-stream")
-    b.download_button("Metrics (.csv)", epochs_csv(snapshot.epochs), file_name="dlplay-run-metrics.csv",
-                      mime="text/csv")
+        a.download_button(_("Model (.safetensors)"), run.model_file().read_bytes, file_name="dlplay-run.safetensors",
+                          mime="application/octet-stream", key="trainer.model_file")
+    b.download_button(_("Metrics (.csv)"), epochs_csv(snapshot.epochs), file_name="dlplay-run-metrics.csv",
+                      mime="text/csv", key="trainer.metrics_file")
 
 
-st.title("CNN trainer")
-st.caption("Pick data and a model, press Train, and watch the accuracy, loss and validation curves of the article's "
-           "§5.4 grow. Training runs in the background: change controls or switch pages, it keeps going.")
-st.header("1. Data")
+st.title(_("CNN trainer"))
+st.caption(_("Pick data and a model, press Train, and watch the accuracy, loss and validation curves of the "
+             "article's §5.4 grow. Training runs in the background: change controls or switch pages, it keeps going."))
+st.header(_("1. Data"))
 dataset, registered = choose_dataset()
 if dataset is None:
     st.stop()
 views.data_overview(dataset)
-st.header("2. Model")
+st.header(_("2. Model"))
 start, frozen = choose_start()
 model_name, stack = choose_model(dataset, start)
-st.header("3. Settings")
+st.header(_("3. Settings"))
 config = choose_settings(dataset, model_name, stack, start, frozen)
 
-st.header("4. Train")
+st.header(_("4. Train"))
 try:
     state.scheduler()
 except SettingError as err:
-    st.error(f"Training is not available: {err}.")
+    st.error(_("Training is not available: {reason}.").format(reason=say(str(err))))
     st.stop()
 run = state.current_run() or find_run_from_url()
 run_controls(run, config, dataset, registered)
 if run is None:
-    st.info("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop CPU.")
+    st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
+              "CPU."))
 else:
     active = run.snapshot().active
     st.fragment(run_every=views.LIVE_REFRESH_SECONDS if active else None)(live_view)(run)
@@ -352,8 +376,8 @@ else:
         run_data = state.run_dataset(run)
         views.results(final.evaluation, final)
         # Lazy tabs: only the open one runs (looking inside the network costs the server a few forward passes).
-        confusion_tab, mistakes_tab, inside_tab = st.tabs(["Confusion matrix", "Most confident mistakes",
-                                                            "Inside the network"], on_change="rerun",
+        confusion_tab, mistakes_tab, inside_tab = st.tabs([_("Confusion matrix"), _("Most confident mistakes"),
+                                                            _("Inside the network")], on_change="rerun",
                                                            key="trainer.results_tab")
         if confusion_tab.open:
             with confusion_tab:

@@ -105,40 +105,28 @@ def gradient_flow(model: nn.Sequential, batch: ImageSet) -> GradientFlow:
 CAN_DIE = ("ReLU",)  # outputs exactly 0 (with zero slope) over half the line; LeakyReLU keeps a 0.01 slope there
 
 
-def read_dead_units(activation: str, fraction: float) -> str:
-    """A sentence on the share of units that output 0 for every image, and whether this activation can die."""
-    share = f"Dead units (output 0 for every image of the batch): {fraction:.1%} on average over the layers"
-    if activation in CAN_DIE:
-        return (f"{share}. A {activation} unit whose input is negative for every image outputs 0 and passes back no "
-                "gradient, so it may never recover.")
-    return (f"{share}: {activation} never sits at exactly 0 over a whole range of inputs (LeakyReLU keeps a slope "
-            "of 0.01 there), so its units cannot die.")
+@dataclass(frozen=True)
+class FlowReading:
+    """How the gradient norm changes from the last hidden layer back to the first (ui/readings.py says it)."""
+
+    kind: str  # "shallow" (under 2 layers), "vanishing", "exploding" or "healthy"
+    factor: float = 1.0  # vanishing: last / first norm; exploding: first / last; healthy: the larger of the two
+    thousandfold_at: int | None = None  # vanishing: the layer (from the input) where it is first 1000x smaller
+    layers: int = 0
 
 
-def times(factor: float) -> str:
-    """A factor as '35×' or, when huge, '6.5 × 10^15 times'."""
-    if factor < 1e6:
-        return f"{factor:,.0f}×"
-    mantissa, exponent = f"{factor:.1e}".split("e")
-    return f"{mantissa} × 10^{int(exponent)} times"
-
-
-def read_flow(norms: list[float], activation: str) -> str:
-    """A sentence on how the gradient norm changes from the last hidden layer back to the first."""
+def read_flow(norms: list[float]) -> FlowReading:
+    """Classify the gradient norms per hidden layer (input side first) as vanishing, exploding or healthy."""
     if len(norms) < 2:
-        return "Add layers to see how gradients change with depth."
+        return FlowReading("shallow", layers=len(norms))
     ratio = norms[-1] / max(norms[0], 1e-30)  # how much smaller the first layer's gradient is than the last's
     if ratio >= 10:
         first = next((len(norms) - i + 1 for i in range(1, len(norms) + 1)  # walking back from the last layer
                       if norms[-1] / max(norms[-i], 1e-30) >= 1000), None)
-        where = f"; already 1000× smaller at layer {first} of {len(norms)} (counting from the input)" if first else ""
-        return (f"Vanishing gradients: with {activation}, the first layer's gradient is {times(ratio)} smaller than "
-                f"the last hidden layer's{where}. The early layers will barely learn.")
+        return FlowReading("vanishing", ratio, first, len(norms))
     if ratio <= 0.1:
-        return (f"Exploding gradients: with {activation}, the first layer's gradient is {times(1 / ratio)} larger than "
-                "the last hidden layer's. Training would be unstable.")
-    return (f"Healthy flow: with {activation}, gradient norms stay within {max(ratio, 1 / ratio):.1f}× across the "
-            "layers.")
+        return FlowReading("exploding", 1 / ratio, None, len(norms))
+    return FlowReading("healthy", max(ratio, 1 / ratio), None, len(norms))
 
 
 @dataclass(frozen=True)

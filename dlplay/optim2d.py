@@ -66,15 +66,6 @@ class Path2D:
     escaped_at: int | None = None  # ran off a surface with no bottom (the saddle): the right thing to do there
     state: dict[str, list[float]] = field(default_factory=dict)  # the optimizer's buffers after step `state_step`
 
-    @property
-    def outcome(self) -> str:
-        """How the run ended, in words."""
-        if self.escaped_at is not None:
-            return f"escaped downhill at step {self.escaped_at}"
-        if self.diverged_at is not None:
-            return f"diverged at step {self.diverged_at}"
-        return "finished"
-
 
 def run(surface: Surface, name: str, start: tuple[float, float], steps: int, hyper: dict | None = None,
         tolerance: float = 1e-3, state_step: int | None = None, schedule: str = "constant") -> Path2D:

@@ -422,26 +422,36 @@ class Session:
         outputs = hidden_outputs(self.model.eval(), self.train_inputs)
         return sum(int((out == 0).all(0).sum()) for out in outputs), sum(out.shape[1] for out in outputs)
 
-    def reading(self) -> str:
-        """One sentence on what the curves say now."""
+    def reading(self) -> "SessionReading":
+        """What the curves say now (ui/readings.py says it in the page's language)."""
         if self.epoch < 5:
-            return "Press Play (or Step) and watch the losses and the picture change."
+            return SessionReading("start")
         dead, total = self.dead_neurons()
+        train_now, test_now = self.train_losses[-1], self.test_losses[-1]
         if dead and dead * 4 >= total:
-            return (f"{dead} of {total} neurons are dead: they output 0 for every training point, so no gradient "
-                    "reaches them. Try a smaller learning rate or LeakyReLU.")
+            return SessionReading("dead", train_now, test_now, dead, total)
         window = max(5, self.epoch // 5)
         train_then, test_then = self.train_losses[-window - 1], self.test_losses[-window - 1]
-        train_now, test_now = self.train_losses[-1], self.test_losses[-1]
         if test_now > 1.05 * min(self.test_losses) and train_now < train_then and test_now > test_then:
-            return ("The test loss rises while the training loss falls: overfitting. Try more data, L2 "
-                    "regularization or dropout.")
-        if not math.isfinite(train_now) or train_now > 2 * self.train_losses[0]:
-            return "The loss has blown up: lower the learning rate."
-        if train_now > 0.98 * train_then:
-            return ("The training loss has stopped falling. If it is still high, the network may need more "
-                    "neurons, other features, or a larger learning rate.")
-        return f"Both losses are falling (training {train_now:.3f}, test {test_now:.3f}): the network is learning."
+            kind = "overfitting"
+        elif not math.isfinite(train_now) or train_now > 2 * self.train_losses[0]:
+            kind = "blown-up"
+        elif train_now > 0.98 * train_then:
+            kind = "stalled"
+        else:
+            kind = "learning"
+        return SessionReading(kind, train_now, test_now, dead, total)
+
+
+@dataclass(frozen=True)
+class SessionReading:
+    """What a playground session's curves show: its kind, the losses now and the dead neurons."""
+
+    kind: str  # "start", "dead", "overfitting", "blown-up", "stalled" or "learning"
+    train_loss: float = 0.0
+    test_loss: float = 0.0
+    dead: int = 0
+    total: int = 0
 
 
 FEATURE_CODE = {"x₁": "a", "x₂": "b", "x₁²": "a * a", "x₂²": "b * b", "x₁x₂": "a * b", "sin x₁": "torch.sin(a)",

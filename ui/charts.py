@@ -13,6 +13,7 @@ import streamlit  # noqa: F401  registers Streamlit's own "streamlit" Plotly tem
 from PIL import Image, ImageDraw
 
 from dlplay.train import BatchEvent, EpochEvent
+from ui.i18n import _
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 MARGIN = dict(l=10, r=10, t=30, b=10)
@@ -53,10 +54,10 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
     # Two side-by-side axes laid out by hand: plotly's make_subplots costs ~15 ms per call, and this figure is
     # redrawn every second while a run trains, on the same cores and under the same GIL as the training thread.
     fig = go.Figure(layout=dict(
-        xaxis=dict(domain=[0, 0.46], title="epoch"), yaxis=dict(title="accuracy", tickformat=".0%"),
-        xaxis2=dict(domain=[0.54, 1], title="epoch"), yaxis2=dict(anchor="x2", title="cross-entropy"),
+        xaxis=dict(domain=[0, 0.46], title=_("epoch")), yaxis=dict(title=_("accuracy"), tickformat=".0%"),
+        xaxis2=dict(domain=[0.54, 1], title=_("epoch")), yaxis2=dict(anchor="x2", title=_("cross-entropy")),
         annotations=[dict(text=title, x=x, y=1.08, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
-                     for title, x in (("Accuracy", 0.23), ("Loss", 0.77))]))
+                     for title, x in ((_("Accuracy"), 0.23), (_("Loss"), 0.77))]))
     for i, run in enumerate(runs):
         colour, name = PALETTE[i % len(PALETTE)], text(run.label)
         if run.batches:
@@ -66,14 +67,15 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
             loss = smooth([b.loss for b in run.batches])[::stride]
             for axis, y in (("", acc), ("2", loss)):
                 fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=1), opacity=0.35,
-                                         name=f"{name}: training (per batch, smoothed)", legendgroup=name,
+                                         name=_("{run}: training (per batch, smoothed)").format(run=name),
+                                         legendgroup=name,
                                          showlegend=not axis, xaxis=f"x{axis}", yaxis=f"y{axis}"))
         epochs = [e.epoch for e in run.epochs]
-        series = [("", [e.train_accuracy for e in run.epochs], "training (epoch)", "solid"),
-                  ("2", [e.train_loss for e in run.epochs], "training (epoch)", "solid")]
+        series = [("", [e.train_accuracy for e in run.epochs], _("training (epoch)"), "solid"),
+                  ("2", [e.train_loss for e in run.epochs], _("training (epoch)"), "solid")]
         if run.epochs and run.epochs[0].val_accuracy is not None:
-            series += [("", [e.val_accuracy for e in run.epochs], "validation", "dash"),
-                       ("2", [e.val_loss for e in run.epochs], "validation", "dash")]
+            series += [("", [e.val_accuracy for e in run.epochs], _("validation"), "dash"),
+                       ("2", [e.val_loss for e in run.epochs], _("validation"), "dash")]
         for axis, y, kind, dash in series:
             fig.add_trace(go.Scatter(x=epochs, y=y, mode="lines+markers", line=dict(color=colour, dash=dash),
                                      name=f"{name}: {kind}", legendgroup=name, showlegend=not axis,
@@ -85,9 +87,9 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
 def class_counts(class_names: Sequence[str], train_counts: Sequence[int], test_counts: Sequence[int]) -> go.Figure:
     """Grouped bars: images per class in the training and test splits."""
     names = [text(n) for n in class_names]
-    fig = go.Figure([go.Bar(x=names, y=list(train_counts), name="train"),
-                     go.Bar(x=names, y=list(test_counts), name="test")])
-    fig.update_layout(barmode="group", height=260, margin=dict(t=10), yaxis_title="images",
+    fig = go.Figure([go.Bar(x=names, y=list(train_counts), name=_("train")),
+                     go.Bar(x=names, y=list(test_counts), name=_("test"))])
+    fig.update_layout(barmode="group", height=260, margin=dict(t=10), yaxis_title=_("images"),
                       xaxis=dict(type="category"))
     return fig
 
@@ -101,13 +103,13 @@ def confusion_matrix(confusion, class_names: Sequence[str]) -> go.Figure:
     # Plotly cannot select heat-map cells, so an invisible marker sits on each cell to be clicked instead.
     cells = [(true, predicted) for true in range(len(names)) for predicted in range(len(names))]
     fig.add_trace(go.Scatter(
-        x=[names[p] for _, p in cells], y=[names[t] for t, _ in cells], mode="markers",
+        x=[names[p] for __, p in cells], y=[names[t] for t, __ in cells], mode="markers",
         marker=dict(symbol="square", size=max(8, 300 // len(names)), opacity=0.01), showlegend=False,
         customdata=[counts[t][p] for t, p in cells],
-        hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>"))
+        hovertemplate=_("true %{y}, predicted %{x}: %{customdata}") + "<extra></extra>"))
     fig.update_layout(height=420, margin=dict(t=10), clickmode="event+select",
-                      xaxis=dict(title="predicted", type="category"),
-                      yaxis=dict(title="true", autorange="reversed", type="category"))
+                      xaxis=dict(title=_("predicted"), type="category"),
+                      yaxis=dict(title=_("true"), autorange="reversed", type="category"))
     return fig
 
 
@@ -157,7 +159,7 @@ def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, 
     fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name))
                      for name, ys in series.items()])
     fig.update_layout(height=height, title=title, xaxis_title=x_title, margin=dict(t=30 if title else 10),
-                      yaxis=dict(title=f"{y_title} (log scale)" if log and y_title else y_title,
+                      yaxis=dict(title=_("{title} (log scale)").format(title=y_title) if log and y_title else y_title,
                                  type="log" if log else "linear", range=y_range))
     if mark_x is not None:
         fig.add_vline(x=mark_x, line_dash="dot")
@@ -168,7 +170,8 @@ def curve_with_point(x: Sequence[float], y: Sequence[float], point: tuple[float,
                      x_title: str, y_title: str) -> go.Figure:
     """A function's curve with one point of it marked."""
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), mode="lines", name=text(name)),
-                     go.Scatter(x=[point[0]], y=[point[1]], mode="markers", marker=dict(size=12), name="this neuron")])
+                     go.Scatter(x=[point[0]], y=[point[1]], mode="markers", marker=dict(size=12),
+                                name=_("this neuron"))])
     fig.update_layout(height=260, margin=dict(t=10), xaxis_title=x_title, yaxis_title=y_title)
     return fig
 
@@ -189,7 +192,7 @@ def per_layer_boxes(samples: Sequence[Sequence[float]], title: str) -> go.Figure
     """One box plot of values per layer, input side on the left."""
     fig = go.Figure([go.Box(y=list(sample), name=str(i), boxpoints=False, marker_color=PALETTE[0])
                      for i, sample in enumerate(samples, start=1)])
-    fig.update_layout(height=300, showlegend=False, title=title, xaxis_title="hidden layer")
+    fig.update_layout(height=300, showlegend=False, title=title, xaxis_title=_("hidden layer"))
     return fig
 
 
@@ -200,7 +203,7 @@ def race_contour(x: Sequence[float], y: Sequence[float], z: Sequence[Sequence[fl
     fig = go.Figure(go.Contour(x=list(x), y=list(y), z=z, colorscale="Greys", showscale=False,
                                contours=dict(coloring="lines"), hoverinfo="skip", ncontours=30))
     if minima:
-        fig.add_trace(go.Scatter(x=[m[0] for m in minima], y=[m[1] for m in minima], mode="markers", name="minimum",
+        fig.add_trace(go.Scatter(x=[m[0] for m in minima], y=[m[1] for m in minima], mode="markers", name=_("minimum"),
                                  marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1))))
     for i, (name, points) in enumerate(paths.items()):
         fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
@@ -233,7 +236,7 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
     z, scale, zmin, zmax = _surface_scale(task, classes, discretize, values.numpy())  # NumPy: validated at once
     fig = go.Figure(go.Heatmap(x=list(axis), y=list(axis), z=z, colorscale=scale, zmin=zmin, zmax=zmax,
                                opacity=SURFACE_OPACITY, showscale=task == "regression", hoverinfo="skip"))
-    for points, name, outline in ((train, "training points", False), (test, "test points", True)):
+    for points, name, outline in ((train, _("training points"), False), (test, _("test points"), True)):
         if points is None:
             continue
         x, y = points
@@ -251,8 +254,8 @@ def _colours(values: np.ndarray, scale, zmin: float | None, zmax: float | None) 
     """Values mapped through a colour scale (a Plotly name or [[position, colour], ...]) to RGB floats, as
     Plotly does (no zmin or zmax: the values' own range)."""
     scale = plotly.colors.get_colorscale(scale) if isinstance(scale, str) else scale
-    positions = [float(p) for p, _ in scale]
-    rgb = np.array([hex_rgb(c) if c.startswith("#") else plotly.colors.unlabel_rgb(c) for _, c in scale], dtype=float)
+    positions = [float(p) for p, __ in scale]
+    rgb = np.array([hex_rgb(c) if c.startswith("#") else plotly.colors.unlabel_rgb(c) for __, c in scale], dtype=float)
     low = float(values.min()) if zmin is None else zmin
     high = float(values.max()) if zmax is None else zmax
     t = np.clip((values - low) / max(high - low, 1e-12), 0, 1)
@@ -339,17 +342,17 @@ def pixel_grid(values=None, rgb=None, title: str = "", signed: bool = False, cel
     around 0 when `signed`) or `rgb` (H, W, 3) uint8; `cells` outlined in orange, `marks` crossed, `frame`
     (top, left, bottom, right) dashed."""
     if rgb is not None:
-        fig = go.Figure(go.Image(z=rgb, hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>"))
+        fig = go.Figure(go.Image(z=rgb, hovertemplate=_("row %{y}, column %{x}: %{z}") + "<extra></extra>"))
     else:
         limit = max(float(np.abs(values).max()), 1e-9) if signed else None
         fig = go.Figure(go.Heatmap(z=values, colorscale="RdBu_r" if signed else "gray",
                                    zmin=-limit if signed else None, zmax=limit, showscale=signed,
-                                   hovertemplate="row %{y}, column %{x}: %{z:.3f}<extra></extra>"))
+                                   hovertemplate=_("row %{y}, column %{x}: %{z:.3f}") + "<extra></extra>"))
     for row, col in cells:
         fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
                       line=dict(color=HIGHLIGHT, width=2.5))
     if marks:
-        fig.add_trace(go.Scatter(x=[c for _, c in marks], y=[r for r, _ in marks], mode="markers", hoverinfo="skip",
+        fig.add_trace(go.Scatter(x=[c for __, c in marks], y=[r for r, __ in marks], mode="markers", hoverinfo="skip",
                                  marker=dict(symbol="x", size=7, color=HIGHLIGHT), showlegend=False))
     if frame is not None:
         top, left, bottom, right = frame
@@ -372,7 +375,7 @@ def padding_grid(n: int, before: int, after: int, window: Sequence[int], anchors
                                ygap=1, hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=[c for r in anchors for c in anchors], y=[r for r in anchors for c in anchors],
                              mode="markers", marker=dict(size=7, color="#333333"), hoverinfo="skip",
-                             name="where each kernel position starts"))
+                             name=_("where each kernel position starts")))
     for row in window:
         for col in window:
             fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
@@ -385,11 +388,12 @@ def padding_grid(n: int, before: int, after: int, window: Sequence[int], anchors
 
 def client_classes(counts, class_names: Sequence[str]) -> go.Figure:
     """Stacked bars: how many images of each class every client holds (`counts`: clients × classes)."""
-    fig = go.Figure([go.Bar(x=[f"client {i + 1}" for i in range(len(counts))], y=[int(row[c]) for row in counts],
+    fig = go.Figure([go.Bar(x=[_("client {number}").format(number=i + 1) for i in range(len(counts))],
+                            y=[int(row[c]) for row in counts],
                             name=text(name), marker_color=PLAYGROUND_COLOURS[c % len(PLAYGROUND_COLOURS)])
                      for c, name in enumerate(class_names)])
-    fig.update_layout(barmode="stack", height=280, margin=dict(t=10), yaxis_title="images",
-                      xaxis=dict(type="category"), legend=dict(title="class", y=-0.3))
+    fig.update_layout(barmode="stack", height=280, margin=dict(t=10), yaxis_title=_("images"),
+                      xaxis=dict(type="category"), legend=dict(title=_("class"), y=-0.3))
     return fig
 
 
@@ -398,8 +402,8 @@ def size_accuracy(names: Sequence[str], sizes_kb: Sequence[float], accuracies: S
     fig = go.Figure(go.Scatter(x=list(sizes_kb), y=list(accuracies), mode="markers+text", text=[text(n) for n in names],
                                textposition="top center", marker=dict(size=10, color=PALETTE[0]),
                                hovertemplate="%{text}: %{x:.1f} KB, %{y:.1%}<extra></extra>"))
-    fig.update_layout(height=320, margin=dict(t=10), xaxis=dict(title="gzip-compressed size (KB)", type="log"),
-                      yaxis=dict(title="test accuracy", tickformat=".0%"))
+    fig.update_layout(height=320, margin=dict(t=10), xaxis=dict(title=_("gzip-compressed size (KB)"), type="log"),
+                      yaxis=dict(title=_("test accuracy"), tickformat=".0%"))
     return fig
 
 

@@ -3,6 +3,8 @@ import base64
 
 import streamlit as st
 
+from ui.i18n import _
+
 HTML = """
 <div class="pad">
   <canvas width="280" height="280" aria-label="drawing pad"></canvas>
@@ -19,8 +21,10 @@ button.use { background: #ff4b4b; border-color: #ff4b4b; color: #fff; }
 """
 # Dark ink on white paper, like a drawing on paper: the classify page's preprocessing inverts it for digit models.
 JS = """
-export default function({ parentElement, setTriggerValue }) {
+export default function({ parentElement, data, setTriggerValue }) {
   const canvas = parentElement.querySelector("canvas");
+  parentElement.querySelector(".use").textContent = data.send;
+  parentElement.querySelector(".clear").textContent = data.clear;
   const ctx = canvas.getContext("2d");
   const clear = () => { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
   if (!canvas.dataset.ready) { clear(); canvas.dataset.ready = "1"; }
@@ -46,7 +50,8 @@ _pad = st.components.v2.component("dlplay.drawing_pad", html=HTML, css=CSS, js=J
 
 def drawing_pad(key: str) -> bytes | None:
     """Show the pad; return the PNG bytes of the drawing the user last sent (kept in the session), if any."""
-    result = _pad(key=key, on_drawing_change=lambda: None)
+    result = _pad(key=key, data={"send": _("Classify my drawing"), "clear": _("Clear")},
+                  on_drawing_change=lambda: None)
     sent = getattr(result, "drawing", None)
     if sent:
         st.session_state[f"{key}.png"] = base64.b64decode(sent.split(",", 1)[1])

@@ -1,13 +1,23 @@
 """The page's language: English (the messages as written) or 中文 from locale/zh/LC_MESSAGES/dlplay.po.
 
 Babel reads the .po catalog directly (no compiled .mo file to keep in step) and is the standard tool for extracting
-and updating gettext catalogs; the standard library's gettext could only read compiled files.
+and updating gettext catalogs (`pybabel extract` / `pybabel update`, see README); the standard library's gettext
+reads only compiled files and extracts nothing.
+
+The pages mark their own text with `_()` (shown now) or `N_()` (data shown later through `_()`). The core (dlplay)
+holds no page text of its own: what it says (error messages, run messages, preprocessing steps, registry
+descriptions) is English for the CLI, and the page translates it with `say()`, which also matches the catalog's
+templates ("the CSV needs at least {count} points") against a message with its values filled in.
 """
+import re
+import string
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 import streamlit as st
 from babel.messages.pofile import read_po
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 LANGUAGES = {"en": "English", "zh": "中文"}
@@ -24,13 +34,37 @@ def catalog(language: str) -> dict[str, str]:
         return {m.id: m.string for m in read_po(file) if m.id and m.string}
 
 
+@cache
+def templates(language: str) -> list[tuple[re.Pattern, str]]:
+    """The core's messages with {placeholders} (ui/core_texts.py), as patterns that match the message with its
+    values filled in, each with its translation."""
+    from ui import core_texts
+
+    found = []
+    for english in (*core_texts.REGISTRIES, *core_texts.PREPROCESSING, *core_texts.MESSAGES):
+        translated = catalog(language).get(english)
+        if translated is None:
+            continue
+        pattern, fields = "", set()
+        for literal, field, _spec, _conversion in string.Formatter().parse(english):
+            pattern += re.escape(literal)
+            if field is not None:
+                pattern += f"(?P={field})" if field in fields else f"(?P<{field}>.+?)"
+                fields.add(field)
+        if fields:
+            found.append((re.compile(pattern + r"\Z", re.DOTALL), translated))
+    return sorted(found, key=lambda item: -len(item[0].pattern))  # the most specific template first
+
+
 def browser_language() -> str:
     """The language the browser asks for, when dlplay has it (else English)."""
     return "zh" if (st.context.locale or "").lower().startswith("zh") else "en"
 
 
 def current() -> str:
-    """This session's language: the switch, else the URL's ?lang=, else the browser's."""
+    """This session's language: the switch, else the URL's ?lang=, else the browser's (English outside a page)."""
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return "en"
     if KEY not in st.session_state:
         asked = st.query_params.get("lang")
         st.session_state[KEY] = asked if asked in LANGUAGES else browser_language()
@@ -40,6 +74,45 @@ def current() -> str:
 def _(message: str) -> str:
     """`message` in the session's language (English messages are their own translation)."""
     return catalog(current()).get(message, message)
+
+
+def translator() -> Callable[[str], str]:
+    """`_` fixed to this session's language now: a widget's format_func, which Streamlit may call after the run."""
+    language = current()
+    return lambda message: catalog(language).get(message, message)
+
+
+def translated(names: dict) -> Callable:
+    """A widget's format_func for options whose names are messages: option -> its name in the page's language."""
+    return {option: _(name) for option, name in names.items()}.__getitem__
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for it, which Babel's extractor looks for)
+    """Mark `message` for the catalog where it is defined; `_()` translates it where it is shown."""
+    return message
+
+
+def translate(text: str, language: str) -> str:
+    """A message from the core in `language`: the catalog's entry for it, else the template it fills in (its
+    values translated too when the catalog has them), else the English as it is."""
+    if text in catalog(language):
+        return catalog(language)[text]
+    for pattern, translated in templates(language):
+        match = pattern.match(text)
+        if match:
+            return translated.format(**{k: translate(v, language) for k, v in match.groupdict().items()})
+    return text
+
+
+def say(text: str) -> str:
+    """A message from the core in the session's language (see `translate`)."""
+    return translate(text, current())
+
+
+def sentence(text: str) -> str:
+    """A message from the core as a sentence: capital first letter and a full stop (。 in Chinese)."""
+    text = text.rstrip(".")
+    return text[:1].upper() + text[1:] + ("。" if current() == "zh" else ".")
 
 
 def language_switch() -> None:

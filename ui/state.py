@@ -12,6 +12,7 @@ import streamlit as st
 from dlplay.classify import load_bundled_model
 from dlplay.data import Dataset, load_dataset, read_dataset
 from dlplay.jobs import Job, Scheduler, ServerSettings, start_scheduler
+from ui.i18n import _
 
 SESSION, RUN, RUNS, DATASETS = "state.session", "state.run", "state.runs", "state.run_datasets"
 MAX_KEPT_RUNS = 10
@@ -69,13 +70,16 @@ def finished_runs() -> list[Job]:
     return st.session_state.get(RUNS, [])
 
 
-def trained_models() -> dict[str, Callable[[], tuple]]:
-    """The models a page can offer, by label: the bundled digit model, then this session's evaluated runs; each
-    loads as (model, card) when called."""
+BUNDLED = "bundled"  # trained_models' key for the bundled digit model; a run's key is its run id
+
+
+def trained_models() -> dict[str, tuple[str, Callable[[], tuple]]]:
+    """The models a page can offer, by a key that does not change with the language: the bundled digit model, then
+    this session's evaluated runs; each as (its label in the page's language, a loader returning (model, card))."""
     runs = [r for r in finished_runs() if r.snapshot().evaluation is not None]
-    return {"the bundled digit model (small CNN trained on mnist5k)": bundled_model,
-            **{f"run #{i + 1} from the CNN trainer: {r.config.model} on {r.dataset_name}": r.model
-               for i, r in enumerate(runs)}}
+    return {BUNDLED: (_("the bundled digit model (small CNN trained on mnist5k)"), bundled_model),
+            **{r.run_id: (_("run #{number} from the CNN trainer: {model} on {dataset}").format(
+                number=i, model=r.config.model, dataset=r.dataset_name), r.model) for i, r in enumerate(runs, start=1)}}
 
 
 def keep_finished(job: Job) -> None:

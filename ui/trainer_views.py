@@ -14,7 +14,8 @@ from dlplay.explain import dead_relus, feature_maps, first_layer_filters, gradie
 from dlplay.interpret import read_curves
 from dlplay.jobs import RunSnapshot, RunStatus
 from dlplay.models import LayerRow
-from ui import charts
+from ui import charts, readings
+from ui.i18n import _, say, translator
 
 GRID_COLUMNS = 8
 SAMPLES_PER_CLASS = 8
@@ -38,13 +39,17 @@ def data_overview(dataset: Dataset) -> None:
     train_counts = torch.bincount(dataset.train.labels, minlength=dataset.num_classes).tolist()
     test_counts = torch.bincount(dataset.test.labels, minlength=dataset.num_classes).tolist()
     c, h, w = dataset.input_shape
-    st.markdown(f"**{len(dataset.train):,} training** and **{len(dataset.test):,} test** images of {w}×{h} pixels, "
-                f"{'grayscale' if c == 1 else 'colour'}, in **{dataset.num_classes} classes**.")
+    st.markdown((_("**{train} training** and **{test} test** images of {size} pixels, grayscale, in **{classes} "
+                   "classes**.") if c == 1 else
+                 _("**{train} training** and **{test} test** images of {size} pixels, colour, in **{classes} "
+                   "classes**.")).format(train=f"{len(dataset.train):,}", test=f"{len(dataset.test):,}",
+                                         size=f"{w}×{h}", classes=dataset.num_classes))
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.class_counts(dataset.class_names, train_counts, test_counts))
-    right.dataframe(pd.DataFrame({"class": dataset.class_names, "train": train_counts, "test": test_counts}),
-                    hide_index=True, height=260)
-    st.caption(f"Samples of each class ({SAMPLES_PER_CLASS} per row; the first {MAX_CLASS_ROWS} classes):")
+    right.dataframe(pd.DataFrame({_("class"): dataset.class_names, _("train"): train_counts,
+                                  _("test"): test_counts}), hide_index=True, height=260)
+    st.caption(_("Samples of each class ({count} per row; the first {rows} classes):").format(count=SAMPLES_PER_CLASS,
+                                                                                            rows=MAX_CLASS_ROWS))
     shown = sample_per_class(dataset.train, per_class=SAMPLES_PER_CLASS, seed=0)
     for label in range(min(dataset.num_classes, MAX_CLASS_ROWS)):
         row = shown.images[shown.labels == label]  # (n, C, H, W)
@@ -60,7 +65,8 @@ def augmentation_preview(sample: ImageSet, class_names, augmentation: Augmentati
     for image, label in zip(sample.images, sample.labels.tolist(), strict=True):
         moved = augmented_versions(image, augmentation, GRID_COLUMNS - 1, generator)
         images = torch.cat([image.unsqueeze(0), moved])
-        image_grid(images, [f"original ({class_names[label]})"] + ["augmented"] * (GRID_COLUMNS - 1), width=64)
+        image_grid(images, [_("original ({label})").format(label=class_names[label])]
+                   + [_("augmented")] * (GRID_COLUMNS - 1), width=64)
 
 
 DIAGRAM_KINDS = {"Conv2d": "#eef3fb", "MaxPool2d": "#f4f4f4", "Linear": "#e9f6ec", "BatchNorm2d": "#fdf6e3",
@@ -72,11 +78,11 @@ MAX_DIAGRAM_NODES = 24
 
 def model_diagram(rows: list[LayerRow], input_shape) -> None:
     """The model as a left-to-right chain of its main layers, each with its output shape."""
-    nodes = [("input", "×".join(map(str, input_shape)), "#ffffff")] + [
+    nodes = [(_("input"), "×".join(map(str, input_shape)), "#ffffff")] + [
         (r.kind, "×".join(map(str, r.output_shape)), DIAGRAM_KINDS[r.kind]) for r in rows if r.kind in DIAGRAM_KINDS]
     if len(nodes) > MAX_DIAGRAM_NODES:  # a chain this long would be unreadably small
-        st.caption(f"A deep network: {len(nodes) - 1} main layers from {nodes[0][1]} to {nodes[-1][1]}; the summary "
-                   "below lists them all.")
+        st.caption(_("A deep network: {count} main layers from {first} to {last}; the summary below lists them "
+                     "all.").format(count=len(nodes) - 1, first=nodes[0][1], last=nodes[-1][1]))
         return
     dot = ['digraph model { rankdir=LR; bgcolor="transparent"; node [shape=box, style="rounded,filled", '
            'fontname="Helvetica", fontsize=11, color="#4a6fa5"]; edge [color="#4a6fa5"];']
@@ -88,45 +94,53 @@ def model_diagram(rows: list[LayerRow], input_shape) -> None:
 def summary_table(rows: list[LayerRow]) -> None:
     """The Keras-style model summary (layers, output shapes, parameters), folded under its totals."""
     total = sum(r.params for r in rows)
-    expander = st.expander(f"Model summary: {len(rows)} layers, {total:,} parameters, output {rows[-1].output_shape}")
-    table = pd.DataFrame({"layer": [f"{r.name} {r.kind}" for r in rows],
-                          "output shape": [" × ".join(map(str, r.output_shape)) for r in rows],
-                          "parameters": [r.params for r in rows]})
+    expander = st.expander(_("Model summary: {layers} layers, {parameters} parameters, output {shape}").format(
+        layers=len(rows), parameters=f"{total:,}", shape=rows[-1].output_shape), key="trainer.summary")
+    table = pd.DataFrame({_("layer"): [f"{r.name} {r.kind}" for r in rows],
+                          _("output shape"): [" × ".join(map(str, r.output_shape)) for r in rows],
+                          _("parameters"): [r.params for r in rows]})
     expander.dataframe(table, hide_index=True, height=min(420, 36 + 35 * len(rows)))
-    expander.caption(f"Total parameters: {total:,}. Softmax is applied inside the cross-entropy loss.")
+    expander.caption(_("Total parameters: {count}. Softmax is applied inside the cross-entropy loss.").format(
+        count=f"{total:,}"))
 
 
 def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, ..."""
+    """1st, 2nd, 3rd, 4th, ... (in Chinese: 第 n)."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
+    forms = {"st": _("{number}st"), "nd": _("{number}nd"), "rd": _("{number}rd"), "th": _("{number}th")}
+    return forms[suffix].format(number=n)
 
 
 def queue_message(snapshot: RunSnapshot) -> str:
     """Where a queued run stands: its place in line and, when it can be estimated, when it should start."""
-    text = f"Queued: {ordinal(snapshot.queue_position)} in line for a training slot"
-    if snapshot.expected_start_seconds is not None:
-        text += f", expected to start in about {math.ceil(snapshot.expected_start_seconds)} s"
-    return text + ". Other learners' runs are training; you can cancel and keep changing settings."
+    place = ordinal(snapshot.queue_position)
+    if snapshot.expected_start_seconds is None:
+        return _("Queued: {place} in line for a training slot. Other learners' runs are training; you can cancel and "
+                 "keep changing settings.").format(place=place)
+    return _("Queued: {place} in line for a training slot, expected to start in about {seconds} s. Other learners' "
+             "runs are training; you can cancel and keep changing settings.").format(
+        place=place, seconds=math.ceil(snapshot.expected_start_seconds))
 
 
 def progress(snapshot: RunSnapshot, epochs: int) -> None:
     """Status line, progress bar with images/s and ETA (or the queue position while queued)."""
     if snapshot.status is RunStatus.QUEUED:
-        st.progress(0.0, text="waiting")
+        st.progress(0.0, text=_("waiting"))
         st.info(queue_message(snapshot))
         return
     fraction = snapshot.step / snapshot.total_steps if snapshot.total_steps else 0.0
-    parts = [f"step {snapshot.step:,}/{snapshot.total_steps:,}"]
+    parts = [_("step {step}/{total}").format(step=f"{snapshot.step:,}", total=f"{snapshot.total_steps:,}")]
     if snapshot.batches:
         last = snapshot.batches[-1]
-        parts += [f"epoch {last.epoch}/{epochs}", f"{last.images_per_sec:,.0f} images/s"]
+        parts += [_("epoch {epoch}/{epochs}").format(epoch=last.epoch, epochs=epochs),
+                  _("{speed} images/s").format(speed=f"{last.images_per_sec:,.0f}")]
         if snapshot.eta_seconds is not None:
-            parts.append(f"about {math.ceil(snapshot.eta_seconds)} s left")
+            parts.append(_("about {seconds} s left").format(seconds=math.ceil(snapshot.eta_seconds)))
     if snapshot.device_name:
-        parts.append(f"on {snapshot.device_name}")
+        parts.append(_("on {device}").format(device=snapshot.device_name))
     st.progress(min(1.0, fraction), text=" · ".join(parts))
-    message = f"**{snapshot.status.value.capitalize()}.** {snapshot.message}"
+    status = _(snapshot.status.value)
+    message = f"**{status[0].upper()}{status[1:]}.** {say(snapshot.message)}"
     alarming = (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.CRASHED)
     (st.error if snapshot.status in alarming else st.warning if snapshot.status is RunStatus.STOPPED
      else st.caption)(message)
@@ -143,7 +157,7 @@ def live_figure(run_id: str, snapshot: RunSnapshot) -> go.Figure:
     cached = st.session_state.get(LIVE_FIGURE)
     if cached and cached[0] == (run_id, snapshot.version):
         return cached[1]
-    figure = charts.training_curves([charts.Curves("this run", snapshot.batches, snapshot.epochs)])
+    figure = charts.training_curves([charts.Curves(_("this run"), snapshot.batches, snapshot.epochs)])
     st.session_state[LIVE_FIGURE] = ((run_id, snapshot.version), figure)
     return figure
 
@@ -151,20 +165,21 @@ def live_figure(run_id: str, snapshot: RunSnapshot) -> go.Figure:
 def sidebar_progress(snapshot: RunSnapshot, epochs: int) -> None:
     """A one-line view of the session's active run, shown on every page."""
     if snapshot.status is RunStatus.QUEUED:
-        st.caption(f"Training run: {ordinal(snapshot.queue_position)} in line")
+        st.caption(_("Training run: {place} in line").format(place=ordinal(snapshot.queue_position)))
         return
     fraction = snapshot.step / snapshot.total_steps if snapshot.total_steps else 0.0
     epoch = snapshot.batches[-1].epoch if snapshot.batches else 0
-    st.progress(min(1.0, fraction), text=f"Training run: epoch {epoch}/{epochs} ({snapshot.status.value})")
+    st.progress(min(1.0, fraction), text=_("Training run: epoch {epoch}/{epochs} ({status})").format(
+        epoch=epoch, epochs=epochs, status=_(snapshot.status.value)))
 
 
 def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:
     """Final test accuracy and loss, and a one-line reading of the curves."""
     a, b, c = st.columns(3)
-    a.metric("Test accuracy", f"{evaluation.accuracy:.1%}")
-    b.metric("Test loss", f"{evaluation.loss:.3f}")
-    c.metric("Epochs run", len(snapshot.epochs))
-    st.info(read_curves(snapshot.epochs))
+    a.metric(_("Test accuracy"), f"{evaluation.accuracy:.1%}")
+    b.metric(_("Test loss"), f"{evaluation.loss:.3f}")
+    c.metric(_("Epochs run"), len(snapshot.epochs))
+    st.info(readings.curves(read_curves(snapshot.epochs)))
 
 
 def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str) -> None:
@@ -183,26 +198,28 @@ def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str) -> Non
     st.session_state.setdefault(f"{key}.predicted", worst[1])
     names = list(range(dataset.num_classes))
     a, b = st.columns(2)
-    true_class = a.selectbox("True class", names, format_func=dataset.class_names.__getitem__, key=f"{key}.true")
-    predicted = b.selectbox("Predicted as", names, format_func=dataset.class_names.__getitem__,
+    true_class = a.selectbox(_("True class"), names, format_func=dataset.class_names.__getitem__, key=f"{key}.true")
+    predicted = b.selectbox(_("Predicted as"), names, format_func=dataset.class_names.__getitem__,
                             key=f"{key}.predicted")
     indices = evaluation.cell(true_class, predicted)
-    st.caption(f"{len(indices)} test image(s) of class “{dataset.class_names[true_class]}” predicted as "
-               f"“{dataset.class_names[predicted]}”" + (" (showing 16)." if len(indices) > 16 else ".")
-               + " Click a cell of the matrix to choose another.")
+    st.caption(_("{count} test image(s) of class “{true}” predicted as “{predicted}”").format(
+        count=len(indices), true=dataset.class_names[true_class], predicted=dataset.class_names[predicted])
+        + (_(" (showing 16).") if len(indices) > 16 else ".") + " "
+        + _("Click a cell of the matrix to choose another."))
     if indices:
         shown = indices[:16]
         image_grid(dataset.test.images[shown],
-                   [f"{evaluation.probabilities[i, predicted]:.0%} sure" for i in shown])
+                   [_("{probability} sure").format(probability=f"{evaluation.probabilities[i, predicted]:.0%}")
+                    for i in shown])
 
 
 def mistakes_section(evaluation: Evaluation, dataset: Dataset) -> None:
     """The most confident wrong predictions with their probabilities."""
     worst = evaluation.confident_mistakes(16)
     if not worst:
-        st.success("No test image was misclassified.")
+        st.success(_("No test image was misclassified."))
         return
-    st.caption("The test images the model got wrong while being most sure of itself.")
+    st.caption(_("The test images the model got wrong while being most sure of itself."))
     names = dataset.class_names
     image_grid(dataset.test.images[worst],
                [f"{names[evaluation.labels[i]]} → {names[evaluation.predictions[i]]} "
@@ -212,68 +229,72 @@ def mistakes_section(evaluation: Evaluation, dataset: Dataset) -> None:
 def inside_section(model, dataset: Dataset, device) -> None:
     """First-layer filters, feature maps of a chosen test image, gradient norms and dead ReLUs."""
     filters = to_uint8(first_layer_filters(model))  # (out, in, k, k)
-    st.markdown(f"**First-layer filters**: the {len(filters)} {filters.shape[-1]}×{filters.shape[-1]} kernels of "
-                "the first convolution, each scaled from black (most negative) to white (most positive).")
+    st.markdown(_("**First-layer filters**: the {count} {size} kernels of the first convolution, each scaled from "
+                  "black (most negative) to white (most positive).").format(
+        count=len(filters), size=f"{filters.shape[-1]}×{filters.shape[-1]}"))
     if filters.shape[1] in (1, 3):
-        image_grid(filters[:16], [f"filter {i}" for i in range(min(16, len(filters)))], width=48)
-    st.markdown("**Feature maps**: what each convolutional block outputs for one test image (first 8 channels, "
-                "after ReLU; black is 0).")
-    index = st.slider("Test image", 0, len(dataset.test) - 1, 0, key="trainer.inside_image")
+        image_grid(filters[:16], [_("filter {number}").format(number=i) for i in range(min(16, len(filters)))],
+                   width=48)
+    st.markdown(_("**Feature maps**: what each convolutional block outputs for one test image (first 8 channels, "
+                  "after ReLU; black is 0)."))
+    index = st.slider(_("Test image"), 0, len(dataset.test) - 1, 0, key="trainer.inside_image")
     image = dataset.test.images[index]
-    image_grid(image.unsqueeze(0), [f"input ({dataset.class_names[int(dataset.test.labels[index])]})"])
+    image_grid(image.unsqueeze(0),
+               [_("input ({label})").format(label=dataset.class_names[int(dataset.test.labels[index])])])
     for name, maps in feature_maps(model, image, device):
-        st.caption(f"layer {name}: {maps.shape[0]} maps of {maps.shape[2]}×{maps.shape[1]}")
+        st.caption(_("layer {layer}: {count} maps of {size}").format(layer=name, count=maps.shape[0],
+                                                                    size=f"{maps.shape[2]}×{maps.shape[1]}"))
         shown = to_uint8(maps[:GRID_COLUMNS].unsqueeze(1))
-        image_grid(shown, [f"channel {c}" for c in range(len(shown))], width=64)
+        image_grid(shown, [_("channel {number}").format(number=c) for c in range(len(shown))], width=64)
     batch = ImageSet(dataset.train.images[:256], dataset.train.labels[:256])
     norms = gradient_norms(model, batch, device)
     dead = dead_relus(model, dataset.test.images[:500], device)
     left, right = st.columns(2)
-    left.markdown("**Gradient norm per layer** (one batch of 256 training images)")
+    left.markdown(_("**Gradient norm per layer** (one batch of 256 training images)"))
     left.plotly_chart(charts.layer_bars([n.name for n in norms], [n.value for n in norms], "‖∂loss/∂W‖", log=True))
-    right.markdown("**Dead ReLUs**: share of units that output 0 for all of 500 test images")
-    right.plotly_chart(charts.layer_bars([d.name for d in dead], [d.value for d in dead], "dead", percent=True))
+    right.markdown(_("**Dead ReLUs**: share of units that output 0 for all of 500 test images"))
+    right.plotly_chart(charts.layer_bars([d.name for d in dead], [d.value for d in dead], _("dead"), percent=True))
 
 
 def stack_editor(layers: list[tuple[int, LayerSpec]], key: str) -> tuple[LayerSpec, ...]:
     """Add, remove, reorder and resize the builder's layers, editing `layers` ((id, spec) pairs) in place."""
-    st.caption("Conv layers are 3×3 'valid' convolutions with ReLU, as in the article's Keras code; a flatten is "
-               "added before the first dense layer, and a final dense layer outputs one score per class.")
+    st.caption(_("Conv layers are 3×3 'valid' convolutions with ReLU, as in the article's Keras code; a flatten is "
+                 "added before the first dense layer, and a final dense layer outputs one score per class."))
     for position, (layer_id, spec) in enumerate(layers):
         a, b, c, d, e = st.columns([4, 2, 1, 1, 1], vertical_alignment="center")
-        a.text(f"{position + 1}. {spec.describe()}")
+        a.text(f"{position + 1}. {say(spec.describe())}")
         if spec.kind in SIZE_LABELS:
-            size = b.number_input(SIZE_LABELS[spec.kind], 0, 4096, spec.size, key=f"{key}.{layer_id}",
+            size = b.number_input(_(SIZE_LABELS[spec.kind]), 0, 4096, spec.size, key=f"{key}.{layer_id}",
                                   label_visibility="collapsed")
             layers[position] = (layer_id, LayerSpec(spec.kind, int(size)))
-        if c.button("↑", key=f"{key}.up.{layer_id}", disabled=position == 0, help="Move up"):
+        if c.button("↑", key=f"{key}.up.{layer_id}", disabled=position == 0, help=_("Move up")):
             layers[position - 1], layers[position] = layers[position], layers[position - 1]
             st.rerun()
-        if d.button("↓", key=f"{key}.down.{layer_id}", disabled=position == len(layers) - 1, help="Move down"):
+        if d.button("↓", key=f"{key}.down.{layer_id}", disabled=position == len(layers) - 1, help=_("Move down")):
             layers[position + 1], layers[position] = layers[position], layers[position + 1]
             st.rerun()
-        if e.button("✕", key=f"{key}.remove.{layer_id}", help="Remove"):
+        if e.button("✕", key=f"{key}.remove.{layer_id}", help=_("Remove")):
             del layers[position]
             st.rerun()
     a, b, c = st.columns([2, 2, 1], vertical_alignment="bottom")
-    kind = a.selectbox("New layer", LAYER_KINDS)
-    size = b.number_input("Size (filters, units or drop %)", 0, 4096, {"conv": 32, "dense": 64, "dropout": 25}.get(
-        kind, 0), disabled=kind not in SIZE_LABELS)
-    if c.button("Add layer"):
-        layers.append((max((i for i, _ in layers), default=-1) + 1, LayerSpec(kind, int(size))))
+    kind = a.selectbox(_("New layer"), LAYER_KINDS, format_func=translator(), key=f"{key}.new_kind")
+    size = b.number_input(_("Size (filters, units or drop %)"), 0, 4096, {"conv": 32, "dense": 64, "dropout": 25}.get(
+        kind, 0), disabled=kind not in SIZE_LABELS, key=f"{key}.new_size.{kind}")
+    if c.button(_("Add layer"), key=f"{key}.add"):
+        layers.append((max((i for i, __ in layers), default=-1) + 1, LayerSpec(kind, int(size))))
         st.rerun()
-    return tuple(spec for _, spec in layers)
+    return tuple(spec for __, spec in layers)
 
 
 def augmentation_sliders() -> Augmentation:
     """Sliders for Keras ImageDataGenerator's geometric options."""
     a, b, c = st.columns(3)
-    rotation = a.slider("Rotation range (°)", 0, 90, 40)
-    width = b.slider("Width shift", 0.0, 0.5, 0.2, step=0.05)
-    height = c.slider("Height shift", 0.0, 0.5, 0.2, step=0.05)
+    rotation = a.slider(_("Rotation range (°)"), 0, 90, 40, key="augment.rotation")
+    width = b.slider(_("Width shift"), 0.0, 0.5, 0.2, step=0.05, key="augment.width")
+    height = c.slider(_("Height shift"), 0.0, 0.5, 0.2, step=0.05, key="augment.height")
     a, b, c = st.columns(3)
-    shear = a.slider("Shear (°)", 0.0, 45.0, 0.2, step=0.1)
-    zoom = b.slider("Zoom", 0.0, 0.5, 0.2, step=0.05)
-    flip = c.checkbox("Horizontal flip", value=True)
+    shear = a.slider(_("Shear (°)"), 0.0, 45.0, 0.2, step=0.1, key="augment.shear")
+    zoom = b.slider(_("Zoom"), 0.0, 0.5, 0.2, step=0.05, key="augment.zoom")
+    flip = c.checkbox(_("Horizontal flip"), value=True, key="augment.flip")
     return Augmentation(rotation_deg=rotation, width_shift=width, height_shift=height, shear_deg=shear, zoom=zoom,
                         horizontal_flip=flip)

@@ -146,7 +146,7 @@ class RunsCode:
 
 
 def upload_model(at, name, data):
-    by_label(at.radio, "Model").set_value("a model file I upload").run()
+    by_label(at.radio, "Model").set_value("upload").run()
     uploader(at, "classify.model_file").upload(name, data).run()
     assert not at.exception
     return at
@@ -206,15 +206,16 @@ def test_a_model_trained_on_the_trainer_page_classifies_here_and_lends_its_filte
     at.run()  # the finished run joins the session's runs
     at.switch_page("app_pages/classify.py").run()
     model_choice = by_label(at.radio, "Model")
+    run_id = at.session_state["state.runs"][0].run_id  # the choice's value, which does not change with the language
     assert "run #1 from the CNN trainer: small-cnn on mnist5k" in model_choice.options
-    model_choice.set_value("run #1 from the CNN trainer: small-cnn on mnist5k").run()
+    model_choice.set_value(run_id).run()
     by_label(at.radio, "Picture from").set_value("drawing").run()
     at.session_state["classify.pad.png"] = drawn_digit(mnist5k, 3)
     at.run()
     assert not at.exception and prediction(at).startswith(f"**{int(mnist5k.test.labels[3])}**")
     at.switch_page("app_pages/convolution.py").run()  # its first convolution's filters, on the Convolution page
     by_label(at.radio, "Kernel").set_value("from a trained model").run()
-    by_label(at.selectbox, "Model").set_value("run #1 from the CNN trainer: small-cnn on mnist5k").run()
+    by_label(at.selectbox, "Model").set_value(run_id).run()
     by_label(at.slider, "Filter of its first convolution").set_value(5).run()
     model, _ = at.session_state["state.runs"][0].model()
     weights = model[1].weight[5, 0].detach().double().numpy()  # after Normalize, the first Conv2d

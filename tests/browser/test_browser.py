@@ -38,6 +38,37 @@ def test_home_page_in_a_real_browser(app_url, browser):
     page.close()
 
 
+def glyphs(page, text: str) -> bytes:
+    """A screenshot of `text` set in the page's own font: a missing font draws every character as the same box."""
+    page.evaluate("""text => { const probe = document.createElement("span"); probe.id = "glyph-probe";
+        probe.style.cssText = "position:fixed;top:200px;left:300px;font-size:40px;color:#000;background:#fff;"
+            + "z-index:2147483647";  /* above Streamlit's header */
+        probe.textContent = text; document.body.appendChild(probe); }""", text)
+    shot = page.locator("#glyph-probe").screenshot()
+    page.evaluate("document.getElementById('glyph-probe').remove()")
+    return shot
+
+
+def test_a_chinese_browser_gets_the_pages_in_chinese_with_real_characters(app_url, browser):
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1300, "height": 1900})  # Accept-Language: zh-CN
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector(SCRIPT_DONE, timeout=120_000)
+    page.get_by_text("每类两个训练样本").wait_for(timeout=60_000)  # no ?lang= in the link: the browser's language
+    assert "设备：" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert glyphs(page, "深度学习") != glyphs(page, "卷积神经")  # drawn characters, not four identical boxes each
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "home-zh.png"))
+    page.goto(f"{app_url}/convolution?lang=zh")
+    page.wait_for_selector(SCRIPT_DONE, timeout=120_000)
+    page.get_by_text("3. 激活函数与池化").wait_for(timeout=60_000)
+    page.get_by_role("button", name="单步 ▶").click()
+    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "convolution-zh.png"))
+    context.close()
+
+
 def test_a_page_url_opened_first_on_a_fresh_server_goes_through_the_router(browser):
     with streamlit_server() as (url, _server):
         page = open_page(browser, f"{url}/trainer", height=900)

@@ -42,13 +42,15 @@ def test_gradient_flow_matches_autograd_and_reads_vanishing_sigmoid(mnist5k):
     assert flow.gradient_norms == pytest.approx([float(m.weight.grad.norm()) for m in hidden], rel=1e-5)
     assert len(flow.activations) == 20 and len(flow.dead_fraction) == 20
     assert flow.gradient_norms[-1] / flow.gradient_norms[0] > 1000  # sigmoid: vanishing
-    assert read_flow(flow.gradient_norms, "sigmoid").startswith("Vanishing gradients")
+    reading = read_flow(flow.gradient_norms)
+    assert reading.kind == "vanishing" and reading.factor > 1000 and reading.layers == 20
+    assert 1 < reading.thousandfold_at < 20
 
 
 def test_he_init_keeps_relu_gradients_healthy_and_dead_units_are_counted(mnist5k):
     batch = ImageSet(mnist5k.train.images[:64], mnist5k.train.labels[:64])
     flow = gradient_flow(deep_mlp([64] * 10, "ReLU", "He", seed=0), batch)
-    assert read_flow(flow.gradient_norms, "ReLU").startswith("Healthy flow")
+    assert read_flow(flow.gradient_norms).kind == "healthy"
     model = deep_mlp([16, 16], "ReLU", "He", seed=0)
     with torch.no_grad():
         model[1].bias[:4] = -1e6  # four units of the first hidden layer can never fire
@@ -65,8 +67,7 @@ def test_the_activation_race_trains_each_activation_the_same_way(mnist5k, cpu):
     assert results["ReLU"].losses[-1] < results["ReLU"].losses[0]
 
 
-def test_only_units_that_can_die_are_called_dead():
-    from dlplay.activations import read_dead_units
-    assert "cannot die" in read_dead_units("LeakyReLU", 0.0) and "cannot die" in read_dead_units("GELU", 0.0)
-    relu = read_dead_units("ReLU", 0.25)
-    assert "25.0%" in relu and "no gradient" in relu and "cannot" not in relu
+def test_flow_readings_cover_shallow_and_exploding_networks():
+    assert read_flow([1.0]).kind == "shallow"
+    exploding = read_flow([500.0, 5.0, 1.0])
+    assert exploding.kind == "exploding" and exploding.factor == pytest.approx(500.0)

@@ -30,7 +30,7 @@ def test_learning_rate_ten_times_too_big_diverges_and_is_caught():
     assert good.losses[-1] < slow.losses[-1]
     saddle = run(SURFACES["saddle"], "SGD", SURFACES["saddle"].start, 200, {"lr": 0.1})
     assert saddle.escaped_at is not None and saddle.diverged_at is None  # no bottom: running off is escaping
-    assert saddle.outcome.startswith("escaped downhill at step") and wild.outcome.startswith("diverged at step")
+    assert saddle.escaped_at is not None and wild.diverged_at is not None
 
 
 def test_optimizer_state_is_captured_at_the_chosen_step():

@@ -116,19 +116,18 @@ def epoch(n, train_loss, val_loss, train_acc, val_acc):
 
 def test_reading_names_overfitting_gap_underfitting_and_health():
     rising = [epoch(i, 1.0 - 0.1 * i, 0.5 + 0.05 * max(0, i - 2), 0.8 + 0.02 * i, 0.8) for i in range(1, 7)]
-    assert read_curves(rising).startswith(
-        "Validation loss has risen for 4 epochs while training loss falls: overfitting")
+    assert (read_curves(rising).kind, read_curves(rising).rising) == ("overfitting", 4)
     gap = [epoch(1, 0.5, 0.6, 0.90, 0.90), epoch(2, 0.1, 0.55, 0.99, 0.91)]
-    assert "8.0 points above validation" in read_curves(gap)
+    assert read_curves(gap).kind == "memorising" and read_curves(gap).gap == pytest.approx(8.0)
     low = [epoch(1, 2.3, 2.3, 0.11, 0.10), epoch(2, 2.29, 2.3, 0.12, 0.11)]
-    assert "underfitting" in read_curves(low)
-    assert "risen" not in read_curves(rising[:4])  # rising for only 2 epochs: not yet called overfitting
+    assert read_curves(low).kind == "underfitting"
+    assert read_curves(rising[:4]).kind != "overfitting"  # rising for only 2 epochs: not yet called overfitting
     good = [epoch(1, 0.5, 0.4, 0.90, 0.91), epoch(2, 0.2, 0.2, 0.96, 0.96)]
-    assert "no sign of overfitting" in read_curves(good) and "agree" in read_curves(good)
+    assert read_curves(good).kind == "agree"
     ahead = [epoch(1, 0.9, 0.2, 0.725, 0.945)]  # the first epoch's average against its end: validation ahead
-    assert read_curves(ahead).startswith("Validation accuracy is ahead of training accuracy (94.5% vs 72.5%)")
-    assert "agree" not in read_curves(ahead)
-    assert read_curves([]) == "No epoch has finished yet."
+    assert read_curves(ahead).kind == "ahead"
+    assert read_curves([]).kind == "empty"
+    assert read_curves([EpochEvent(1, 0.5, 0.9, None, None, 900.0, 1.0)]).kind == "no-validation"
 
 
 def test_epochs_csv_has_a_row_per_epoch():

@@ -1,0 +1,129 @@
+"""What the core (dlplay) says that a page shows, marked for the catalog: registry names and descriptions, and the
+templates of its messages (errors, run messages, preprocessing steps) with {placeholders} where it fills in values.
+`ui.i18n.say` translates a core message by matching it against these; tests/unit/test_i18n.py makes the core say
+each of them and checks that it comes out translated."""
+from ui.i18n import N_
+
+REGISTRIES = (
+    # dlplay.schedules.SCHEDULES
+    N_("the same learning rate all the way"), N_("halved at each third of the run"),
+    N_("shrinks by the same factor every step, to 1% of the start at the end"),
+    N_("follows half a cosine from the start down to 0"),
+    N_("warms up to the set rate over the first quarter, then anneals to almost 0 (one-cycle)"),
+    # dlplay.playground.DATASETS and REGULARIZERS
+    N_("circle"), N_("XOR"), N_("two Gaussians"), N_("spiral"), N_("two moons"), N_("four clusters (4 classes)"),
+    N_("plane (regression)"), N_("Gaussian bumps (regression)"), N_("none"),
+    # dlplay.optim2d.SURFACES
+    N_("ill-conditioned quadratic"), N_("Rosenbrock"), N_("Beale"), N_("Himmelblau"), N_("saddle"), N_("Rastrigin"),
+    # dlplay.convolution.KERNELS
+    N_("edge"), N_("blur"), N_("sharpen"), N_("Sobel x"), N_("Sobel y"), N_("identity"),
+    # dlplay.classify.SAMPLE_CREDITS
+    N_("Eileen Collins, NASA portrait (public domain, NASA)"),
+    N_("Chelsea the cat (CC0, photo by Stefan van der Walt)"), N_("A cup of coffee (CC0, photo by Rachel Michetti)"),
+    N_("A horse silhouette (public domain)"), N_("A Falcon 9 rocket on the pad (public domain, SpaceX)"),
+    # dlplay.data.DATASETS
+    N_("5,000 real MNIST digits, embedded (no download)"), N_("MNIST, 70,000 handwritten digits (downloads ~12 MB)"),
+    N_("Fashion-MNIST, 70,000 clothing images (downloads ~30 MB)"),
+    N_("CIFAR-10, 60,000 colour photos (downloads ~170 MB)"),
+    # dlplay.models.MODELS
+    N_("Small CNN (3 conv blocks + batch-norm), fast on CPU"),
+    N_("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout"),
+    N_("The article's 150x150 CNN (§5.2): 4 conv blocks, Dense512"),
+    N_("torchvision's MobileNetV3-small (1.5 M parameters for 10 classes), for ImageNet weights"),
+    # dlplay.jobs.REMEDIES and RunStatus
+    N_("weighted loss"), N_("weighted sampler"), N_("queued"), N_("running"), N_("paused"), N_("finished"),
+    N_("stopped"), N_("diverged"), N_("failed"), N_("crashed"),
+    # dlplay.builder.LAYER_KINDS, SIZE_LABELS and LayerSpec.describe
+    N_("conv"), N_("pool"), N_("batchnorm"), N_("dropout"), N_("dense"), N_("filters"), N_("units"), N_("drop %"),
+    N_("conv 3×3, {size} filters + ReLU"), N_("max-pool 2×2"), N_("batch-norm"), N_("dropout {size}%"),
+    N_("dense {size} + ReLU"),
+    # dlplay.deploy and dlplay.compress: the forms of a model
+    N_("PyTorch, float32"), N_("ONNX Runtime, float32"), N_("ONNX Runtime, int8 (static, per channel)"),
+    N_("original"), N_("pruned {share}"), N_("int8 (ONNX Runtime, static)"),
+    N_("distilled student ({epochs} epochs)"),
+)
+
+PREPROCESSING = (  # dlplay.classify.preprocess's steps
+    N_("your picture"), N_("converted to grayscale"), N_("converted to colour (RGB)"),
+    N_("inverted: the model learned light ink on a dark background"),
+    N_("cropped to the centre and resized to {size}"), N_("no ink found: resized as it is"),
+    N_("cropped to the ink"), N_("fitted into a {size} box, keeping its shape"),
+    N_("centred by its centre of mass in 28×28, as MNIST's digits are"),
+)
+
+MESSAGES = (
+    # dlplay.playground: a learner's CSV and network
+    N_("the file is not text (UTF-8); save it as CSV"),
+    N_("the CSV needs the columns x1, x2 and label (or target); missing: {columns}"),
+    N_("the CSV needs at least 4 points"), N_("the CSV has {rows} points; the playground takes at most {limit}"),
+    N_("line {number} has a value that is not a number"), N_("the CSV has infinite or NaN values"),
+    N_("labels must be whole numbers 0, 1, 2, …"),
+    N_("every point has the same label: a classifier needs at least two classes"),
+    N_("labels go up to 9 at most (10 classes)"), N_("choose at least one input feature"),
+    N_("at most {layers} hidden layers of 1 to {neurons} neurons"), N_("one activation per hidden layer"),
+    # dlplay.convolution: a typed kernel
+    N_("the kernel must be numbers only, separated by spaces or commas"),
+    N_("the kernel is empty: type its rows, one per line"),
+    N_("the kernel must be square: {size} rows, so {count} numbers in every row"),
+    N_("the kernel may have at most {size} rows"), N_("the kernel must hold finite numbers"),
+    # dlplay.images
+    N_("The file is empty."), N_("The file is {size} MB; the limit is {limit} MB."),
+    N_("The image declares too many pixels; the limit is {limit} megapixels."),
+    N_("This is not an image dlplay can read (use PNG, JPEG, WebP, BMP or GIF)."),
+    N_("The image file is truncated or corrupt."),
+    N_("The image declares {size} pixels; the limit is {limit} megapixels."),
+    N_("The image is {size} pixels; each side needs at least {minimum}."),
+    # dlplay.userdata and dlplay.data: a learner's zip, and datasets
+    N_("The zip contains a path that escapes its folder ({name}); it was not imported."),
+    N_("This file is not a readable .zip archive."), N_("The zip has {count} entries; the limit is {limit}."),
+    N_("The zip contains a symbolic link ({name}); it was not imported."),
+    N_("The zip is encrypted; please upload an unencrypted zip."), N_("{name} is larger than {limit} MB."),
+    N_("{name} is compressed suspiciously well (a zip bomb?)."), N_("The zip unpacks to more than {limit} GB."),
+    N_("Found {count} class folder(s) with readable images; at least 2 are needed (one folder per class, e.g. cats/ "
+       "and dogs/)."),
+    N_("not an image file (PNG, JPEG, WebP, BMP or GIF)"), N_("not inside a class folder"),
+    N_("this test class has no training folder"),
+    N_("There are no training images to learn from: use more of the data."),
+    N_("There are no test images to measure the model with: every class needs at least 2 images (one to learn from, "
+       "one to test on), and {classes} have fewer."),
+    N_("Every training image is the very same picture, so nothing tells the classes apart: check what the images "
+       "are."),
+    N_("Downloading {name}: file {number} of {count} ({file})"), N_("{name}: downloaded"),
+    N_("Could not download the {name} dataset into {folder} ({error}). To use it offline, download it on another "
+       "machine and place {files}, or use the embedded 'mnist5k' dataset, which needs no download."),
+    N_("Could not load the {name} dataset into {folder} (download failed or files unreadable: {error}). To use it "
+       "offline, download it on another machine and place {files}, or use the embedded 'mnist5k' dataset, which "
+       "needs no download."),
+    # dlplay.checkpoint and dlplay.transfer: model files and weights
+    N_("{name} is a Git LFS pointer, not the model itself: run `git lfs pull` to fetch the real file"),
+    N_("{name} is not a readable .safetensors file"),
+    N_("{name} has no dlplay metadata, so its architecture is unknown"), N_("{name} has malformed dlplay metadata"),
+    N_("unknown architecture {name}; dlplay knows {known}"),
+    N_("the file describes a model that cannot be built: {reason}"), N_("weights do not fit {architecture}: {what}"),
+    N_("the ImageNet weights for {architecture} could not be downloaded from {url} ({error}); download that file on "
+       "a machine online and put it in {folder}"),
+    N_("the model to start from takes {size} images and these are {images}"),
+    N_("the model to start from is a {architecture}, not a {model}"),
+    # dlplay.builder: a learner's layer stack
+    N_("Layer {number} ({layer}): the drop rate must be from 0 to 99%."),
+    N_("Layer {number} ({layer}): needs at least 1 {unit}."),
+    N_("Layer {number} ({layer}) comes after a dense layer: it needs a feature map. Move it above the dense layers."),
+    N_("Layer {number} ({layer}) gets a {size} feature map, which a 3×3 convolution would shrink below 1×1. Remove "
+       "a layer above it or use larger images."),
+    N_("Layer {number} ({layer}) gets a {size} feature map, which pooling would shrink below 1×1. Remove it or a "
+       "layer above it."),
+    # dlplay.jobs: settings and a run's messages
+    N_("{name}={value} is not a whole number"), N_("{name}={value} is not a number"),
+    N_("{name} must be at least {minimum}, got {value}"),
+    N_("Waiting for a free training slot."), N_("Paused."), N_("Training."), N_("Training failed: {reason}"),
+    N_("Trained {epochs} epoch(s) in {seconds} s; test accuracy {accuracy}."),
+    N_("{message} test accuracy {accuracy}."),
+    N_("Stopped; the model keeps the weights it had reached."),
+    N_("Loss diverged at step {step}: lower the learning rate (the model keeps the last good weights)."),
+    N_("Out of memory: restarted with batch size {size}. {message}"),
+    N_("Out of memory on the GPU: restarted on the CPU. {message}"),
+    N_("The training process stopped unexpectedly before its first checkpoint; start the run again."),
+    N_("The training process stopped unexpectedly after its last epoch; resume to evaluate."),
+    N_("The training process stopped unexpectedly; resume from epoch {next} (its checkpoint was saved after epoch "
+       "{epoch})."),
+)
