@@ -57,6 +57,19 @@ def open_app_page(page: str):
     return at
 
 
+def run_to_the_end(at, timeout: float = 180.0):
+    """Rerun an AppTest until the session's training run has ended (AppTest does not tick st.fragment's timer),
+    then once more so that the finished run joins the session's runs."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while at.session_state["state.run"].snapshot().active:
+        assert time.monotonic() < deadline, "timed out waiting for the run"
+        time.sleep(0.5)
+        at.run()
+    return at.run()
+
+
 def by_label(widgets, label: str):
     """The widget of a kind (at.button, at.slider, ...) with this label."""
     return next(w for w in widgets if w.label == label)

@@ -38,10 +38,16 @@ def scheduler() -> Scheduler:
     return started
 
 
-@st.cache_resource(show_spinner="Loading the dataset (the first time it is downloaded)...")
-def dataset(name: str) -> Dataset:
-    """A registered dataset, loaded once per server and shared read-only."""
+@st.cache_resource(show_spinner=False)
+def _loaded_dataset(name: str) -> Dataset:
     return load_dataset(name)
+
+
+def dataset(name: str) -> Dataset:
+    """A registered dataset, loaded once per server and shared read-only (a spinner shows only if loading takes
+    more than half a second, as a first download does)."""
+    with st.spinner(_("Loading the dataset (the first time it is downloaded)...")):
+        return _loaded_dataset(name)
 
 
 @st.cache_resource(show_spinner=False)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.checkpoint import ModelCard, save_model
 from dlplay.models import build_model
-from helpers import by_label, image_bytes, open_app_page
+from helpers import by_label, image_bytes, open_app_page, run_to_the_end
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -194,16 +194,10 @@ def test_a_drawing_sent_from_the_pad_is_classified(mnist5k):
 
 
 def test_a_model_trained_on_the_trainer_page_classifies_here_and_lends_its_filters(mnist5k):
-    import time
     at = open_app_page("app_pages/trainer.py")
     by_label(at.number_input, "Epochs").set_value(1).run()
     by_label(at.button, "Train").click().run()
-    deadline = time.monotonic() + 180
-    while at.session_state["state.run"].snapshot().active:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-        at.run()
-    at.run()  # the finished run joins the session's runs
+    run_to_the_end(at)
     at.switch_page("app_pages/classify.py").run()
     model_choice = by_label(at.radio, "Model")
     run_id = at.session_state["state.runs"][0].run_id  # the choice's value, which does not change with the language

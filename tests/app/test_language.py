@@ -3,7 +3,6 @@ it (text, widgets, tables, charts, diagrams); the switch keeps the URL and every
 key, so that its value outlives the change of its label."""
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from babel.messages.pofile import read_po
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
-from helpers import by_label
+from helpers import by_label, run_to_the_end
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "app_pages").glob("*.py"))
@@ -93,15 +92,24 @@ def test_a_training_run_reads_in_chinese():
     at = chinese_page("app_pages/trainer.py")
     by_label(at.number_input, "训练轮数").set_value(1).run()
     by_label(at.button, "训练").click().run()
-    deadline = time.monotonic() + 180
-    while at.session_state["state.run"].snapshot().active:
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-        at.run()
-    at.run()
+    run_to_the_end(at)
     assert not at.exception and at.metric[0].label == "测试准确率"
     assert any("训练了 1 轮" in c.value for c in at.caption)  # the run's message, said by the core in English
     assert CJK.search(at.info[0].value) and not english_left(at)  # the reading of the curves
+
+
+def test_switching_keeps_a_running_training():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/trainer.py").run()
+    by_label(at.number_input, "Epochs").set_value(30).run()
+    by_label(at.button, "Train").click().run()
+    job = at.session_state["state.run"]
+    by_label(at.radio, "Language / 语言").set_value("zh").run()
+    assert not at.exception and at.session_state["state.run"] is job and job.snapshot().active
+    assert by_label(at.number_input, "训练轮数").value == 30
+    by_label(at.button, "停止").click().run()
+    run_to_the_end(at)
+    assert job.snapshot().status.value == "stopped"
 
 
 def test_the_switch_keeps_the_url_and_the_controls():

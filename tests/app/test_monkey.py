@@ -12,7 +12,7 @@ import pytest
 from helpers import open_app_page
 
 SEED = int(os.environ.get("DLPLAY_MONKEY_SEED", 20261129))  # set it to explore other sequences
-ACTIONS_PER_PAGE = 40
+ACTIONS_PER_PAGE = 30
 PAGES = ["home", "neuron", "activations", "optimizers", "playground", "convolution", "trainer", "classify",
          "after_training"]
 # The activation race, FedAvg, distillation and the transfer lab train networks on the page itself; the export

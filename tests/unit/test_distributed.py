@@ -97,22 +97,31 @@ def test_a_process_that_dies_ends_the_whole_run_with_an_error():
 
 def test_a_checkpoint_resumes_on_another_number_of_processes(tmp_path):
     small = ["--train-images", "256", "--batch-size", "64", *EXACT]
-    straight = subprocess.run([sys.executable, "-m", "dlplay", "train", "--epochs", "2", *small, "--save",
-                               str(tmp_path / "straight.safetensors")], cwd=REPO, capture_output=True, text=True,
-                              timeout=300)
-    assert straight.returncode == 0, straight.stderr
+
+    def start(processes: int, *args: str) -> subprocess.Popen:
+        command = torchrun(2, *args) if processes == 2 else [sys.executable, "-m", "dlplay", *args]
+        return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish(process: subprocess.Popen) -> tuple[str, str]:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, out + err
+        return out, err
+
+    # The runs that do not depend on each other go side by side: each spends most of its time importing torch.
+    pairs = ((2, 1), (1, 2))  # written by 2 processes, resumed by 1; and the other way round
+    checkpoints = {first: tmp_path / f"after-1-of-{first}.safetensors" for first, _ in pairs}
+    started = [start(1, "train", "--epochs", "2", *small, "--save", str(tmp_path / "straight.safetensors")),
+               *(start(first, "train", "--epochs", "1", *small, "--checkpoint", str(checkpoints[first]))
+                 for first, _ in pairs)]
+    for process in started:
+        finish(process)
     expected = load_file(tmp_path / "straight.safetensors")
-    for first, then in ((2, 1), (1, 2)):  # written by 2 processes, resumed by 1; and the other way round
-        checkpoint, out = tmp_path / f"after-1-of-{first}.safetensors", tmp_path / f"resumed-on-{then}.safetensors"
-        one_epoch = ["train", "--epochs", "1", *small, "--checkpoint", str(checkpoint)]
-        done = subprocess.run(torchrun(2, *one_epoch) if first == 2 else [sys.executable, "-m", "dlplay", *one_epoch],
-                              cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-        rest = ["train", "--epochs", "2", *small, "--resume", str(checkpoint), "--save", str(out)]
-        done = subprocess.run(torchrun(2, *rest) if then == 2 else [sys.executable, "-m", "dlplay", *rest],
-                              cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert f"resumed from {checkpoint} after epoch 1" in done.stdout and "epoch 1/2" not in done.stderr
+    resuming = [(checkpoints[first], tmp_path / f"resumed-on-{then}.safetensors", then) for first, then in pairs]
+    started = [start(then, "train", "--epochs", "2", *small, "--resume", str(checkpoint), "--save", str(out))
+               for checkpoint, out, then in resuming]
+    for process, (checkpoint, out, _) in zip(started, resuming, strict=True):
+        stdout, stderr = finish(process)
+        assert f"resumed from {checkpoint} after epoch 1" in stdout and "epoch 1/2" not in stderr
         resumed = load_file(out)
         for key, value in expected.items():
             torch.testing.assert_close(resumed[key], value, rtol=0, atol=TOLERANCE, msg=key)
