@@ -5,7 +5,6 @@ import tempfile
 
 import pandas as pd
 import streamlit as st
-import torch
 
 from dlplay.compress import compression_report
 from dlplay.data import DATASETS
@@ -20,8 +19,7 @@ from dlplay.deploy import (
     report_images,
 )
 from dlplay.device import pick_device
-from dlplay.federated import LocalTraining, centralised, client_indices, fedavg, split_clients
-from dlplay.models import build_model
+from dlplay.federated import LocalTraining, Round, federated_lab
 from dlplay.transfer import FREEZE, transfer_lab
 from ui import charts, state
 from ui.i18n import N_, _, say, translated
@@ -149,30 +147,19 @@ def compress_section(label: str, model, card) -> None:
 
 
 def run_federated(clients: int, alpha: float | None, rounds: int, local: LocalTraining) -> None:
-    """FedAvg on mnist5k split across clients, and the same training on the pooled images, from the same start."""
-    data = state.dataset("mnist5k")
-    device = pick_device("auto")
-    mean, std = data.channel_stats()
-    indices = client_indices(data.train.labels, clients, alpha, seed=0)
-    mix = [torch.bincount(data.train.labels[torch.as_tensor(i)], minlength=data.num_classes).tolist()
-           for i in indices]
+    """FedAvg on mnist5k split across clients, beside the same training on the pooled images, with a progress bar."""
     bar = st.progress(0.0, text=_("Federated rounds..."))
-    steps = 2 * rounds
+    names = {"federated": N_("FedAvg"), "pooled": N_("centralised (all images pooled)")}
 
-    def tick(done: int, what: str):
-        return lambda r: bar.progress((done + r.round) / steps, text=_("{what}: round {round} of {rounds}").format(
-            what=_(what), round=r.round, rounds=rounds))
+    def tick(arm: str, done: Round) -> None:
+        finished = done.round + (rounds if arm == "pooled" else 0)
+        bar.progress(finished / (2 * rounds), text=_("{what}: round {round} of {rounds}").format(
+            what=_(names[arm]), round=done.round, rounds=rounds))
 
-    histories = {}
-    for offset, (name, run) in enumerate((
-            (N_("FedAvg"), lambda m, on: fedavg(m, split_clients(data.train, indices), data.test, device, rounds, local,
-                                            on_round=on)),
-            (N_("centralised (all images pooled)"), lambda m, on: centralised(m, data.train, data.test, device, rounds,
-                                                                          local, on_round=on)))):
-        model = build_model("small-cnn", data.input_shape, data.num_classes, mean, std, seed=0)
-        histories[name] = run(model, tick(offset * rounds, name))
+    lab = federated_lab(state.dataset("mnist5k"), pick_device("auto"), clients, alpha, rounds, local, on_round=tick)
     bar.empty()
-    st.session_state[FEDERATED] = (clients, alpha, mix, histories)
+    st.session_state[FEDERATED] = (clients, alpha, lab.mix, {names["federated"]: lab.federated,
+                                                            names["pooled"]: lab.pooled})
 
 
 def federated_section() -> None:

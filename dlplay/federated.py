@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import ImageSet
+from .data import Dataset, ImageSet
 from .device import DeviceInfo
 from .evaluate import evaluate
+from .models import build_model
 from .train import Trainer, build_optimizer
 
 
@@ -113,3 +114,36 @@ def centralised(model: nn.Module, train: ImageSet, test: ImageSet, device: Devic
     """The comparison: the same model, optimizer and epochs, on all the images pooled in one place (what FedAvg
     avoids), evaluated after the same number of epochs as each round."""
     return fedavg(model, [train], test, device, rounds, local, seed, on_round)
+
+
+@dataclass(frozen=True)
+class FederatedLab:
+    """The After training page's FedAvg lab: how the classes were dealt, and each arm's test accuracy per round."""
+
+    mix: list[list[int]]  # images of each class (columns) held by each client (rows)
+    federated: list[Round]
+    pooled: list[Round] | None  # the same training on all the images in one place (None: not run)
+
+
+def federated_lab(data: Dataset, device: DeviceInfo, clients: int, alpha: float | None, rounds: int,
+                  local: LocalTraining = LocalTraining(), compare_pooled: bool = True, seed: int = 0,
+                  on_round: Callable[[str, Round], None] | None = None) -> FederatedLab:
+    """Deal `data`'s training images to `clients` (IID, or skewed by Dirichlet `alpha`) and train a fresh small CNN
+    with FedAvg for `rounds`; with `compare_pooled`, the same fresh CNN also trains on the pooled images.
+    `on_round(arm, round)` hears each round of the arms "federated" and "pooled"."""
+    mean, std = data.channel_stats()
+    indices = client_indices(data.train.labels, clients, alpha, seed=seed)
+    mix = [torch.bincount(data.train.labels[torch.as_tensor(i)], minlength=data.num_classes).tolist()
+           for i in indices]
+
+    def fresh() -> nn.Module:
+        return build_model("small-cnn", data.input_shape, data.num_classes, mean, std, seed=seed)
+
+    def heard(arm: str) -> Callable[[Round], None] | None:
+        return (lambda r: on_round(arm, r)) if on_round is not None else None
+
+    federated = fedavg(fresh(), split_clients(data.train, indices), data.test, device, rounds, local, seed,
+                       heard("federated"))
+    pooled = (centralised(fresh(), data.train, data.test, device, rounds, local, seed, heard("pooled"))
+              if compare_pooled else None)
+    return FederatedLab(mix, federated, pooled)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlplay import federated
-from dlplay.data import ImageSet, load_dataset
+from dlplay.data import Dataset, ImageSet, load_dataset
 from dlplay.device import pick_device
 from dlplay.federated import (
     LocalTraining,
@@ -13,6 +13,7 @@ from dlplay.federated import (
     centralised,
     client_indices,
     fedavg,
+    federated_lab,
     split_clients,
 )
 from dlplay.models import build_model
@@ -119,3 +120,19 @@ def test_impossible_splits_are_refused():
         client_indices(labels, 6, None)
     with pytest.raises(ValueError, match="alpha must be above 0"):
         client_indices(labels, 2, 0.0)
+
+
+def test_the_lab_deals_every_image_and_compares_with_the_same_fresh_model_on_the_pooled_images(small):
+    data, train, test = small
+    small_data = Dataset(data.name, data.class_names, train, test)
+    device = pick_device("cpu")
+    local = LocalTraining(batch_size=100)
+    heard = []
+    lab = federated_lab(small_data, device, 3, 0.3, 2, local, on_round=lambda arm, r: heard.append((arm, r.round)))
+    assert sum(map(sum, lab.mix)) == 600 and len(lab.mix) == 3
+    assert [sum(row[c] for row in lab.mix) for c in range(10)] == torch.bincount(train.labels, minlength=10).tolist()
+    assert heard == [("federated", 1), ("federated", 2), ("pooled", 1), ("pooled", 2)]
+    pooled = centralised(model_for(data), train, test, device, 2, local)  # the oracle: the pooled arm by hand
+    assert [r.accuracy for r in lab.pooled] == [r.accuracy for r in pooled]
+    alone = federated_lab(small_data, device, 3, 0.3, 2, local, compare_pooled=False)
+    assert alone.pooled is None and [r.accuracy for r in alone.federated] == [r.accuracy for r in lab.federated]
