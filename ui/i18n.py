@@ -42,8 +42,8 @@ def templates(language: str) -> list[tuple[re.Pattern, str]]:
 
     found = []
     for english in (*core_texts.REGISTRIES, *core_texts.PREPROCESSING, *core_texts.MESSAGES):
-        translated = catalog(language).get(english)
-        if translated is None:
+        target = catalog(language).get(english)
+        if target is None:
             continue
         pattern, fields = "", set()
         for literal, field, _spec, _conversion in string.Formatter().parse(english):
@@ -52,7 +52,7 @@ def templates(language: str) -> list[tuple[re.Pattern, str]]:
                 pattern += f"(?P={field})" if field in fields else f"(?P<{field}>.+?)"
                 fields.add(field)
         if fields:
-            found.append((re.compile(pattern + r"\Z", re.DOTALL), translated))
+            found.append((re.compile(pattern + r"\Z", re.DOTALL), target))
     return sorted(found, key=lambda item: -len(item[0].pattern))  # the most specific template first
 
 
@@ -97,10 +97,10 @@ def translate(text: str, language: str) -> str:
     values translated too when the catalog has them), else the English as it is."""
     if text in catalog(language):
         return catalog(language)[text]
-    for pattern, translated in templates(language):
+    for pattern, template in templates(language):
         match = pattern.match(text)
         if match:
-            return translated.format(**{k: translate(v, language) for k, v in match.groupdict().items()})
+            return template.format(**{k: translate(v, language) for k, v in match.groupdict().items()})
     return text
 
 
