@@ -11,6 +11,7 @@ from dlplay.data import DATASETS
 from dlplay.deploy import (
     CALIBRATION_IMAGES,
     INPUT,
+    INT8_FILE,
     LATENCY_BATCH,
     OPSET,
     OUTPUT,
@@ -122,8 +123,10 @@ def compress_section(label: str, model, card) -> None:
     epochs = c.slider(_("Student epochs (0: no student)"), 0, 10, 3, key="after.student_epochs")
     if st.button(_("Compress and measure"), key="after.compress", disabled=not (chosen or quantize or epochs)):
         with st.spinner(_("Pruning, quantizing, distilling and timing...")):
+            exported = st.session_state.get(REPORTS, {}).get(label, (None, {}))[1]  # the Deploy section's files
             st.session_state.setdefault(COMPRESSED, {})[label] = compression_report(
-                model, card, state.dataset(card.dataset), pick_device("auto"), chosen, quantize, epochs)
+                model, card, state.dataset(card.dataset), pick_device("auto"), chosen, quantize, epochs,
+                int8=exported.get(INT8_FILE))
     forms = st.session_state.get(COMPRESSED, {}).get(label)
     if forms is None:
         return

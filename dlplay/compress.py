@@ -15,7 +15,16 @@ from torch.nn.utils import prune
 from .builder import LayerSpec
 from .checkpoint import ModelCard, model_bytes
 from .data import Dataset, ImageSet
-from .deploy import CALIBRATION_IMAGES, LATENCY_BATCH, OnnxModel, export_onnx, median_latency, quantize_onnx
+from .deploy import (
+    CALIBRATION_IMAGES,
+    INT8_FILE,
+    LATENCY_BATCH,
+    ONNX_FILE,
+    OnnxModel,
+    export_onnx,
+    median_latency,
+    quantize_onnx,
+)
 from .device import DeviceInfo
 from .models import CUSTOM, build_model
 
@@ -105,21 +114,24 @@ def _torch_form(name: str, model: nn.Module, card: ModelCard, images, labels) ->
 
 
 def compression_report(model: nn.Module, card: ModelCard, data: Dataset, device: DeviceInfo,
-                       sparsities: list[float], quantize: bool, student_epochs: int) -> list[Compressed]:
+                       sparsities: list[float], quantize: bool, student_epochs: int,
+                       int8: bytes | None = None) -> list[Compressed]:
     """The original beside each asked-for form: pruned at each sparsity, int8 (ONNX Runtime), and a distilled
-    student (student_epochs 0: none), all measured on `data`'s test images."""
+    student (student_epochs 0: none), all measured on `data`'s test images. `int8`: the int8 file
+    deployment_report already made from this model and `data` (quantized the same way), measured instead of
+    exporting and quantizing again."""
     images, labels = data.test.images.float() / 255, data.test.labels
     forms = [_torch_form("original", model, card, images, labels)]
     for sparsity in sorted(sparsities):
         forms.append(_torch_form(f"pruned {sparsity:.0%}", prune_model(model, sparsity), card, images, labels))
     if quantize:
-        with tempfile.TemporaryDirectory(prefix="dlplay-compress-") as folder:
-            exported = export_onnx(model, card, Path(folder) / "model.onnx")
-            int8 = quantize_onnx(exported, Path(folder) / "model.int8.onnx",
-                                 data.train.images[:CALIBRATION_IMAGES].float() / 255)
-            parameters = sum(int((p != 0).sum()) for p in model.parameters())
-            forms.append(_measure("int8 (ONNX Runtime, static)", int8.read_bytes(), parameters, OnnxModel(int8),
-                                  images, labels))
+        if int8 is None:
+            with tempfile.TemporaryDirectory(prefix="dlplay-compress-") as folder:
+                exported = export_onnx(model, card, Path(folder) / ONNX_FILE)
+                int8 = quantize_onnx(exported, Path(folder) / INT8_FILE,
+                                     data.train.images[:CALIBRATION_IMAGES].float() / 255).read_bytes()
+        parameters = sum(int((p != 0).sum()) for p in model.parameters())
+        forms.append(_measure("int8 (ONNX Runtime, static)", int8, parameters, OnnxModel(int8), images, labels))
     if student_epochs:
         student = build_model(CUSTOM, card.input_shape, len(card.class_names), card.mean, card.std, stack=STUDENT)
         distill(model, student, data.train, device, epochs=student_epochs)

@@ -60,13 +60,17 @@ def onnx_card(path: str | Path) -> ModelCard:
     return read_card_fields(json.loads(props[METADATA_KEY]), name)
 
 
-class OnnxModel:
-    """An ONNX file run by ONNX Runtime on the CPU: logits for a batch of 0..1 images."""
+ONNX_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"  # the files deployment_report writes
 
-    def __init__(self, path: str | Path):
+
+class OnnxModel:
+    """An ONNX model (a file, or its bytes) run by ONNX Runtime on the CPU: logits for a batch of 0..1 images."""
+
+    def __init__(self, model: str | Path | bytes):
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: the quantized graph's notes are not for the user
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                            providers=["CPUExecutionProvider"])
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         """(N, C, H, W) images in 0..1 → (N, classes) logits."""
@@ -170,11 +174,11 @@ def deployment_report(model: nn.Module, card: ModelCard, folder: str | Path, ima
     reference = model(images.float()).numpy()
     variants = [Variant("PyTorch, float32", None, len(model_bytes(model, card)), accuracy(reference),
                         Agreement(0.0, 1.0), median_latency(model, one), median_latency(model, batch))]
-    exported = export_onnx(model, card, folder / "model.onnx")
+    exported = export_onnx(model, card, folder / ONNX_FILE)
     files = [("ONNX Runtime, float32", exported)]
     if calibration is not None:
         files.append(("ONNX Runtime, int8 (static, per channel)",
-                      quantize_onnx(exported, folder / "model.int8.onnx", calibration)))
+                      quantize_onnx(exported, folder / INT8_FILE, calibration)))
     for name, path in files:
         runner = OnnxModel(path)
         logits = runner(images)

@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from dlplay import compress
 from dlplay.checkpoint import load_model_bytes, model_bytes
 from dlplay.classify import load_bundled_model
 from dlplay.compress import compression_report, distillation_loss, prunable, prune_model, weight_sparsity
 from dlplay.data import load_dataset
+from dlplay.deploy import INT8_FILE, deployment_report, report_images
 from dlplay.device import pick_device
 from dlplay.evaluate import evaluate
 
@@ -81,6 +83,22 @@ def test_the_report_puts_every_form_beside_the_original(bundled):
     assert student.parameters < original.parameters / 5 and student.accuracy > 0.9  # a seventh of the size, taught
     assert all(f.latency_one > 0 and f.latency_batch > 0 for f in forms)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the original is untouched
+
+
+def test_the_int8_form_reuses_the_deployment_reports_file(bundled, tmp_path, monkeypatch):
+    model, card = bundled
+    digits = load_dataset("mnist5k")
+    images, labels, calibration = report_images(card, digits, quantize=True)
+    variants = deployment_report(model, card, tmp_path, images, labels, calibration)
+    int8 = (tmp_path / INT8_FILE).read_bytes()
+
+    def quantize_again(*_args):
+        raise AssertionError("quantized again")
+
+    monkeypatch.setattr(compress, "quantize_onnx", quantize_again)
+    [_, form] = compression_report(model, card, digits, pick_device("auto"), [], quantize=True, student_epochs=0,
+                                   int8=int8)
+    assert form.file_bytes == len(int8) and form.accuracy == variants[2].accuracy  # the very file, measured alike
 
 
 @pytest.mark.parametrize("sparsity", [1.0, -0.1])
