@@ -22,7 +22,7 @@ from dlplay.playground import (
     read_points_csv,
 )
 from ui import charts, readings
-from ui.i18n import N_, _, say, translator
+from ui.i18n import N_, _, say, sentence, translator
 from ui.playground_link import (
     COMPARE,
     DROPOUTS,
@@ -148,8 +148,7 @@ def current_sessions(points, data_key, configs: list[NetworkConfig]) -> list[Ses
             st.session_state[SESSION] = [Session(points, config, seed=0) for config in configs]
         except ValueError as err:
             st.session_state.pop(SESSION, None)
-            message = say(str(err))
-            st.warning(f"{message[0].upper()}{message[1:]}.")
+            st.warning(sentence(say(str(err))))
             return []
         st.session_state[BUILT_FROM] = key
     return st.session_state[SESSION]

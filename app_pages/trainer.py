@@ -88,7 +88,7 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
 
 def choose_start() -> tuple[Job | str | None, str]:
     """Fresh weights, or (transfer learning) a finished run's model or ImageNet weights, and what stays fixed."""
-    runs = [r for r in state.finished_runs() if r.snapshot().evaluation is not None]
+    runs = state.evaluated_runs()
     labels = {FRESH: _("fresh weights"),
               **{i: _("run #{number}'s model: {model} trained on {dataset} (transfer learning)").format(
                   number=i + 1, model=r.config.model, dataset=r.dataset_name) for i, r in enumerate(runs)},

@@ -16,7 +16,6 @@ from .builder import LayerSpec
 from .checkpoint import ModelCard, model_bytes
 from .data import Dataset, ImageSet
 from .deploy import (
-    CALIBRATION_IMAGES,
     INT8_FILE,
     LATENCY_BATCH,
     ONNX_FILE,
@@ -24,6 +23,7 @@ from .deploy import (
     export_onnx,
     median_latency,
     quantize_onnx,
+    report_images,
 )
 from .device import DeviceInfo
 from .models import CUSTOM, build_model
@@ -120,7 +120,7 @@ def compression_report(model: nn.Module, card: ModelCard, data: Dataset, device:
     student (student_epochs 0: none), all measured on `data`'s test images. `int8`: the int8 file
     deployment_report already made from this model and `data` (quantized the same way), measured instead of
     exporting and quantizing again."""
-    images, labels = data.test.images.float() / 255, data.test.labels
+    images, labels, calibration = report_images(card, data, quantize)
     forms = [_torch_form("original", model, card, images, labels)]
     for sparsity in sorted(sparsities):
         forms.append(_torch_form(f"pruned {sparsity:.0%}", prune_model(model, sparsity), card, images, labels))
@@ -128,8 +128,7 @@ def compression_report(model: nn.Module, card: ModelCard, data: Dataset, device:
         if int8 is None:
             with tempfile.TemporaryDirectory(prefix="dlplay-compress-") as folder:
                 exported = export_onnx(model, card, Path(folder) / ONNX_FILE)
-                int8 = quantize_onnx(exported, Path(folder) / INT8_FILE,
-                                     data.train.images[:CALIBRATION_IMAGES].float() / 255).read_bytes()
+                int8 = quantize_onnx(exported, Path(folder) / INT8_FILE, calibration).read_bytes()
         parameters = sum(int((p != 0).sum()) for p in model.parameters())
         forms.append(_measure("int8 (ONNX Runtime, static)", int8, parameters, OnnxModel(int8), images, labels))
     if student_epochs:

@@ -43,11 +43,19 @@ def _loaded_dataset(name: str) -> Dataset:
     return load_dataset(name)
 
 
+_LOADED: set[str] = set()  # the datasets this server has loaded: calls for them need no spinner
+
+
 def dataset(name: str) -> Dataset:
-    """A registered dataset, loaded once per server and shared read-only (a spinner shows only if loading takes
-    more than half a second, as a first download does)."""
-    with st.spinner(_("Loading the dataset (the first time it is downloaded)...")):
+    """A registered dataset, loaded once per server and shared read-only; the first load shows a spinner (after
+    half a second, as reading a downloaded dataset takes), later calls (several per rerun) go straight to the
+    cache without starting one."""
+    if name in _LOADED:
         return _loaded_dataset(name)
+    with st.spinner(_("Loading the dataset (the first time it is downloaded)...")):
+        loaded = _loaded_dataset(name)
+    _LOADED.add(name)
+    return loaded
 
 
 @st.cache_resource(show_spinner=False)
@@ -79,10 +87,15 @@ def finished_runs() -> list[Job]:
 BUNDLED = "bundled"  # trained_models' key for the bundled digit model; a run's key is its run id
 
 
+def evaluated_runs() -> list[Job]:
+    """This session's ended runs that have a trained model (a run stopped before its first epoch has none)."""
+    return [r for r in finished_runs() if r.snapshot().evaluation is not None]
+
+
 def trained_models() -> dict[str, tuple[str, Callable[[], tuple]]]:
     """The models a page can offer, by a key that does not change with the language: the bundled digit model, then
     this session's evaluated runs; each as (its label in the page's language, a loader returning (model, card))."""
-    runs = [r for r in finished_runs() if r.snapshot().evaluation is not None]
+    runs = evaluated_runs()
     return {BUNDLED: (_("the bundled digit model (small CNN trained on mnist5k)"), bundled_model),
             **{r.run_id: (_("run #{number} from the CNN trainer: {model} on {dataset}").format(
                 number=i, model=r.config.model, dataset=r.dataset_name), r.model) for i, r in enumerate(runs, start=1)}}

@@ -15,7 +15,7 @@ from dlplay.interpret import read_curves
 from dlplay.jobs import RunSnapshot, RunStatus
 from dlplay.models import LayerRow
 from ui import charts, readings
-from ui.i18n import _, say, translator
+from ui.i18n import _, say, sentence, translator
 
 GRID_COLUMNS = 8
 SAMPLES_PER_CLASS = 8
@@ -139,8 +139,7 @@ def progress(snapshot: RunSnapshot, epochs: int) -> None:
     if snapshot.device_name:
         parts.append(_("on {device}").format(device=snapshot.device_name))
     st.progress(min(1.0, fraction), text=" · ".join(parts))
-    status = _(snapshot.status.value)
-    message = f"**{status[0].upper()}{status[1:]}.** {say(snapshot.message)}"
+    message = f"**{sentence(_(snapshot.status.value))}** {say(snapshot.message)}"
     alarming = (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.CRASHED)
     (st.error if snapshot.status in alarming else st.warning if snapshot.status is RunStatus.STOPPED
      else st.caption)(message)
