@@ -57,7 +57,7 @@ def test_unreadable_or_foreign_files_are_refused(tmp_path):
 
 @pytest.mark.parametrize("argv, complaint", [
     (["--dataset", "imagenet"], "choose from 'mnist5k', 'mnist', 'fashion-mnist', 'cifar10'"),
-    (["--model", "vgg"], "choose from 'small-cnn', 'article-cifar10', 'article-150'"),
+    (["--model", "vgg"], "choose from 'small-cnn', 'strided-cnn', 'article-cifar10', 'article-150'"),
     (["--optimizer", "lion"], "choose from 'sgd', 'momentum', 'adam', 'adamw', 'rmsprop'"),
     (["--lr", "0"], "--lr: must be greater than 0"),
     (["--lr", "-0.1"], "--lr: must be greater than 0"),
@@ -89,7 +89,7 @@ def test_cli_trains_reports_and_saves(tmp_path):
     assert "(float32)" in done.stdout  # mixed precision switched off, whatever the device
     assert "test accuracy" in done.stdout and "epoch 1/1" in done.stderr  # --dry-run: one epoch of two batches
     model, card = load_model(out)
-    assert card.architecture == "small-cnn" and card.dataset == "mnist5k" and card.input_shape == (1, 28, 28)
+    assert card.architecture == "strided-cnn" and card.dataset == "mnist5k" and card.input_shape == (1, 28, 28)
     assert 0.0 <= card.test_accuracy <= 1.0 and card.mean[0] == pytest.approx(0.13, abs=0.02)
 
 

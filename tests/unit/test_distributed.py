@@ -134,7 +134,7 @@ def test_resuming_the_wrong_checkpoint_is_exit_2_and_one_sentence(tmp_path, caps
     assert main(["train", "--dry-run", "--batch-size", "16", "--checkpoint", str(checkpoint)]) == 0
     capsys.readouterr()
     assert main(["train", "--model", "article-150", "--resume", str(checkpoint)]) == 2
-    assert "was written by a small-cnn run on mnist5k" in capsys.readouterr().err
+    assert "was written by a strided-cnn run on mnist5k" in capsys.readouterr().err
     assert main(["train", "--dry-run", "--batch-size", "16", "--resume", str(checkpoint)]) == 2
     assert "has already trained 1 epoch(s)" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "missing.safetensors")]) == 2

@@ -1,6 +1,7 @@
 """Every model's output shape, the Keras parameter counts of the article's models, and the summary."""
 import pytest
 import torch
+from torch.nn import functional as F
 
 from dlplay.models import MODELS, Upsample, build_model, format_summary, summary
 
@@ -38,6 +39,24 @@ def test_small_images_are_upsampled_for_the_valid_convolution_stack():
     model = build_model("article-150", (1, 28, 28), 10)
     assert isinstance(model[1], Upsample) and model[1].size == 46
     assert not any(isinstance(m, Upsample) for m in build_model("article-cifar10", (3, 32, 32), 10))
+
+
+def test_strided_cnn_pools_before_batch_norm_yet_computes_the_usual_block():
+    """Its first block (conv, max-pool, BN, ReLU) gives what conv, BN, ReLU, max-pool give, for BN in eval mode with
+    positive scales; the stride-2 blocks halve the map."""
+    torch.manual_seed(0)
+    model = build_model("strided-cnn", (1, 28, 28), 10).eval()
+    conv, bn = model[1], model[3]
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0)
+        bn.bias.normal_()
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        x = torch.rand(4, 1, 28, 28)
+        usual = F.max_pool2d(F.relu(bn(conv(x))), 2)
+        torch.testing.assert_close(model[1:5](x), usual)
+        shapes = [tuple(model[1:i](x).shape[1:]) for i in (5, 8, 11)]
+    assert shapes == [(16, 14, 14), (32, 7, 7), (64, 4, 4)]
 
 
 def test_summary_rows_and_text():

@@ -102,6 +102,26 @@ def test_optimizer_settings():
         build_optimizer("lbfgs", params, 0.1)
 
 
+@pytest.mark.parametrize("name, reference", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_fused_adam_steps_like_torch_optims_for_loop_version(name, reference):
+    torch.manual_seed(0)
+    ours = [nn.Parameter(torch.randn(3, 4)), nn.Parameter(torch.randn(5))]
+    theirs = [nn.Parameter(p.detach().clone()) for p in ours]
+    start = [p.detach().clone() for p in ours]
+    fused = build_optimizer(name, ours, 0.01, weight_decay=0.1)
+    assert fused.param_groups[0]["fused"]
+    plain = reference(theirs, lr=0.01, weight_decay=0.1, foreach=False)
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in ours]
+        for params, opt in ((ours, fused), (theirs, plain)):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            opt.step()
+    for a, b, before in zip(ours, theirs, start, strict=True):
+        torch.testing.assert_close(a, b)
+        assert not torch.allclose(a, before)  # the steps moved the weights
+
+
 class FixedLogits(nn.Module):
     """A 'model' whose logits are stored per image index (the image's first pixel holds the index)."""
 
