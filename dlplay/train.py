@@ -149,8 +149,8 @@ class Trainer:
             if kind == "generator":
                 self.generators[rest].set_state(value)
             elif kind == "optimizer":
-                index, name = rest.split(".", 1)
-                optimizer_state.setdefault(int(index), {})[name] = value.to(self.device.device)
+                index, name = rest.split(".", 1)  # fit() gives the tensor its parameter's device and layout
+                optimizer_state.setdefault(int(index), {})[name] = value
         for index, values in plain["optimizer_scalars"].items():
             optimizer_state.setdefault(int(index), {}).update(values)
         self.optimizer.load_state_dict({"state": optimizer_state, "param_groups": plain["param_groups"]})
