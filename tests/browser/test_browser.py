@@ -162,13 +162,18 @@ def test_the_convolution_page_steps_the_kernel_in_a_real_browser(app_url, browse
     page.get_by_text("3. Activation and pooling").wait_for(timeout=60_000)
     output = page.locator(".js-plotly-plot").nth(1)  # the input with the kernel's window, then the output map
     output.locator(".heatmaplayer").wait_for(timeout=30_000)
-    lit = "el => el.layout.shapes.map(s => [s.x0, s.y0])"  # the outlined output pixel, as Plotly drew it
+    # The outlined output pixel, as Plotly drew it (None while Plotly is still drawing a new figure).
+    lit = "el => el.layout ? el.layout.shapes.map(s => [s.x0, s.y0]) : null"
     before = output.evaluate(lit)
     page.get_by_role("button", name="Step ▶").click()
     page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
     expect(page.locator(".katex").first).to_be_visible(timeout=60_000)  # the sum, typeset
     expect(output.locator(".heatmaplayer")).to_be_visible(timeout=60_000)
-    assert output.evaluate(lit) == [[before[0][0] + 1, before[0][1]]]  # one column to the right
+    moved = [[before[0][0] + 1, before[0][1]]]  # one column to the right
+    deadline = time.monotonic() + 30
+    while (lit_now := output.evaluate(lit)) != moved and time.monotonic() < deadline:
+        time.sleep(0.2)  # the rerun's figure may reach Plotly after the script has finished
+    assert lit_now == moved
     assert page.locator('[data-testid="stException"]').count() == 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "convolution.png"), full_page=True)
