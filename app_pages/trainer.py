@@ -21,6 +21,7 @@ from dlplay.jobs import (
     check_run_id,
 )
 from dlplay.jobs.progress import epochs_csv
+from dlplay.jobs.spec import steps_per_epoch
 from dlplay.models import CUSTOM, IMAGENET_MIN_SIZE, MODELS, build_model, summary
 from dlplay.schedules import SCHEDULES
 from dlplay.train import OPTIMIZERS
@@ -200,14 +201,16 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
 
 
 def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str | None = None,
-              resume: ResumePoint | None = None) -> None:
+              resume: ResumePoint | None = None, pause_after: int = 0) -> None:
     """Queue (or resume) a run for this session and put its id in the URL, or say why it cannot start.
 
     `registered`: the dataset is one of dlplay's own (workers load it by name), not the user's images.
+    `pause_after`: the run pauses by itself once this epoch is done (0: it does not).
     """
     try:
+        hold = pause_after * steps_per_epoch(config, dataset) if 0 < pause_after < config.epochs else None
         job = state.scheduler().submit(config, dataset, state.session_id(), registered=registered, run_id=run_id,
-                                       resume=resume)
+                                       resume=resume, pause_at_step=hold)
     except AlreadyTraining:
         st.error(_("This session is already training: stop that run first."))
         return
@@ -281,12 +284,17 @@ def live_view(job: Job) -> None:
 
 
 def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registered: bool) -> None:
-    """Train, pause / resume, stop (or cancel while queued), and resume after a crash."""
+    """Train (optionally pausing after a chosen epoch), pause / resume, stop (or cancel while queued), and resume
+    after a crash."""
     snapshot = job.snapshot() if job else None
     active = bool(snapshot and snapshot.active)
+    pause_after = st.number_input(
+        _("Pause after epoch"), 0, 100, 0, key="trainer.pause_after", width=200,
+        help=_("0: train straight through. Otherwise the run pauses by itself once that epoch is done and its "
+               "checkpoint saved, so you can read the curves at that point; Resume goes on."))
     row = st.container(horizontal=True)  # buttons side by side, each as wide as its label
     if row.button(_("Train"), type="primary", disabled=active, key="trainer.train"):
-        start_run(config, dataset, registered)
+        start_run(config, dataset, registered, pause_after=int(pause_after))
     command = None
     if active and snapshot.status is RunStatus.QUEUED:
         command = job.stop if row.button(_("Cancel"), key="trainer.cancel") else None

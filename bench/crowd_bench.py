@@ -13,7 +13,6 @@ bystander waits for the Neuron math page against its time on an idle server. Tar
 within 1.3x, no run below 0.5x, bystander within 3x. Runs' figures come from their checkpoint files.
 """
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "browser")]
+from dlplay.device import usable_cores  # noqa: E402
 from dlplay.jobs.runner import MODEL_FILE, STATE_FILE, read_resume_point  # noqa: E402
 from dlplay.jobs.scheduler import default_capacity  # noqa: E402
 from serving import SCRIPT_DONE, launch_chromium, streamlit_server  # noqa: E402
@@ -134,9 +134,9 @@ def main() -> None:
                 idle, solo, results = measure(ChromiumLearners(url, browser), runs_dir, args.crowds,
                                               args.bystander_repeats)
                 browser.close()
-    slots = default_capacity(os.cpu_count() or 1, 0)
+    slots = default_capacity(usable_cores(), 0)
     solo_speed = solo["speeds"][0]
-    print(f"learners: {args.client}; {os.cpu_count()} cores, {slots} slot(s); solo run (click to model saved) "
+    print(f"learners: {args.client}; {usable_cores()} cores, {slots} slot(s); solo run (click to model saved) "
           f"{solo['total']:.1f} s at {solo_speed:,.0f} images/s; bystander on an idle server {idle:.2f} s")
     print(" K | all runs done | K x solo / slots | ratio | slowest run img/s | vs solo/slots | bystander | vs alone")
     for k, r in results.items():

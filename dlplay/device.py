@@ -90,9 +90,67 @@ def pick_device(preference: str = "auto", mixed_precision: bool = True) -> Devic
     return DeviceInfo(torch.device("cpu"), "CPU", torch.bfloat16 if bf16 else None, True)
 
 
+def cgroup_cpu_quota(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
+                     ) -> float | None:
+    """The CPUs this process's cgroups allow (quota / period, the tightest from its own cgroup up to the root, in
+    cgroup v2's cpu.max or v1's cpu.cfs_quota_us), or None where no quota is set or none can be read."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: one hierarchy, "max 100000" or "150000 100000" in cpu.max
+            folders, reader = [root], _cpu_max
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own hierarchy
+            folders, reader = [root / controllers, root / "cpu"], _cfs_quota
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for folder in folders:
+            for depth in range(len(parts), -1, -1):
+                limit = reader(folder.joinpath(*parts[:depth]))
+                if limit is not None:
+                    limits.append(limit)
+    return min(limits, default=None)
+
+
+def _cpu_max(folder: Path) -> float | None:
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _cfs_quota(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 else quota / period
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may use: its affinity mask (taskset, cpusets), lowered to a cgroup CPU quota
+    (a container's --cpus) rounded down, at least one. os.cpu_count() counts the whole machine: a server in a
+    2-CPU container on a 64-core host would start 32 training slots.
+
+    Rounded down because an OpenMP thread pool spins while its peers work: under a CFS quota of 1.5 CPUs, two
+    spinning threads are throttled for part of every period, one thread is not."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores, int(quota)) if quota else cores)
+
+
 def configure_threads(num_threads: int | None = None) -> int:
-    """Set torch's intra-op thread count once at start-up (default: all cores); return the count in use."""
-    wanted = num_threads or os.cpu_count() or 1
+    """Set torch's intra-op thread count once at start-up (default: every usable core); return the count in use."""
+    wanted = num_threads or usable_cores()
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return torch.get_num_threads()

@@ -8,7 +8,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from .device import DeviceInfo
+from .device import DeviceInfo, usable_cores
 
 TIMEOUT = timedelta(seconds=int(os.environ.get("DLPLAY_DIST_TIMEOUT", "300")))  # a lost peer ends the run
 
@@ -36,8 +36,8 @@ def from_environment() -> Ranks | None:
 
 
 def threads_per_process() -> int:
-    """This machine's cores shared between the run's processes on it (torchrun's LOCAL_WORLD_SIZE)."""
-    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    """The cores this process may use shared between the run's processes on this machine (LOCAL_WORLD_SIZE)."""
+    return max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def join(ranks: Ranks, device: DeviceInfo) -> DeviceInfo:

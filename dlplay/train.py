@@ -115,10 +115,12 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         # Only float16 needs its gradients scaled (bfloat16 has float32's range).
         self.scaler = torch.amp.GradScaler(device.device.type, enabled=device.autocast is torch.float16)
-        self._listeners: dict[str, list[Callable]] = {"batch_end": [], "epoch_end": []}
+        self._listeners: dict[str, list[Callable]] = {"batch_end": [], "epoch_end": [], "held": []}
+        # pause(), resume() and stop() come from other threads; the training thread holds under this condition.
+        self._control = threading.Condition()
         self._stop = threading.Event()
-        self._unpaused = threading.Event()
-        self._unpaused.set()
+        self._paused = False
+        self.pause_at: int | None = None  # hold by itself once this many steps are done (then as if pause() was called)
         # Every random draw comes from the run's own generators, never the process-wide RNG that other threads use.
         self.generators = {name: torch.Generator().manual_seed(seed + offset)
                            for offset, name in enumerate(("shuffle", "augment", "dropout"))}
@@ -160,21 +162,26 @@ class Trainer:
         self.loss_limit = plain["loss_limit"]
 
     def on(self, event: str, callback: Callable) -> None:
-        """Call `callback(BatchEvent)` on 'batch_end' or `callback(EpochEvent)` on 'epoch_end'."""
+        """Call `callback(BatchEvent)` on 'batch_end', `callback(EpochEvent)` on 'epoch_end', or `callback(step)` on
+        'held' (the run has stopped moving: it holds after `step` steps until resume() or stop())."""
         self._listeners[event].append(callback)
 
     def stop(self) -> None:
         """Ask the run to stop; honoured before the next batch (safe to call from another thread)."""
-        self._stop.set()
-        self._unpaused.set()
+        with self._control:
+            self._stop.set()
+            self._control.notify_all()
 
     def pause(self) -> None:
-        """Hold the run before its next batch until resume() or stop()."""
-        self._unpaused.clear()
+        """Hold the run before its next batch until resume() or stop(); 'held' fires once it holds."""
+        with self._control:
+            self._paused = True
 
     def resume(self) -> None:
-        """Continue a paused run."""
-        self._unpaused.set()
+        """Continue a paused run (anything sent after this call comes after the 'held' it answers)."""
+        with self._control:
+            self._paused = False
+            self._control.notify_all()
 
     def _emit(self, event: str, payload) -> None:
         for callback in self._listeners[event]:
@@ -205,7 +212,7 @@ class Trainer:
             self.model.train()
             meter = EpochMeter()
             for idx in self._batches():
-                if not self._wait_or_stop(meter):
+                if not self._wait_or_stop(meter, step):
                     return history.stop()
                 y = labels[idx]
                 logits, loss = self._forward(images[idx], y)
@@ -255,11 +262,17 @@ class Trainer:
         for i in range(self.steps_per_epoch):
             yield order[i * self.rank_batch:(i + 1) * self.rank_batch]
 
-    def _wait_or_stop(self, meter: "EpochMeter") -> bool:
-        """Hold while paused (that time does not count against images/s); False once stop() was called."""
-        waited = time.perf_counter()
-        self._unpaused.wait()
-        meter.start += time.perf_counter() - waited
+    def _wait_or_stop(self, meter: "EpochMeter", step: int) -> bool:
+        """Hold while paused, or from `pause_at` steps on (that time does not count against images/s); False once
+        stop() was called. 'held' is sent under the lock that resume() takes, so it always comes first."""
+        with self._control:
+            if self.pause_at is not None and step >= self.pause_at:
+                self._paused, self.pause_at = True, None
+            if self._paused and not self._stop.is_set():
+                self._emit("held", step)
+                waited = time.perf_counter()
+                self._control.wait_for(lambda: not self._paused or self._stop.is_set())
+                meter.start += time.perf_counter() - waited
         return not self._stop.is_set()
 
     def _forward(self, images_uint8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -57,6 +57,25 @@ def open_app_page(page: str):
     return at
 
 
+def wait_until(predicate, timeout: float = 90.0, every: float = 0.02) -> None:
+    """Poll `predicate` until it is true; fail the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
+
+
+def held(job, timeout: float = 90.0):
+    """Wait until the job's worker reports that it holds (paused: its step no longer moves); its snapshot then."""
+    wait_until(lambda: job.snapshot().held_at_step is not None or not job.snapshot().active, timeout)
+    snapshot = job.snapshot()
+    assert snapshot.held_at_step is not None, f"the run ended instead of pausing: {snapshot.message}"
+    assert snapshot.status == "paused" and snapshot.step == snapshot.held_at_step
+    return snapshot
+
+
 def run_to_the_end(at, timeout: float = 180.0):
     """Rerun an AppTest until the session's training run has ended (AppTest does not tick st.fragment's timer),
     then once more so that the finished run joins the session's runs."""

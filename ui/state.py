@@ -3,7 +3,6 @@ session's runs. Pages ask here instead of reaching into st.session_state with st
 import atexit
 import gc
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
@@ -22,18 +21,29 @@ GC_SECONDS = 60.0  # a full garbage collection this often (.streamlit/config.tom
 def collect_garbage_now_and_then(runs: Scheduler) -> None:
     """Free ended sessions (their state is full of reference cycles) once a minute instead of after every rerun:
     a full collection holds the GIL for 0.1-0.4 s with torch loaded, and a training page reruns every 2 s. Then
-    the files of the runs those sessions held go."""
-    while True:
-        time.sleep(GC_SECONDS)
+    the files of the runs those sessions held go. Ends with the scheduler."""
+    while not runs.closed.wait(GC_SECONDS):
         gc.collect()
         runs.tidy()
+
+
+_STARTED: list[Scheduler] = []  # every scheduler this process started, to end with it
+
+
+def shutdown_schedulers() -> None:
+    """End every scheduler this process started, with its queue and workers (the server is stopping)."""
+    while _STARTED:
+        _STARTED.pop().shutdown()
+
+
+atexit.register(shutdown_schedulers)
 
 
 @st.cache_resource(show_spinner=False)
 def scheduler() -> Scheduler:
     """The server's one training scheduler; its workers end with the server. Bad settings raise SettingError."""
     started = start_scheduler(ServerSettings.from_env())
-    atexit.register(started.shutdown)
+    _STARTED.append(started)
     threading.Thread(target=collect_garbage_now_and_then, args=(started,), daemon=True, name="dlplay-gc").start()
     return started
 

@@ -26,6 +26,7 @@ class RunSnapshot:
     worker_pid: int = 0  # the process that trains (on its own machine, for a Ray cluster)
     queue_position: int | None = None  # 1 = next to start
     expected_start_seconds: float | None = None  # for a queued run, when a slot should free up
+    held_at_step: int | None = None  # the worker reported that it holds (paused) after this step; None otherwise
 
     @property
     def step(self) -> int:
@@ -56,7 +57,7 @@ class Progress:
         self.epochs: list[EpochEvent] = list(epoch_events)
         self.batch_size, self.steps_per_epoch, self.train_size = batch_size, 0, 0
         self.device_name, self.checkpoint_epoch, self.version, self.threads = "", len(self.epochs), 0, 0
-        self.worker_pid = 0
+        self.worker_pid, self.held_at_step = 0, None
         self.files: set[str] = set()
 
     def apply(self, event: dict) -> None:
@@ -75,6 +76,10 @@ class Progress:
                 self.worker_pid = event["pid"]
             elif kind == "status":
                 self.status, self.message = RunStatus(event["status"]), event["message"]
+                if self.status is not RunStatus.PAUSED:
+                    self.held_at_step = None
+            elif kind == "held":
+                self.status, self.message, self.held_at_step = RunStatus.PAUSED, "Paused.", event["step"]
             elif kind == "file":
                 self.files.add(event["name"])
                 self.checkpoint_epoch = event.get("epoch", self.checkpoint_epoch)
@@ -83,7 +88,7 @@ class Progress:
             elif kind == "reset":
                 self.batches, self.epochs = [], []
             elif kind == "done":
-                self.status, self.message = RunStatus(event["status"]), event["message"]
+                self.status, self.message, self.held_at_step = RunStatus(event["status"]), event["message"], None
                 self.files.update(event.get("files", ()))
 
     def set(self, status: RunStatus, message: str) -> None:
@@ -91,6 +96,8 @@ class Progress:
         with self._lock:
             self.version += 1
             self.status, self.message = status, message
+            if status is not RunStatus.PAUSED:
+                self.held_at_step = None
 
     def crashed(self) -> None:
         """The worker died without reporting an outcome: say so, and from where the run can resume."""
@@ -112,7 +119,8 @@ class Progress:
             total = self.steps_per_epoch * self.epochs_wanted
             return RunSnapshot(self.status, self.message, list(self.batches), list(self.epochs), total,
                                self.batch_size, evaluation, self.device_name, self.version, self.train_size,
-                               self.checkpoint_epoch, self.threads, self.worker_pid, **queue)
+                               self.checkpoint_epoch, self.threads, self.worker_pid, **queue,
+                               held_at_step=self.held_at_step)
 
 
 def epochs_csv(epochs: list[EpochEvent]) -> str:

@@ -111,17 +111,19 @@ class JobRunner:
         self._trainer: Trainer | None = None
         self._threads = spec.threads
 
+    # pause() and resume() come on the commands thread: their status goes out at once, leaving the batches that
+    # the training thread collects to that thread (which sends them before it reports holding).
     def pause(self) -> None:
-        """Hold before the next batch."""
+        """Hold before the next batch; the worker reports 'held' once it does."""
         if self._trainer:
             self._trainer.pause()
-            self._emit({"type": "status", "status": RunStatus.PAUSED.value, "message": "Paused."})
+            self._emit_now({"type": "status", "status": RunStatus.PAUSED.value, "message": "Paused."})
 
     def resume(self) -> None:
-        """Continue after pause()."""
+        """Continue after pause() or after the spec's pause_at_step."""
         if self._trainer:
             self._trainer.resume()
-            self._emit({"type": "status", "status": RunStatus.RUNNING.value, "message": "Training."})
+            self._emit_now({"type": "status", "status": RunStatus.RUNNING.value, "message": "Training."})
 
     def stop(self) -> None:
         """Stop before the next batch; the model keeps the weights it reached."""
@@ -154,6 +156,9 @@ class JobRunner:
         if time.monotonic() - self._flushed >= FLUSH_SECONDS:
             self._flush()
         self._apply_threads()
+
+    def _on_held(self, step: int) -> None:
+        self._emit({"type": "held", "step": step})
 
     def _on_epoch(self, event: EpochEvent, batch_size: int, history: list[EpochEvent], batches: list[BatchEvent]):
         self._emit({"type": "epoch", "epoch": asdict(event)})
@@ -188,6 +193,8 @@ class JobRunner:
             self._on_epoch(event, batch_size, history, batches)
 
         trainer.on("epoch_end", epoch_end)
+        trainer.on("held", self._on_held)
+        trainer.pause_at = self.spec.pause_at_step
         if history:
             trainer.load_state(self.resume_point.trainer_tensors, self.resume_point.trainer_plain)
         return trainer

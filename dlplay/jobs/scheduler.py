@@ -1,7 +1,6 @@
 """A fair queue of training jobs over a backend's slots: jobs start in arrival order across sessions, each session
 has at most one active run, and local workers share the CPU cores so that together they never use more threads
 than the machine has."""
-import os
 import threading
 import time
 import weakref
@@ -12,6 +11,7 @@ from torch import nn
 
 from ..checkpoint import ModelCard, load_model
 from ..data import Dataset, data_problem
+from ..device import usable_cores
 from ..evaluate import Evaluation, evaluation_from_bytes
 from .progress import Progress, RunSnapshot
 from .runner import EVALUATION_FILE, MODEL_FILE, ResumePoint, build_run_model
@@ -106,7 +106,7 @@ class Scheduler:
     def __init__(self, backend, store: RunStore, capacity: int | None = None, cores: int | None = None,
                  gpus: int | None = None, idle_timeout: float = 0.0, budget: Budget = Budget()):
         self.backend, self.store, self.budget = backend, store, budget
-        self.cores = cores or os.cpu_count() or 1
+        self.cores = cores or usable_cores()
         self.gpus = torch.cuda.device_count() if gpus is None else gpus
         self.capacity = capacity or backend.capacity() or default_capacity(self.cores, self.gpus)
         self.idle_timeout = idle_timeout
@@ -116,16 +116,17 @@ class Scheduler:
         self._gpu_of: dict[Job, int] = {}
         self._jobs: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
         self._speed: dict[str, float] = {}  # images/s last seen per model, for queue estimates
-        self._closed = threading.Event()
+        self.closed = threading.Event()  # set by shutdown()
         if idle_timeout > 0:
             threading.Thread(target=self._watch_idle, daemon=True, name="dlplay-idle-runs").start()
 
     def submit(self, config: RunConfig, dataset: Dataset, owner: str, *, registered: bool,
-               run_id: str | None = None, resume: ResumePoint | None = None) -> Job:
+               run_id: str | None = None, resume: ResumePoint | None = None, pause_at_step: int | None = None) -> Job:
         """Queue a run (or the resumption of one) for `owner`; it starts when a slot is free.
 
         `registered`: the dataset is one of dlplay's registered datasets, which a worker loads by name; any other
-        (a user's zip) is stored as a file for the worker. An impossible model raises ValueError, a second active
+        (a user's zip) is stored as a file for the worker. `pause_at_step`: the run pauses by itself once it has
+        done this many steps (until resumed or stopped). An impossible model raises ValueError, a second active
         run for the same owner AlreadyTraining.
         """
         build_run_model(config, dataset)  # refuse an impossible architecture before anything is queued
@@ -134,7 +135,8 @@ class Scheduler:
         if problem:
             raise DataProblem(problem)
         self._refuse_second_run(owner)
-        spec = JobSpec(run_id or new_run_id(), config, DataRef(dataset.name), resume=resume is not None)
+        spec = JobSpec(run_id or new_run_id(), config, DataRef(dataset.name), resume=resume is not None,
+                       pause_at_step=pause_at_step)
         spec = self.store.record(spec, None if registered else dataset)
         train_images = len(dataset.train) * min(1.0, config.train_fraction) * (1 - config.validation_fraction)
         progress = Progress(config.epochs, config.batch_size, *((resume.batches, resume.epochs) if resume else ()))
@@ -198,7 +200,7 @@ class Scheduler:
 
     def shutdown(self) -> None:
         """Cancel the queue and end every worker (the server is stopping)."""
-        self._closed.set()
+        self.closed.set()
         with self._lock:
             for job in self._queue:
                 job.progress.set(RunStatus.STOPPED, "The server stopped before this run could start.")
@@ -219,7 +221,7 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         """Start queued jobs while slots are free (called with the lock held)."""
-        while self._queue and len(self._running) < self.capacity and not self._closed.is_set():
+        while self._queue and len(self._running) < self.capacity and not self.closed.is_set():
             job = self._queue.pop(0)
             gpu = None
             if self.gpus and job.config.device != "cpu":
@@ -270,7 +272,7 @@ class Scheduler:
         self.store.prune(self.budget, keep)
 
     def _watch_idle(self) -> None:
-        while not self._closed.wait(IDLE_CHECK_SECONDS):
+        while not self.closed.wait(IDLE_CHECK_SECONDS):
             now = time.monotonic()
             with self._lock:
                 idle = [j for j in [*self._running, *self._queue] if now - j.last_seen > self.idle_timeout]

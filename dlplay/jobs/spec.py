@@ -93,17 +93,18 @@ class JobSpec:
     resume: bool = False
     threads: int = 1  # CPU threads the worker may use
     gpu: int | None = None  # the GPU index this job may use (None: the CPU, or the only visible accelerator)
+    pause_at_step: int | None = None  # the run pauses by itself once this many steps are done (None: it does not)
 
     def to_plain(self) -> dict:
         """JSON-ready data for the worker."""
         return {"run_id": self.run_id, "config": self.config.to_plain(), "data": asdict(self.data),
-                "resume": self.resume, "threads": self.threads, "gpu": self.gpu}
+                "resume": self.resume, "threads": self.threads, "gpu": self.gpu, "pause_at_step": self.pause_at_step}
 
     @classmethod
     def from_plain(cls, plain: dict) -> "JobSpec":
         """The JobSpec that to_plain() described."""
         return cls(plain["run_id"], RunConfig.from_plain(plain["config"]), DataRef(**plain["data"]), plain["resume"],
-                   plain["threads"], plain["gpu"])
+                   plain["threads"], plain["gpu"], plain.get("pause_at_step"))
 
     def with_threads(self, threads: int, gpu: int | None = None) -> "JobSpec":
         """The same job with its share of the machine."""
@@ -128,6 +129,12 @@ def take_fraction(data: ImageSet, fraction: float, seed: int) -> ImageSet:
         return data
     _, kept = stratified_split(data, fraction, seed)
     return kept
+
+
+def steps_per_epoch(config: RunConfig, dataset: Dataset) -> int:
+    """Optimizer steps in one epoch of this run (its last batch may be smaller than the others)."""
+    train, _ = training_split(config, dataset)
+    return -(-len(train) // config.batch_size)
 
 
 def training_split(config: RunConfig, dataset: Dataset) -> tuple[ImageSet, ImageSet | None]:

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 from collections import deque
@@ -32,14 +33,26 @@ class Budget:
     max_age_seconds: float = 7 * 24 * 3600
 
 
+def _stats(folder: Path) -> list[os.stat_result]:
+    """The stat of a folder and of everything under it that still exists (another server sharing the folder may
+    be deleting a run while this one looks)."""
+    found = []
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            found.append(path.stat())
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def folder_bytes(folder: Path) -> int:
     """Total size of the files under a folder."""
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return sum(s.st_size for s in _stats(folder) if stat.S_ISREG(s.st_mode))
 
 
 def last_used(folder: Path) -> float:
-    """The newest modification time of a folder or any file in it."""
-    return max([folder.stat().st_mtime, *(f.stat().st_mtime for f in folder.rglob("*"))])
+    """The newest modification time of a folder or any file in it (0 for a folder that is gone)."""
+    return max((s.st_mtime for s in _stats(folder)), default=0.0)
 
 
 class RunStore:

@@ -3,12 +3,14 @@ import io
 
 import numpy as np
 import onnx
+import pytest
 
 from helpers import by_label, open_app_page
 
 PAGE = "app_pages/after_training.py"
 
 
+@pytest.mark.slow
 def test_export_measures_every_form_and_offers_the_files():
     at = open_app_page(PAGE)
     assert not at.dataframe  # nothing measured before the click
@@ -28,6 +30,7 @@ def test_export_measures_every_form_and_offers_the_files():
     assert [d.proto.label for d in downloads] == ["Download model.onnx", "Download model.int8.onnx"]
 
 
+@pytest.mark.slow
 def test_the_downloaded_file_is_a_checked_onnx_model(tmp_path):
     at = open_app_page(PAGE)
     by_label(at.checkbox, "Also quantize to int8 (calibrated on 256 training images)").set_value(False).run()
@@ -39,6 +42,7 @@ def test_the_downloaded_file_is_a_checked_onnx_model(tmp_path):
     assert np.isclose(variants[1].accuracy, variants[0].accuracy)
 
 
+@pytest.mark.slow
 def test_compression_puts_every_form_beside_the_original():
     at = open_app_page(PAGE)
     by_label(at.multiselect, "Pruning sparsities (share of weights set to zero)").set_value([0.5, 0.95]).run()
@@ -58,6 +62,7 @@ def test_compression_puts_every_form_beside_the_original():
     assert by_label(at.button, "Compress and measure").proto.disabled and not at.exception
 
 
+@pytest.mark.slow
 def test_federated_averaging_against_pooled_training():
     at = open_app_page(PAGE)
     by_label(at.slider, "Clients").set_value(4).run()
@@ -75,6 +80,7 @@ def test_federated_averaging_against_pooled_training():
     assert any("FedAvg: **" in m.value for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_the_transfer_lab_compares_both_arms_at_each_size():
     at = open_app_page(PAGE)
     by_label(at.radio, "While learning 5–9, keep fixed").set_value("features").run()

@@ -193,6 +193,7 @@ def test_a_drawing_sent_from_the_pad_is_classified(mnist5k):
     assert prediction(at).startswith(f"**{int(mnist5k.test.labels[7])}**")
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_the_trainer_page_classifies_here_and_lends_its_filters(mnist5k):
     at = open_app_page("app_pages/trainer.py")
     by_label(at.number_input, "Epochs").set_value(1).run()

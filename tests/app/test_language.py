@@ -88,6 +88,7 @@ def test_results_in_chinese_after_an_action():
     assert all(CJK.search(o) for o in outcomes) and not english_left(at)
 
 
+@pytest.mark.slow
 def test_a_training_run_reads_in_chinese():
     at = chinese_page("app_pages/trainer.py")
     by_label(at.number_input, "训练轮数").set_value(1).run()
@@ -98,10 +99,12 @@ def test_a_training_run_reads_in_chinese():
     assert CJK.search(at.info[0].value) and not english_left(at)  # the reading of the curves
 
 
+@pytest.mark.slow
 def test_switching_keeps_a_running_training():
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("app_pages/trainer.py").run()
     by_label(at.number_input, "Epochs").set_value(30).run()
+    by_label(at.number_input, "Pause after epoch").set_value(29).run()  # it cannot finish while the test looks
     by_label(at.button, "Train").click().run()
     job = at.session_state["state.run"]
     by_label(at.radio, "Language / 语言").set_value("zh").run()

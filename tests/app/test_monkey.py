@@ -11,6 +11,8 @@ import pytest
 
 from helpers import open_app_page
 
+pytestmark = pytest.mark.slow  # 30 random actions on every page: minutes
+
 SEED = int(os.environ.get("DLPLAY_MONKEY_SEED", 20261129))  # set it to explore other sequences
 ACTIONS_PER_PAGE = 30
 PAGES = ["home", "neuron", "activations", "optimizers", "playground", "convolution", "trainer", "classify",

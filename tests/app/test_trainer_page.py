@@ -1,13 +1,17 @@
-"""AppTest drives the CNN trainer page: train, stop, switch pages mid-run, diverge, and import zips."""
+"""AppTest drives the CNN trainer page: train, stop, switch pages mid-run, diverge, and import zips.
+
+A test that needs a run in a given state puts it there with the page's own "Pause after epoch": the run holds once
+that epoch is done, however fast the machine trains."""
 import time
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dlplay.data import load_dataset
 from dlplay.jobs.spec import training_split
-from helpers import by_label, class_folders_zip, image_bytes, noise_png, open_app_page, zip_bytes
+from helpers import by_label, class_folders_zip, image_bytes, noise_png, open_app_page, wait_until, zip_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_KEY = "state.run"
@@ -25,6 +29,21 @@ def run_state(at: AppTest):
     return at.session_state[RUN_KEY].snapshot()
 
 
+def restart_server() -> None:
+    """As after a server restart: the scheduler and its workers end, and the next page run starts a new one."""
+    from ui import state
+    state.shutdown_schedulers()
+    st.cache_resource.clear()
+
+
+def train_holding(at: AppTest, epochs: int, pause_after: int) -> AppTest:
+    """Press Train for `epochs` epochs with "Pause after epoch" set; return once the worker holds there."""
+    by_label(at.number_input, "Epochs").set_value(epochs).run()
+    by_label(at.number_input, "Pause after epoch").set_value(pause_after).run()
+    click(at, "Train")
+    return poll_until(at, lambda a: run_state(a).held_at_step is not None or not run_state(a).active)
+
+
 def poll_until(at: AppTest, predicate, timeout=180.0) -> AppTest:
     """AppTest does not tick st.fragment(run_every=...): rerun the script until the run reaches the state."""
     deadline = time.monotonic() + timeout
@@ -36,6 +55,7 @@ def poll_until(at: AppTest, predicate, timeout=180.0) -> AppTest:
     return at
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_one_epoch_on_mnist5k_shows_test_accuracy_then_a_run_starts_from_it(tmp_path):
     at = open_trainer()
     by_label(at.number_input, "Epochs").set_value(1).run()
@@ -67,6 +87,7 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy_then_a_run_starts_from_it(tmp_
     assert all(a.equal(b) for a, b in zip(*convs, strict=True))  # the conv layers stayed as run #1 left them
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_imbalance_lab_with_a_weighted_sampler():
     at = open_trainer()
     by_label(at.number_input, "Epochs").set_value(1).run()
@@ -83,28 +104,32 @@ def test_imbalance_lab_with_a_weighted_sampler():
     assert run_state(at).status == "finished" and run_state(at).train_size == len(train)
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_stop_mid_run_and_switching_pages_does_not_lose_it():
-    at = open_trainer()
-    by_label(at.number_input, "Epochs").set_value(30).run()
-    click(at, "Train")
-    poll_until(at, lambda a: run_state(a).step >= 2)
+    at = train_holding(open_trainer(), epochs=30, pause_after=1)
+    held = run_state(at)
+    assert held.status == "paused" and held.checkpoint_epoch == 1 and held.step == held.held_at_step
     by_label(at.select_slider, "Learning rate").set_value(0.1).run()  # changing a control mid-run...
     assert run_state(at).active and at.session_state[RUN_KEY].config.lr == 3e-3  # ...leaves the run alone
+    click(at, "Resume")
     at.switch_page("app_pages/home.py").run()
     assert not at.exception
-    seen = run_state(at).step
-    time.sleep(1.0)
+    job = at.session_state[RUN_KEY]
+    wait_until(lambda: job.snapshot().step > held.step)  # it keeps training while we are away (29 epochs to go)
+    job.pause()
+    wait_until(lambda: job.snapshot().held_at_step is not None)
     at.switch_page("app_pages/trainer.py").run()
-    assert run_state(at).active and run_state(at).step > seen  # kept training while we were away
+    assert run_state(at).active and run_state(at).step > held.step
     assert any(p.proto.text.startswith("step ") for p in at.get("progress"))
     click(at, "Stop")
     poll_until(at, lambda a: not run_state(a).active, timeout=30)
     snap = run_state(at)
-    assert snap.status == "stopped" and snap.step < snap.total_steps
+    assert snap.status == "stopped" and snap.step == job.snapshot().step < snap.total_steps
     at.run()
     assert any("Stopped" in w.value for w in at.warning)
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_learning_rate_ten_shows_the_divergence_message():
     at = open_trainer()
     by_label(at.select_slider, "Learning rate").set_value(10.0).run()
@@ -115,6 +140,7 @@ def test_learning_rate_ten_shows_the_divergence_message():
     assert any("Loss diverged at step" in e.value and "lower the learning rate" in e.value for e in at.error)
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_seeded_runs_give_identical_curves():
     at = open_trainer()
     by_label(at.number_input, "Epochs").set_value(1).run()
@@ -135,6 +161,7 @@ def upload(at: AppTest, data: bytes, name="photos.zip") -> AppTest:
     return at
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_zip_import_shows_classes_counts_and_samples_as_text():
     weird = "<img src=x onerror=alert(1)> <b>bold"
     at = upload(open_trainer(), class_folders_zip({"cats": 6, weird: 6}, prefix="pets/",
@@ -166,13 +193,11 @@ def test_bad_zips_get_one_sentence_and_the_page_keeps_working(data, message):
     assert not at.exception and at.dataframe
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_a_refreshed_page_finds_its_run_and_a_restarted_server_resumes_it():
-    import streamlit as st
-    at = open_trainer()
-    by_label(at.number_input, "Epochs").set_value(3).run()
-    click(at, "Train")
+    at = train_holding(open_trainer(), epochs=3, pause_after=1)
     run_id = at.query_params["run"]
-    poll_until(at, lambda a: len(run_state(a).epochs) >= 1)
+    assert run_state(at).checkpoint_epoch == 1
 
     refreshed = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)  # a new session, same URL
     refreshed.query_params["run"] = run_id
@@ -181,8 +206,9 @@ def test_a_refreshed_page_finds_its_run_and_a_restarted_server_resumes_it():
     assert refreshed.session_state[RUN_KEY] is at.session_state[RUN_KEY]  # the live run is found again
     at.session_state[RUN_KEY].stop()
     poll_until(at, lambda a: not run_state(a).active)
+    assert run_state(at).status == "stopped" and len(run_state(at).epochs) == 1
 
-    st.cache_resource.clear()  # as after a server restart: only the checkpoint file is left
+    restart_server()  # only the checkpoint file is left
     restarted = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     restarted.query_params["run"] = run_id
     restarted.run()
@@ -216,6 +242,7 @@ def test_an_offline_download_gets_one_sentence_and_the_page_keeps_working(monkey
     assert not at.exception and any(h.value == "2. Model" for h in at.header)
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_the_layer_builder_adds_moves_removes_and_refuses_impossible_stacks():
     at = open_trainer()
     by_label(at.selectbox, "Architecture").set_value("custom").run()
@@ -243,18 +270,16 @@ def test_the_layer_builder_adds_moves_removes_and_refuses_impossible_stacks():
 @pytest.fixture
 def one_slot(monkeypatch):
     """A server whose scheduler has a single training slot (whatever this machine has)."""
-    import streamlit as st
     monkeypatch.setenv("DLPLAY_SLOTS", "1")
-    st.cache_resource.clear()  # the next page run starts a scheduler from these settings
+    restart_server()  # the next page run starts a scheduler from these settings
     yield
-    st.cache_resource.clear()
+    restart_server()
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_a_second_learner_waits_in_line_and_can_cancel(one_slot):
-    first, second = open_trainer(), open_trainer()
-    by_label(first.number_input, "Epochs").set_value(30).run()
-    click(first, "Train")
-    poll_until(first, lambda a: run_state(a).step >= 1)
+    first, second = train_holding(open_trainer(), epochs=3, pause_after=1), open_trainer()
+    assert run_state(first).status == "paused"  # it holds the only slot
     click(second, "Train")
     assert run_state(second).status == "queued"
     assert any("Queued: 1st in line for a training slot" in box.value for box in second.info)
@@ -264,14 +289,13 @@ def test_a_second_learner_waits_in_line_and_can_cancel(one_slot):
     poll_until(first, lambda a: not run_state(a).active)
 
 
+@pytest.mark.slow  # trains in a worker process
 def test_a_worker_that_dies_is_reported_and_the_run_resumes_from_its_checkpoint():
     import os
     import signal
-    at = open_trainer()
-    by_label(at.number_input, "Epochs").set_value(3).run()
-    click(at, "Train")
+    at = train_holding(open_trainer(), epochs=3, pause_after=1)
     job = at.session_state[RUN_KEY]
-    poll_until(at, lambda a: run_state(a).checkpoint_epoch == 1 and job.handle.pid)
+    assert run_state(at).checkpoint_epoch == 1
     os.kill(job.handle.pid, signal.SIGKILL)
     poll_until(at, lambda a: not run_state(a).active)
     at.run()

@@ -61,10 +61,11 @@ def open_page(browser, url: str, height: int = 1900):
     return page
 
 
-def press_train(page, epochs: int) -> None:
-    """On the trainer page: set the number of epochs, wait for the rerun, press Train."""
-    field = page.get_by_label("Epochs")
-    field.fill(str(epochs))
-    field.press("Enter")
-    page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
+def press_train(page, epochs: int, pause_after: int = 0) -> None:
+    """On the trainer page: set the number of epochs (and "Pause after epoch"), wait for each rerun, press Train."""
+    for label, value in (("Epochs", epochs), ("Pause after epoch", pause_after)):
+        field = page.get_by_role("spinbutton", name=label, exact=True)
+        field.fill(str(value))
+        field.press("Enter")
+        page.wait_for_selector(SCRIPT_DONE, timeout=60_000)
     page.get_by_role("button", name="Train", exact=True).click()

@@ -4,26 +4,14 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from helpers import alive, descendants
-from serving import REPO, SCRIPT_DONE, launch_chromium, open_page, press_train, streamlit_server
+from serving import REPO, SCRIPT_DONE, open_page, press_train, streamlit_server
+
+pytestmark = pytest.mark.slow  # a real server and Chromium
 
 SCREENSHOTS = Path(os.environ.get("DLPLAY_SCREENSHOT_DIR", REPO / "tests" / "browser" / "screenshots"))
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    with streamlit_server() as (url, _server):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
 
 
 def test_home_page_in_a_real_browser(app_url, browser):
@@ -198,7 +186,7 @@ def test_math_pages_draw_their_content(app_url, browser, path, heading, drawn):
 def test_training_runs_in_a_worker_and_no_process_outlives_the_server(browser, tmp_path):
     with streamlit_server(env={"DLPLAY_RUNS_DIR": str(tmp_path)}) as (url, server):
         page = open_page(browser, f"{url}/trainer", height=1600)
-        press_train(page, epochs=30)
+        press_train(page, epochs=30, pause_after=29)  # it cannot finish while the test looks
         page.get_by_text("images/s").first.wait_for(timeout=60_000)  # training, in a worker process
         page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True).first.click()  # elsewhere: a badge
         expect(page.locator('[data-testid="stSidebar"]').get_by_text("Training run: epoch")).to_be_visible(

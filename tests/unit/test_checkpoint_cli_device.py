@@ -81,6 +81,7 @@ def test_offline_dataset_is_one_message_not_a_traceback(tmp_path, monkeypatch, c
     assert err.startswith("error: Could not load the mnist dataset") and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_trains_reports_and_saves(tmp_path):
     out = tmp_path / "model.safetensors"
     done = subprocess.run([sys.executable, "-m", "dlplay", "train", "--dry-run", "--epochs", "3", "--save", str(out),

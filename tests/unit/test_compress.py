@@ -67,6 +67,7 @@ def test_distillation_loss_against_its_definition_and_its_known_gradient():
     torch.testing.assert_close(grad, t * (p_student - p_teacher) / 6)  # T²·(1/T)·(p_s − p_t) per image, averaged
 
 
+@pytest.mark.slow
 def test_the_report_puts_every_form_beside_the_original(bundled):
     model, card = bundled
     digits = load_dataset("mnist5k")

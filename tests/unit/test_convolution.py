@@ -40,10 +40,30 @@ def random_case(rng: np.random.Generator):
                     padding, int(dilation))
 
 
+def same_by_search(n: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Keras' 'same' found without its formula: the smallest padding, split before and after (the extra one after),
+    whose F.conv2d output has ⌈n/s⌉ positions."""
+    for total in range(dilation * (kernel - 1) + stride + 1):
+        if n + total < dilation * (kernel - 1) + 1:
+            continue  # no output position at all
+        out = F.conv2d(torch.zeros(1, 1, 1, n + total), torch.zeros(1, 1, 1, kernel), stride=stride,
+                       dilation=dilation)
+        if out.shape[-1] == -(-n // stride):
+            return total // 2, total - total // 2
+    raise AssertionError("no padding gives ⌈n/s⌉ outputs")
+
+
+def oracle_pads(n: int, kernel: int, stride: int, padding, dilation: int) -> tuple[int, int]:
+    """The zeros before and after a side, worked out independently of dlplay.convolution.pads."""
+    if padding == "valid":
+        return 0, 0
+    return same_by_search(n, kernel, stride, dilation) if padding == "same" else (padding, padding)
+
+
 def torch_conv(x, weight, bias, stride, padding, dilation):
-    """The oracle: F.conv2d on an input padded by F.pad with the same zeros before and after."""
+    """The oracle: F.conv2d on an input padded by F.pad with the oracle's zeros before and after."""
     k = weight.shape[-1]
-    (top, bottom), (left, right) = (pads(n, k, stride, padding, dilation) for n in x.shape[1:])
+    (top, bottom), (left, right) = (oracle_pads(n, k, stride, padding, dilation) for n in x.shape[1:])
     padded = F.pad(torch.from_numpy(x)[None], (left, right, top, bottom))
     return F.conv2d(padded, torch.from_numpy(weight), torch.from_numpy(bias), stride=stride, dilation=dilation)[0]
 
@@ -70,6 +90,13 @@ def test_symmetric_padding_and_same_agree_with_torchs_own_padding_argument(seed)
     np.testing.assert_allclose(conv2d(x, w, b, 1, "same", dilation), same, atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize("seed", range(100))
+def test_same_pads_are_the_smallest_that_give_ceil_n_over_s_outputs(seed):
+    rng = np.random.default_rng(5000 + seed)
+    n, k, s, d = (int(v) for v in (rng.integers(1, 30), rng.integers(1, 8), rng.integers(1, 5), rng.integers(1, 4)))
+    assert pads(n, k, s, "same", d) == same_by_search(n, k, s, d)
+
+
 @pytest.mark.parametrize("seed", range(300))
 def test_output_size_formula_is_the_shape_torch_gives(seed):
     rng = np.random.default_rng(seed)
@@ -85,6 +112,7 @@ def test_output_size_formula_is_the_shape_torch_gives(seed):
 @pytest.mark.parametrize("n, stride", [(7, 1), (8, 2), (9, 2), (10, 3), (5, 4)])
 def test_same_padding_gives_ceil_n_over_s_outputs_like_keras(n, stride):
     (before, after) = pads(n, 3, stride, "same")
+    assert (before, after) == same_by_search(n, 3, stride, 1)
     out = F.conv2d(F.pad(torch.zeros(1, 1, n, n), (before, after, before, after)), torch.zeros(1, 1, 3, 3),
                    stride=stride)
     assert out.shape[-1] == -(-n // stride)

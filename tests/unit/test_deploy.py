@@ -90,6 +90,7 @@ def test_files_that_are_not_dlplay_onnx_models_are_refused(tmp_path, exported):
         onnx_card(plain)
 
 
+@pytest.mark.slow
 def test_cli_export_writes_checks_and_compares(tmp_path):
     model, card = load_bundled_model()
     source = save_model(tmp_path / "digits.safetensors", model, card)

@@ -56,6 +56,7 @@ def test_the_global_batch_must_split_evenly_across_processes():
                 ranks=Ranks(0, 3, 0))
 
 
+@pytest.mark.slow
 def test_two_processes_give_one_process_weights_and_metrics_and_only_rank_0_talks(tmp_path):
     argv = ["train", "--dry-run", "--batch-size", "64", *EXACT]
     two = subprocess.run(torchrun(2, *argv, "--save", str(tmp_path / "two.safetensors")), cwd=REPO,
@@ -74,6 +75,7 @@ def test_two_processes_give_one_process_weights_and_metrics_and_only_rank_0_talk
     assert epoch.findall(two.stderr) == epoch.findall(one.stderr)  # the whole epoch's metrics, summed over ranks
 
 
+@pytest.mark.slow
 def test_a_process_that_dies_ends_the_whole_run_with_an_error():
     run = subprocess.Popen(torchrun(2, "train", "--epochs", "30", "--batch-size", "64"), cwd=REPO,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -95,6 +97,7 @@ def test_a_process_that_dies_ends_the_whole_run_with_an_error():
     assert "epoch 30/30" not in output
 
 
+@pytest.mark.slow
 def test_a_checkpoint_resumes_on_another_number_of_processes(tmp_path):
     small = ["--train-images", "256", "--batch-size", "64", *EXACT]
 

@@ -1,5 +1,8 @@
 """Training jobs in real worker processes: the scheduler's fair queue, pause / stop / resume, a worker killed
-mid-epoch, exact resume from a checkpoint, threads shared between workers, and the run store's budget."""
+mid-epoch, exact resume from a checkpoint, threads shared between workers, and the run store's budget.
+
+No test races the machine's speed: a run is put into the state a test needs by an event (it pauses itself at a
+given step, and reports when it holds), so the tests pass alike on a slow CPU, a fast one, and with --tiny-runs."""
 import gc
 import os
 import signal
@@ -7,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -19,24 +23,24 @@ from dlplay.jobs import AlreadyTraining, Budget, RunConfig, RunStatus, RunStore,
 from dlplay.jobs.local import LocalBackend
 from dlplay.jobs.runner import EVALUATION_FILE, MODEL_FILE, STATE_FILE, build_run_model
 from dlplay.jobs.scheduler import default_capacity
+from dlplay.jobs.spec import steps_per_epoch
 from dlplay.jobs.store import folder_bytes
-from helpers import alive, descendants
+from helpers import alive, descendants, held, wait_until
 
+pytestmark = pytest.mark.slow  # worker processes
 QUICK = RunConfig(epochs=1, augmentation=Augmentation())
 REPO = Path(__file__).resolve().parents[2]
 
 
-def small(mnist5k, n=640, name="mnist5k subset") -> Dataset:
-    """The first n training images (not the registered dataset: workers get it through the run store)."""
-    return Dataset(name, mnist5k.class_names, ImageSet(mnist5k.train.images[:n], mnist5k.train.labels[:n]),
-                   ImageSet(mnist5k.test.images[:200], mnist5k.test.labels[:200]))
-
-
-def wait_until(predicate, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+@pytest.fixture
+def small(mnist5k, tiny_runs):
+    """A maker of datasets of the first n training images (not the registered dataset: workers get it through the
+    run store); with --tiny-runs a tenth of them, so that every epoch takes milliseconds."""
+    def make(n=640, name="mnist5k subset") -> Dataset:
+        n = max(40, n // 10) if tiny_runs else n
+        return Dataset(name, mnist5k.class_names, ImageSet(mnist5k.train.images[:n], mnist5k.train.labels[:n]),
+                       ImageSet(mnist5k.test.images[:200], mnist5k.test.labels[:200]))
+    return make
 
 
 def finish(job, timeout=120.0):
@@ -79,10 +83,10 @@ def test_a_run_trains_in_a_worker_process_and_delivers_its_model_and_evaluation(
     assert {MODEL_FILE, EVALUATION_FILE, STATE_FILE} <= {p.name for p in job.folder.iterdir()}
 
 
-def test_fair_queue_one_run_per_session_positions_and_cancel(scheduler, mnist5k):
-    data = small(mnist5k)
-    first = scheduler.submit(RunConfig(epochs=20), data, "alice", registered=False)
-    wait_until(lambda: first.snapshot().step >= 1)
+def test_fair_queue_one_run_per_session_positions_and_cancel(scheduler, small):
+    data = small()
+    first = scheduler.submit(RunConfig(epochs=20), data, "alice", registered=False, pause_at_step=1)
+    held(first)  # it holds the only slot until it is stopped
     with pytest.raises(AlreadyTraining):
         scheduler.submit(QUICK, data, "alice", registered=False)
     second = scheduler.submit(QUICK, data, "bob", registered=False)
@@ -93,40 +97,41 @@ def test_fair_queue_one_run_per_session_positions_and_cancel(scheduler, mnist5k)
     assert second.snapshot().status is RunStatus.STOPPED and "Cancelled" in second.snapshot().message
     assert third.snapshot().queue_position == 1  # ...and the next one moves up
     first.stop()
-    assert finish(first).status is RunStatus.STOPPED
+    assert finish(first).status is RunStatus.STOPPED and first.snapshot().step == 1
     assert finish(third).status is RunStatus.FINISHED and second.snapshot().step == 0
 
 
-def test_a_queued_run_knows_when_it_should_start(scheduler, mnist5k):
-    data = small(mnist5k)
+def test_a_queued_run_knows_when_it_should_start(scheduler, small):
+    data = small()
     finish(scheduler.submit(QUICK, data, "alice", registered=False))  # the scheduler learns this model's speed
-    running = scheduler.submit(RunConfig(epochs=3, augmentation=Augmentation()), data, "bob", registered=False)
+    running = scheduler.submit(RunConfig(epochs=3, augmentation=Augmentation()), data, "bob", registered=False,
+                               pause_at_step=2)
     waiting = scheduler.submit(QUICK, data, "carol", registered=False)
-    wait_until(lambda: running.snapshot().step >= 2)
+    held(running)  # two steps done, the rest to come: its time left is known
     expected = waiting.snapshot().expected_start_seconds
     remaining = running.snapshot().eta_seconds
     assert expected is not None and 0 < expected <= remaining + 1.0
-    finish(waiting)
+    running.resume()
+    assert finish(running).status is RunStatus.FINISHED
+    assert finish(waiting).status is RunStatus.FINISHED
 
 
 def test_stop_mid_run_keeps_the_weights_reached_and_pause_holds(scheduler, mnist5k):
-    job = scheduler.submit(RunConfig(epochs=5), mnist5k, "alice", registered=True)
-    wait_until(lambda: job.snapshot().step >= 3)
-    job.pause()
-    assert job.snapshot().status is RunStatus.PAUSED
-    time.sleep(0.5)  # the command reaches the worker; it holds before its next batch
-    held = job.snapshot().step
-    time.sleep(0.8)
-    assert job.snapshot().step == held
+    job = scheduler.submit(RunConfig(epochs=5), mnist5k, "alice", registered=True, pause_at_step=3)
+    assert held(job).step == 3  # it paused itself after exactly 3 steps
     job.resume()
-    wait_until(lambda: job.snapshot().step > held)
+    wait_until(lambda: job.snapshot().step > 3)  # resumed, it trains on
+    job.pause()
+    assert job.snapshot().status is RunStatus.PAUSED  # the page shows it at once...
+    holding = held(job).step  # ...and the worker says where it holds
     job.stop()
     snap = finish(job)
-    assert snap.status is RunStatus.STOPPED and snap.step < snap.total_steps and snap.evaluation is not None
+    assert snap.status is RunStatus.STOPPED and snap.evaluation is not None
+    assert snap.step == holding < snap.total_steps  # not one step taken while paused
 
 
-def test_divergence_stops_with_the_message_and_the_last_good_weights(scheduler, mnist5k):
-    data = small(mnist5k)
+def test_divergence_stops_with_the_message_and_the_last_good_weights(scheduler, small):
+    data = small()
     config = RunConfig(epochs=1, lr=1000.0, schedule="constant")  # the first step alone blows the loss up
     snap = finish(scheduler.submit(config, data, "alice", registered=False))
     assert snap.status is RunStatus.DIVERGED
@@ -138,13 +143,16 @@ def test_divergence_stops_with_the_message_and_the_last_good_weights(scheduler, 
     assert all(torch.equal(initial[k], v) for k, v in saved.items() if v.is_floating_point() and "running" not in k)
 
 
-def test_a_killed_worker_frees_its_slot_and_the_run_resumes_exactly(scheduler, mnist5k):
+def test_a_killed_worker_frees_its_slot_and_the_run_resumes_exactly(scheduler, small):
     config = RunConfig(epochs=3, seed=2)
-    data = small(mnist5k)
+    data = small()
     reference = finish(scheduler.submit(config, data, "ref", registered=False))
-    job = scheduler.submit(config, data, "alice", registered=False)
+    per_epoch = steps_per_epoch(config, data)
+    mid_epoch_2 = per_epoch + min(3, per_epoch - 1)
+    job = scheduler.submit(config, data, "alice", registered=False, pause_at_step=mid_epoch_2)
     waiting = scheduler.submit(QUICK, data, "bob", registered=False)
-    wait_until(lambda: job.snapshot().checkpoint_epoch == 1 and job.snapshot().step >= 12)  # mid-epoch 2
+    snap = held(job)
+    assert snap.step == mid_epoch_2 and snap.checkpoint_epoch == 1
     os.kill(job.handle.pid, signal.SIGKILL)
     snap = finish(job)
     assert snap.status is RunStatus.CRASHED
@@ -158,11 +166,11 @@ def test_a_killed_worker_frees_its_slot_and_the_run_resumes_exactly(scheduler, m
     assert snap.evaluation.accuracy == reference.evaluation.accuracy
 
 
-def test_seeded_runs_give_identical_curves(scheduler, mnist5k):
-    config = RunConfig(epochs=1, seed=3)
-    curves = [[b.loss for b in finish(scheduler.submit(config, small(mnist5k), f"user{i}", registered=False)).batches]
+def test_seeded_runs_give_identical_curves(scheduler, small):
+    config = RunConfig(epochs=2, seed=3)
+    curves = [[b.loss for b in finish(scheduler.submit(config, small(), f"user{i}", registered=False)).batches]
               for i in range(2)]
-    assert curves[0] == curves[1] and len(curves[0]) > 5
+    assert curves[0] == curves[1] and len(curves[0]) == 2 * steps_per_epoch(config, small())
 
 
 def test_impossible_model_is_refused_before_queueing(scheduler):
@@ -175,23 +183,27 @@ def test_impossible_model_is_refused_before_queueing(scheduler):
         RunConfig(remedy="oversample")
 
 
-def test_a_users_images_reach_the_worker_through_the_store(scheduler, mnist5k):
-    mine = small(mnist5k, 300, name="my digits")  # not a registered dataset: the worker reads the stored file
+def test_a_users_images_reach_the_worker_through_the_store(scheduler, small):
+    mine = small(300, name="my digits")  # not a registered dataset: the worker reads the stored file
     snap = finish(scheduler.submit(QUICK, mine, "alice", registered=False))
     assert snap.status is RunStatus.FINISHED and len(snap.evaluation.labels) == 200
     assert len(list((scheduler.store.root / "_datasets").glob("*.safetensors"))) == 1
 
 
-def test_workers_share_the_cores_without_oversubscribing(backend, tmp_path, mnist5k):
+def test_workers_share_the_cores_without_oversubscribing(backend, tmp_path, small):
     scheduler = Scheduler(backend, RunStore(tmp_path), capacity=2, cores=2)
     try:
-        alone = scheduler.submit(RunConfig(epochs=30), small(mnist5k), "alice", registered=False)
-        wait_until(lambda: alone.snapshot().threads == 2)  # a run alone uses every core
-        second = scheduler.submit(RunConfig(epochs=30), small(mnist5k), "bob", registered=False)
-        wait_until(lambda: second.snapshot().step >= 1 and alone.snapshot().threads == 1)
-        assert second.snapshot().threads == 1  # two runs: one core each, never 2 x 2 threads on 2 cores
+        alone = scheduler.submit(RunConfig(epochs=30), small(), "alice", registered=False, pause_at_step=1)
+        assert held(alone).threads == 2  # a run alone uses every core
+        second = scheduler.submit(RunConfig(epochs=30), small(), "bob", registered=False, pause_at_step=1)
+        assert held(second).threads == 1  # two runs: one core each, never 2 x 2 threads on 2 cores...
+        alone.resume()
+        wait_until(lambda: alone.snapshot().threads == 1)  # ...the first takes its new share at its next batch
+        alone.pause()
+        held(alone)
         second.stop()
-        finish(second)
+        assert finish(second).status is RunStatus.STOPPED
+        alone.resume()
         wait_until(lambda: alone.snapshot().threads == 2)  # alone again: it gets the cores back
         alone.stop()
         finish(alone)
@@ -201,16 +213,19 @@ def test_workers_share_the_cores_without_oversubscribing(backend, tmp_path, mnis
                                                                    capacity=3)._cpu_shares(3) == [3, 3, 2]
 
 
-def test_a_run_nobody_watches_is_stopped_after_the_idle_timeout(backend, tmp_path, mnist5k):
+def test_a_run_nobody_watches_is_stopped_after_the_idle_timeout(backend, tmp_path, small):
     scheduler = Scheduler(backend, RunStore(tmp_path), capacity=1, idle_timeout=1.5)
+    config, data = RunConfig(epochs=40), small()
+    last_step = config.epochs * steps_per_epoch(config, data) - 1  # it cannot finish: it pauses a step before
     try:
-        watched = scheduler.submit(RunConfig(epochs=40), small(mnist5k), "alice", registered=False)
-        deadline = time.monotonic() + 3
+        watched = scheduler.submit(config, data, "alice", registered=False, pause_at_step=last_step)
+        deadline = time.monotonic() + 3  # twice the idle timeout, three checks of the idle watcher
         while time.monotonic() < deadline:  # a page polls it: it keeps going
             watched.touch()
+            assert watched.snapshot().active
             time.sleep(0.2)
-        assert watched.snapshot().status is RunStatus.RUNNING
-        assert finish(watched, timeout=30).status is RunStatus.STOPPED  # the tab closed: stopped
+        snap = finish(watched, timeout=30)  # the tab closed: stopped
+        assert snap.status is RunStatus.STOPPED and snap.step <= last_step
     finally:
         stop_all(scheduler)
 
@@ -223,27 +238,28 @@ def finished_run_folder(scheduler, data) -> Path:
     return job.folder
 
 
-def crashed_run_folder(scheduler, data) -> Path:
-    """A run whose worker dies after its first checkpoint, in a session that then goes away."""
-    job = scheduler.submit(RunConfig(epochs=30), data, "bob", registered=False)
-    wait_until(lambda: job.snapshot().checkpoint_epoch >= 1)
+def crashed_run_folder(scheduler, data) -> tuple[Path, weakref.ref]:
+    """A run whose worker dies after its first checkpoint, in a session that then goes away: its folder, and a
+    weak reference to its job that tells when nothing holds it any more."""
+    config = RunConfig(epochs=30)
+    job = scheduler.submit(config, data, "bob", registered=False, pause_at_step=steps_per_epoch(config, data))
+    assert held(job).checkpoint_epoch == 1
     os.kill(job.handle.pid, signal.SIGKILL)
     assert finish(job).status is RunStatus.CRASHED
     wait_until(lambda: not scheduler.running_jobs())
-    return job.folder
+    return job.folder, weakref.ref(job)
 
 
-def test_the_store_keeps_within_its_budget_and_forgets_finished_runs_nobody_holds(scheduler, mnist5k):
+def test_the_store_keeps_within_its_budget_and_forgets_finished_runs_nobody_holds(scheduler, small):
     store = scheduler.store
-    finished = finished_run_folder(scheduler, small(mnist5k, name="mine"))
+    finished = finished_run_folder(scheduler, small(name="mine"))
     # The session that held it ended: once its worker's reader thread is done, nothing holds the run.
     wait_until(lambda: gc.collect() is not None and scheduler.tidy() is None and not finished.exists(), timeout=10)
     assert not list((store.root / "_datasets").glob("*"))
-    crashed = crashed_run_folder(scheduler, small(mnist5k))
-    time.sleep(0.2)
-    gc.collect()
+    crashed, job = crashed_run_folder(scheduler, small())
+    wait_until(lambda: gc.collect() is not None and job() is None, timeout=10)  # nothing holds the run now...
     scheduler.tidy()
-    assert crashed.exists()  # resumable: left to the budget
+    assert crashed.exists()  # ...yet it is resumable: left to the budget
     old = [store.run_dir(store.record(scheduler_spec(i)).run_id) for i in range(3)]
     for i, folder in enumerate(old):
         (folder / "state.safetensors").write_bytes(b"x" * 1000)
@@ -256,10 +272,10 @@ def test_the_store_keeps_within_its_budget_and_forgets_finished_runs_nobody_hold
     assert crashed.exists()
 
 
-def test_a_run_forgotten_while_the_store_is_busy_does_not_deadlock(scheduler, mnist5k):
+def test_a_run_forgotten_while_the_store_is_busy_does_not_deadlock(scheduler, small):
     """The collector runs finalizers in whichever thread it interrupts: here, one that holds the store's lock (as
     recording a run or pruning does). Deleting the run's files there would wait for that lock forever."""
-    finished = finished_run_folder(scheduler, small(mnist5k, name="mine"))
+    finished = finished_run_folder(scheduler, small(name="mine"))
     wait_until(lambda: not scheduler.running_jobs())
     with scheduler.store._lock:
         gc.collect()  # the run's Job is collected here, its finalizer called with the lock held
@@ -280,8 +296,9 @@ SERVER = textwrap.dedent("""
     from dlplay.jobs.local import LocalBackend
     if __name__ == "__main__":
         scheduler = Scheduler(LocalBackend(), RunStore(sys.argv[1]), capacity=1)
-        job = scheduler.submit(RunConfig(epochs=50), load_dataset("mnist5k"), "alice", registered=True)
-        while job.snapshot().step < 1:
+        job = scheduler.submit(RunConfig(epochs=50), load_dataset("mnist5k"), "alice", registered=True,
+                               pause_at_step=1)
+        while job.snapshot().held_at_step is None:  # it trains no further than one step
             time.sleep(0.05)
         print(job.handle.pid, flush=True)
         time.sleep(600)

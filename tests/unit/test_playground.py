@@ -136,8 +136,14 @@ def test_an_impossible_network_is_one_sentence():
         Session(points, NetworkConfig(hidden=(17,), activations=("ReLU",)), 0)
 
 
-@pytest.mark.parametrize("extra", [{}, {"regularizer": "L2", "reg_rate": 0.001, "dropout": 0.1}])
-def test_the_exported_script_runs_and_reaches_a_similar_loss(tmp_path, extra):
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [{}, {"regularizer": "L2", "reg_rate": 0.001},
+                                   {"regularizer": "L1", "reg_rate": 0.001},
+                                   {"regularizer": "L2", "reg_rate": 0.001, "dropout": 0.1}])
+def test_the_exported_script_reproduces_the_apps_losses(tmp_path, extra):
+    """The script starts from the same weights and draws the same batches: without dropout it prints the app's own
+    losses to the 4 decimals it prints (the app's fused Adam against the script's plain one differ by ~1e-7). With
+    dropout, the masks come from another generator: the same lesson, not the same numbers."""
     import os
     import re
     import subprocess
@@ -153,11 +159,16 @@ def test_the_exported_script_runs_and_reaches_a_similar_loss(tmp_path, extra):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(repo)})
     assert done.returncode == 0, done.stderr
-    theirs = float(re.search(r"test loss ([0-9.]+)", done.stdout).group(1))
+    printed = re.search(r"training loss ([0-9.]+), test loss ([0-9.]+)", done.stdout)
+    theirs = float(printed.group(1)), float(printed.group(2))
     session = Session(make_points("circle", 200, 0.0, 0.8, 1), config, seed=0)
     session.train(30)
-    ours = session.test_losses[-1]
-    assert ours < 0.15 and theirs < 2 * ours + 0.05  # other initial weights, the same lesson learned
+    ours = session.train_losses[-1], session.test_losses[-1]
+    assert ours[1] < 0.15
+    if config.dropout:
+        assert theirs[1] < 2 * ours[1] + 0.05
+    else:
+        assert theirs == pytest.approx(ours, abs=0.5e-4 + 1e-6)  # the script rounds to 4 decimals
 
 
 def test_the_time_slider_sees_the_network_as_it_was():

@@ -1,7 +1,6 @@
 """The Ray backend on a real local Ray runtime (no mock): a job runs as an actor in another process, pauses,
 resumes, stops and delivers its model and evaluation; the CLI's --ray runs the same job."""
 import os
-import time
 
 import pytest
 import ray
@@ -11,13 +10,10 @@ from dlplay.cli import main
 from dlplay.data import Dataset, ImageSet
 from dlplay.jobs import RunConfig, RunStatus, RunStore, Scheduler
 from dlplay.jobs.ray_backend import RayBackend
+from dlplay.jobs.spec import steps_per_epoch
+from helpers import held, wait_until
 
-
-def wait_until(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+pytestmark = pytest.mark.slow  # a Ray runtime
 
 
 def test_the_cli_trains_as_a_ray_job_and_saves_the_model(tmp_path, capsys):
@@ -41,24 +37,24 @@ def test_capacity_comes_from_the_clusters_resources(ray_scheduler):
     assert ray.cluster_resources()["CPU"] == 2 and ray_scheduler.capacity == 1  # 2 CPUs per job
 
 
-def test_a_ray_job_pauses_resumes_stops_and_delivers_its_results(ray_scheduler, mnist5k):
-    data = Dataset("digits subset", mnist5k.class_names, ImageSet(mnist5k.train.images[:1280],
-                                                                  mnist5k.train.labels[:1280]), mnist5k.test)
-    job = ray_scheduler.submit(RunConfig(epochs=40), data, "alice", registered=False)
-    wait_until(lambda: job.snapshot().step >= 3)
-    assert job.snapshot().worker_pid not in (0, os.getpid())  # trained in a Ray worker process
-    job.pause()
-    time.sleep(1.0)  # the command reaches the actor; the run holds before its next batch
-    held = job.snapshot().step
-    time.sleep(1.0)
-    assert job.snapshot().status is RunStatus.PAUSED and job.snapshot().step == held
+def test_a_ray_job_pauses_resumes_stops_and_delivers_its_results(ray_scheduler, mnist5k, tiny_runs):
+    n = 128 if tiny_runs else 1280
+    data = Dataset("digits subset", mnist5k.class_names, ImageSet(mnist5k.train.images[:n],
+                                                                  mnist5k.train.labels[:n]), mnist5k.test)
+    config = RunConfig(epochs=40)
+    after_epoch_1 = steps_per_epoch(config, data) + 1
+    job = ray_scheduler.submit(config, data, "alice", registered=False, pause_at_step=after_epoch_1)
+    snap = held(job, timeout=120)  # it paused itself; its first checkpoint was copied from the actor first
+    assert snap.step == after_epoch_1 and snap.checkpoint_epoch == 1
+    assert snap.worker_pid not in (0, os.getpid())  # trained in a Ray worker process
     job.resume()
-    wait_until(lambda: job.snapshot().step > held)
-    wait_until(lambda: job.snapshot().checkpoint_epoch >= 1)  # a checkpoint copied from the actor to the server
+    wait_until(lambda: job.snapshot().step > after_epoch_1, timeout=120)
+    job.pause()
+    holding = held(job, timeout=120).step  # paused by the page's command this time
     job.stop()
-    wait_until(lambda: not job.snapshot().active)
+    wait_until(lambda: not job.snapshot().active, timeout=120)
     snap = job.snapshot()
-    assert snap.status is RunStatus.STOPPED and snap.step < snap.total_steps
+    assert snap.status is RunStatus.STOPPED and snap.step == holding < snap.total_steps
     assert snap.evaluation is not None and len(snap.evaluation.labels) == len(mnist5k.test)
     model, card = job.model()
     assert card.test_accuracy == snap.evaluation.accuracy and card.dataset == "digits subset"
@@ -68,6 +64,6 @@ def test_a_ray_job_pauses_resumes_stops_and_delivers_its_results(ray_scheduler, 
 
 def test_a_registered_dataset_is_loaded_on_the_node_and_trains_to_the_end(ray_scheduler, mnist5k):
     job = ray_scheduler.submit(RunConfig(epochs=1), mnist5k, "bob", registered=True)
-    wait_until(lambda: not job.snapshot().active)
+    wait_until(lambda: not job.snapshot().active, timeout=120)
     snap = job.snapshot()
     assert snap.status is RunStatus.FINISHED and snap.evaluation.accuracy > 0.8 and snap.train_size == 3600

@@ -53,6 +53,28 @@ def test_stop_from_another_thread_mid_epoch(mnist5k, cpu):
     assert history.stopped and len(history.batches) <= seen_at_stop + 1  # at most the batch already running
 
 
+def test_pause_at_holds_after_exactly_that_step_until_resumed_and_stop_ends_a_held_run(mnist5k, cpu):
+    small = type(mnist5k)(mnist5k.name, mnist5k.class_names, ImageSet(mnist5k.train.images[:320],
+                          mnist5k.train.labels[:320]), mnist5k.test)
+    trainer = make_trainer(small, cpu, epochs=2)  # 5 steps per epoch
+    trainer.pause_at = 5  # at the epoch's end: epoch 1's event comes before the hold
+    events, holds, result = [], [threading.Event(), threading.Event()], {}
+    trainer.on("batch_end", lambda e: events.append(("batch", e.step)))
+    trainer.on("batch_end", lambda e: trainer.pause() if e.step == 7 else None)  # a pause asked for mid-epoch
+    trainer.on("epoch_end", lambda e: events.append(("epoch", e.epoch)))
+    trainer.on("held", lambda step: (events.append(("held", step)), holds[len(events) > 7].set()))
+    worker = threading.Thread(target=lambda: result.setdefault("history", trainer.fit()))
+    worker.start()
+    assert holds[0].wait(60)
+    assert events == [*[("batch", k) for k in range(1, 6)], ("epoch", 1), ("held", 5)]
+    trainer.resume()
+    assert holds[1].wait(60)
+    assert events[7:] == [("batch", 6), ("batch", 7), ("held", 7)]  # held before step 8
+    trainer.stop()  # a held run ends at once, without another step
+    worker.join(60)
+    assert result["history"].stopped and result["history"].batches[-1].step == 7
+
+
 def test_same_seed_same_losses_other_seed_differs(mnist5k, cpu):
     small = type(mnist5k)(mnist5k.name, mnist5k.class_names, ImageSet(mnist5k.train.images[:640],
                           mnist5k.train.labels[:640]), mnist5k.test)
