@@ -3,6 +3,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .layers import Dropout
+
 LAYER_KINDS = ("conv", "pool", "batchnorm", "dropout", "dense")
 SIZE_LABELS = {"conv": "filters", "dense": "units", "dropout": "drop %"}
 
@@ -32,8 +34,6 @@ class StackError(ValueError):
 
 def build_stack(specs, input_shape: tuple[int, int, int], num_classes: int) -> list[nn.Module]:
     """The layers for `specs` on (C, H, W) inputs, ending in a linear layer over the classes."""
-    from .models import Dropout
-
     channels, height, width = input_shape
     features: int | None = None  # set once the stack is flattened for dense layers
     layers: list[nn.Module] = []

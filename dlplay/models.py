@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from .builder import build_stack
+from .layers import Dropout, Normalize, Upsample
 
 
 @contextlib.contextmanager
@@ -18,49 +20,6 @@ def evaluating(model: nn.Module):
         yield model
     finally:
         model.train(was_training)
-
-
-class Normalize(nn.Module):
-    """Subtract the per-channel mean and divide by the std; inputs are images scaled to 0..1."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-class Upsample(nn.Module):
-    """Resize small images up to the size a stack of valid convolutions needs (like Keras' target_size)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}"
-
-
-class Dropout(nn.Dropout):
-    """nn.Dropout that can draw its masks from its own generator.
-
-    The global torch RNG is shared by every thread of the process: a page building a model for its summary table
-    while another session trains would change that run's dropout masks. With `generator` set (the Trainer sets it),
-    the masks depend only on the run's seed. Masks are drawn on the CPU, so a seed gives the same run on any device.
-    """
-
-    generator: torch.Generator | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or self.generator is None:
-            return super().forward(x)
-        keep = torch.rand(x.shape, generator=self.generator) >= self.p
-        return x * keep.to(x.device, x.dtype) / (1 - self.p)
 
 
 def set_dropout(model: nn.Module, p: float) -> None:
@@ -216,8 +175,6 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
                 seed: int = 0, stack: Sequence | None = None) -> nn.Sequential:
     """Build a registered model (or, for name 'custom', the builder's `stack` of LayerSpecs) taking (N, C, H, W)
     images in 0..1 and returning class logits; weights drawn from `seed`."""
-    from .builder import build_stack
-
     if name == CUSTOM:
         layers = build_stack(stack or (), tuple(input_shape), num_classes)
     elif name in MODELS:

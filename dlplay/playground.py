@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models import Dropout, init_weights
+from .layers import Dropout
+from .models import init_weights
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
 EXTENT = 6.0  # every dataset lies in [-EXTENT, EXTENT]²

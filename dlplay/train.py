@@ -14,7 +14,7 @@ from .data import ImageSet
 from .device import DeviceInfo, autocast
 from .distributed import Ranks, all_sum, shard
 from .evaluate import evaluate
-from .models import Dropout
+from .layers import Dropout
 from .schedules import build_schedule
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from dlplay.models import MODELS, Upsample, build_model, format_summary, summary
+from dlplay.layers import Upsample
+from dlplay.models import MODELS, build_model, format_summary, summary
 
 
 @pytest.mark.parametrize("name", list(MODELS))
