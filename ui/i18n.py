@@ -19,6 +19,8 @@ import streamlit as st
 from babel.messages.pofile import read_po
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
+from ui import core_texts
+
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 LANGUAGES = {"en": "English", "zh": "中文"}
 KEY = "ui.lang"  # the sidebar switch's key; the URL's ?lang= keeps the choice
@@ -38,8 +40,6 @@ def catalog(language: str) -> dict[str, str]:
 def templates(language: str) -> list[tuple[re.Pattern, str]]:
     """The core's messages with {placeholders} (ui/core_texts.py), as patterns that match the message with its
     values filled in, each with its translation."""
-    from ui import core_texts
-
     found = []
     for english in (*core_texts.REGISTRIES, *core_texts.PREPROCESSING, *core_texts.MESSAGES):
         target = catalog(language).get(english)
