@@ -6,7 +6,7 @@ on a fresh server, runs a page's file without this router when its URL is opened
 import streamlit as st
 
 from dlplay.device import DeviceInfo, configure_threads, pick_device
-from dlplay.jobs import Job, SettingError
+from dlplay.training.jobs import Job, SettingError
 from ui import state
 from ui.i18n import _, language_switch, say
 from ui.trainer_views import sidebar_progress

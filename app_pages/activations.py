@@ -2,7 +2,9 @@
 import streamlit as st
 import torch
 
-from dlplay.activations import (
+from dlplay.data import ImageSet
+from dlplay.device import pick_device
+from dlplay.lessons.activations import (
     ACTIVATIONS,
     INITS,
     activation_race,
@@ -13,8 +15,6 @@ from dlplay.activations import (
     softmax_with_temperature,
     values_at,
 )
-from dlplay.data import ImageSet
-from dlplay.device import pick_device
 from ui import charts, readings, state
 from ui.i18n import _
 

@@ -6,9 +6,8 @@ import tempfile
 import pandas as pd
 import streamlit as st
 
-from dlplay.compress import compression_report
-from dlplay.data import DATASETS
-from dlplay.deploy import (
+from dlplay.after_training.compress import compression_report
+from dlplay.after_training.deploy import (
     CALIBRATION_IMAGES,
     INPUT,
     INT8_FILE,
@@ -19,9 +18,10 @@ from dlplay.deploy import (
     deployment_report,
     report_images,
 )
+from dlplay.after_training.federated import LocalTraining, Round, federated_lab
+from dlplay.after_training.transfer import FREEZE, transfer_lab
+from dlplay.data import DATASETS
 from dlplay.device import pick_device
-from dlplay.federated import LocalTraining, Round, federated_lab
-from dlplay.transfer import FREEZE, transfer_lab
 from ui import charts, state
 from ui.i18n import N_, _, say, translated
 

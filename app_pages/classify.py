@@ -19,8 +19,8 @@ from dlplay.classify import (
     top_k,
 )
 from dlplay.device import pick_device
-from dlplay.explain import feature_maps, grad_cam, saliency, to_uint8
 from dlplay.images import ImageRejected, decode_image
+from dlplay.inside import feature_maps, grad_cam, saliency, to_uint8
 from ui import charts, state
 from ui.drawing_pad import drawing_pad
 from ui.i18n import N_, _, say, translated, translator

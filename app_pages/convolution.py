@@ -6,7 +6,8 @@ import streamlit as st
 from PIL import Image
 
 from dlplay.classify import SAMPLE_CREDITS, SAMPLE_PHOTOS
-from dlplay.convolution import (
+from dlplay.images import ImageRejected, decode_image
+from dlplay.lessons.convolution import (
     KERNELS,
     avg_pool,
     conv2d,
@@ -23,7 +24,6 @@ from dlplay.convolution import (
     shape_table,
     window_indices,
 )
-from dlplay.images import ImageRejected, decode_image
 from dlplay.models import build_model
 from ui import charts, state
 from ui.i18n import N_, _, say, translated, translator

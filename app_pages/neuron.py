@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from dlplay.neuron import (
+from dlplay.lessons.neuron import (
     ARTICLE_INPUT,
     HIDDEN_ACTIVATIONS,
     LOSSES,
@@ -187,8 +187,8 @@ def check_section(net: Network, x: torch.Tensor, y: torch.Tensor, grads) -> None
         autograd: [float((getattr(grads, k) - getattr(oracle, k)).abs().max()) for k in names],
         finite: [float((getattr(grads, k) - getattr(numeric, k)).abs().max()) for k in names]}), hide_index=True,
         column_config={c: st.column_config.NumberColumn(format="%.1e") for c in (autograd, finite)})
-    st.caption(_("Every number above comes from hand-written formulas in dlplay.neuron (no autograd); this table "
-                 "compares them with torch.autograd and with central finite differences (h = 1e-6), in float64."))
+    st.caption(_("Every number above comes from hand-written formulas in dlplay.lessons.neuron (no autograd); this "
+                 "table compares them with torch.autograd and with central finite differences (h = 1e-6), in float64."))
 
 
 def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: float, lr: float) -> None:

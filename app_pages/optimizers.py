@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from dlplay.optim2d import (
+from dlplay.lessons.optimizers import (
     RACE_OPTIMIZERS,
     SURFACES,
     article_adam,
@@ -14,7 +14,7 @@ from dlplay.optim2d import (
     run,
     surface_gradient,
 )
-from dlplay.schedules import SCHEDULES, lr_trace
+from dlplay.training.schedules import SCHEDULES, lr_trace
 from ui import charts, readings
 from ui.i18n import _, translator
 from ui.latex import matrix

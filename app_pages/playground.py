@@ -4,7 +4,7 @@ import contextlib
 
 import streamlit as st
 
-from dlplay.playground import (
+from dlplay.lessons.playground import (
     ACTIVATIONS,
     DATASETS,
     EPOCHS_PER_UPDATE,

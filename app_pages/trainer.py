@@ -4,12 +4,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dlplay.after_training.transfer import FREEZE, IMAGENET, WeightsUnavailable, imagenet_weights
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
 from dlplay.builder import ARTICLE_STACK, LayerSpec
 from dlplay.checkpoint import ModelFileError
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, sample_per_class
 from dlplay.device import DEVICE_CHOICES, pick_device
-from dlplay.jobs import (
+from dlplay.models import CUSTOM, IMAGENET_MIN_SIZE, MODELS, build_model, summary
+from dlplay.training.jobs import (
     REMEDIES,
     AlreadyTraining,
     DataProblem,
@@ -20,12 +22,10 @@ from dlplay.jobs import (
     SettingError,
     check_run_id,
 )
-from dlplay.jobs.progress import epochs_csv
-from dlplay.jobs.spec import steps_per_epoch
-from dlplay.models import CUSTOM, IMAGENET_MIN_SIZE, MODELS, build_model, summary
-from dlplay.schedules import SCHEDULES
-from dlplay.train import OPTIMIZERS
-from dlplay.transfer import FREEZE, IMAGENET, WeightsUnavailable, imagenet_weights
+from dlplay.training.jobs.progress import epochs_csv
+from dlplay.training.jobs.spec import steps_per_epoch
+from dlplay.training.schedules import SCHEDULES
+from dlplay.training.trainer import OPTIMIZERS
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, state
 from ui import trainer_views as views

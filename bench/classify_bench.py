@@ -17,8 +17,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dlplay.classify import SAMPLE_PHOTOS, load_bundled_model, preprocess, probabilities  # noqa: E402
 from dlplay.device import configure_threads  # noqa: E402
-from dlplay.explain import grad_cam  # noqa: E402
 from dlplay.images import decode_image, to_standard_mode  # noqa: E402
+from dlplay.inside import grad_cam  # noqa: E402
 
 
 def encoded(size, fmt: str) -> bytes:

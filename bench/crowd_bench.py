@@ -24,8 +24,8 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "browser")]
 from dlplay.device import usable_cores  # noqa: E402
-from dlplay.jobs.runner import MODEL_FILE, STATE_FILE, read_resume_point  # noqa: E402
-from dlplay.jobs.scheduler import default_capacity  # noqa: E402
+from dlplay.training.jobs.runner import MODEL_FILE, STATE_FILE, read_resume_point  # noqa: E402
+from dlplay.training.jobs.scheduler import default_capacity  # noqa: E402
 from serving import SCRIPT_DONE, launch_chromium, streamlit_server  # noqa: E402
 from streamlit_client import Session  # noqa: E402
 

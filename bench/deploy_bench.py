@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dlplay.after_training.compress import compression_report  # noqa: E402
+from dlplay.after_training.deploy import LATENCY_BATCH, deployment_report  # noqa: E402
 from dlplay.classify import load_bundled_model  # noqa: E402
-from dlplay.compress import compression_report  # noqa: E402
 from dlplay.data import load_dataset  # noqa: E402
-from dlplay.deploy import LATENCY_BATCH, deployment_report  # noqa: E402
 from dlplay.device import configure_threads, pick_device  # noqa: E402
 
 

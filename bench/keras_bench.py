@@ -32,7 +32,7 @@ from dlplay.classify import preprocess, probabilities  # noqa: E402
 from dlplay.data import ImageSet  # noqa: E402
 from dlplay.device import configure_threads, pick_device  # noqa: E402
 from dlplay.models import build_model  # noqa: E402
-from dlplay.train import Trainer, build_optimizer  # noqa: E402
+from dlplay.training.trainer import Trainer, build_optimizer  # noqa: E402
 
 TENSORFLOW = "tensorflow-cpu==2.21.0"
 KERAS_LR = 1e-3  # Keras' Adam default

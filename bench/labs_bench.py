@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dlplay.after_training.federated import federated_lab  # noqa: E402
+from dlplay.after_training.transfer import FREEZE, transfer_lab  # noqa: E402
 from dlplay.data import load_dataset  # noqa: E402
 from dlplay.device import configure_threads, pick_device  # noqa: E402
-from dlplay.federated import federated_lab  # noqa: E402
-from dlplay.transfer import FREEZE, transfer_lab  # noqa: E402
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dlplay.optim2d import RACE_OPTIMIZERS, SURFACES, race  # noqa: E402
+from dlplay.lessons.optimizers import RACE_OPTIMIZERS, SURFACES, race  # noqa: E402
 
 
 def bare(surface, steps: int) -> None:

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "browser")]
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from dlplay.playground import EPOCHS_PER_UPDATE, UPDATE_SECONDS, NetworkConfig, Session, make_points  # noqa: E402
+from dlplay.lessons.playground import EPOCHS_PER_UPDATE, UPDATE_SECONDS, NetworkConfig, Session, make_points  # noqa: E402
 from serving import launch_chromium, open_page, streamlit_server  # noqa: E402
 from ui import charts  # noqa: E402
 

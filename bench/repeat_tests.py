@@ -23,12 +23,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # group: (files, one-core rounds, all-core rounds, whether one-core rounds may run side by side)
 PLAN = {
-    "jobs": (["tests/unit/test_jobs.py"], 10, 5, True),
-    "ray": (["tests/unit/test_ray_backend.py"], 10, 5, False),
+    "jobs": (["tests/unit/training/jobs/test_jobs.py"], 10, 5, True),
+    "ray": (["tests/unit/training/jobs/test_ray_backend.py"], 10, 5, False),
     "trainer page": (["tests/app/test_trainer_page.py"], 3, 3, True),
-    "torchrun": (["tests/unit/test_distributed.py"], 3, 3, True),
-    "jobs --tiny-runs": (["tests/unit/test_jobs.py", "--tiny-runs"], 2, 2, True),
-    "ray --tiny-runs": (["tests/unit/test_ray_backend.py", "--tiny-runs"], 2, 2, False),
+    "torchrun": (["tests/unit/training/test_distributed.py"], 3, 3, True),
+    "jobs --tiny-runs": (["tests/unit/training/jobs/test_jobs.py", "--tiny-runs"], 2, 2, True),
+    "ray --tiny-runs": (["tests/unit/training/jobs/test_ray_backend.py", "--tiny-runs"], 2, 2, False),
 }
 
 

@@ -22,7 +22,7 @@ from dlplay.data import Dataset, ImageSet, load_dataset  # noqa: E402
 from dlplay.device import configure_threads, pick_device  # noqa: E402
 from dlplay.evaluate import evaluate  # noqa: E402
 from dlplay.models import build_model  # noqa: E402
-from dlplay.train import Trainer, build_optimizer  # noqa: E402
+from dlplay.training.trainer import Trainer, build_optimizer  # noqa: E402
 
 
 def hand_loop(model, optimizer, train: ImageSet, device, batch_size: int, seed: int) -> float:

@@ -28,9 +28,9 @@ from streamlit.testing.v1 import AppTest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from dlplay.data import load_dataset  # noqa: E402
-from dlplay.jobs import RunConfig, RunStore, Scheduler  # noqa: E402
-from dlplay.jobs.local import LocalBackend  # noqa: E402
-from dlplay.train import BatchEvent  # noqa: E402
+from dlplay.training.jobs import RunConfig, RunStore, Scheduler  # noqa: E402
+from dlplay.training.jobs.local_backend import LocalBackend  # noqa: E402
+from dlplay.training.trainer import BatchEvent  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.trainer_views import LIVE_REFRESH_SECONDS  # noqa: E402
 

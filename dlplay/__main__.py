@@ -1,6 +1,6 @@
 """`python -m dlplay` runs the command line."""
 import sys
 
-from .cli import main
+from dlplay.cli import main
 
 sys.exit(main())

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .classify import to_picture
-from .models import evaluating
+from dlplay.classify import to_picture
+from dlplay.models import evaluating
 
 
 def fgsm(model: nn.Module, batch: torch.Tensor, label: int, epsilon: float) -> torch.Tensor:

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .layers import Dropout
+from dlplay.layers import Dropout
 
 LAYER_KINDS = ("conv", "pool", "batchnorm", "dropout", "dense")
 SIZE_LABELS = {"conv": "filters", "dense": "units", "dropout": "drop %"}

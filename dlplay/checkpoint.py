@@ -9,8 +9,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
-from .builder import LayerSpec
-from .models import CUSTOM, MODELS, build_model
+from dlplay.builder import LayerSpec
+from dlplay.models import CUSTOM, MODELS, build_model
 
 METADATA_KEY = "dlplay"
 TRAINING_KEY = "dlplay.training"

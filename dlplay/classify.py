@@ -7,8 +7,8 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from .checkpoint import ModelCard, load_model
-from .models import evaluating
+from dlplay.checkpoint import ModelCard, load_model
+from dlplay.models import evaluating
 
 ASSETS = Path(__file__).with_name("assets")
 BUNDLED_MODEL = ASSETS / "digits-small-cnn.safetensors"

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
-from .augment import LIGHT, Augmentation
-from .checkpoint import (
+from dlplay.augment import LIGHT, Augmentation
+from dlplay.checkpoint import (
     ModelCard,
     ModelFileError,
     load_model,
@@ -21,12 +20,13 @@ from .checkpoint import (
     training_state_bytes,
     write_atomically,
 )
-from .data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
-from .device import DEVICE_CHOICES, configure_threads, pick_device
-from .evaluate import evaluate
-from .models import MODELS, build_model
-from .schedules import SCHEDULES
-from .train import OPTIMIZERS, BatchEvent, EpochEvent, Trainer, build_optimizer
+from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
+from dlplay.device import DEVICE_CHOICES, configure_threads, pick_device
+from dlplay.evaluate import evaluate
+from dlplay.models import MODELS, build_model
+from dlplay.training import distributed
+from dlplay.training.schedules import SCHEDULES
+from dlplay.training.trainer import OPTIMIZERS, BatchEvent, EpochEvent, Trainer, build_optimizer
 
 AUGMENTATIONS = {"none": Augmentation(), "light": LIGHT}
 BAR_WIDTH = 30
@@ -136,8 +136,8 @@ def ray_train_command(args: argparse.Namespace, dataset: Dataset, registered: bo
     """`train --ray ADDRESS`: the same training as a job on a Ray cluster, its progress printed as it arrives."""
     import ray
 
-    from .jobs import RunConfig, RunStatus, RunStore, Scheduler
-    from .jobs.ray_backend import RayBackend
+    from dlplay.training.jobs import RunConfig, RunStatus, RunStore, Scheduler
+    from dlplay.training.jobs.ray_backend import RayBackend
     config = RunConfig(model=args.model, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                        schedule=args.schedule, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                        label_smoothing=args.label_smoothing,
@@ -290,7 +290,15 @@ def _read_checkpoint(path: Path, card: ModelCard) -> tuple[dict, dict, dict]:
 
 def export_command(args: argparse.Namespace) -> int:
     """Run `export`; returns the process exit code (2 for a model file or a dataset that cannot be used)."""
-    from .deploy import INPUT, LATENCY_BATCH, OPSET, OUTPUT, RANDOM_IMAGES, deployment_report, report_images
+    from dlplay.after_training.deploy import (
+        INPUT,
+        LATENCY_BATCH,
+        OPSET,
+        OUTPUT,
+        RANDOM_IMAGES,
+        deployment_report,
+        report_images,
+    )
 
     configure_threads()
     if args.onnx.suffix != ".onnx":

@@ -5,9 +5,9 @@ import torch
 from safetensors.torch import load, save
 from torch.nn import functional as F
 
-from .data import ImageSet
-from .device import DeviceInfo, autocast
-from .models import evaluating
+from dlplay.data import ImageSet
+from dlplay.device import DeviceInfo, autocast
+from dlplay.models import evaluating
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .builder import build_stack
-from .layers import Dropout, Normalize, Upsample
+from dlplay.builder import build_stack
+from dlplay.layers import Dropout, Normalize, Upsample
 
 
 @contextlib.contextmanager

@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from .data import Dataset, ImageSet, data_problem, stratified_split
-from .images import ImageRejected, decode_image
+from dlplay.data import Dataset, ImageSet, data_problem, stratified_split
+from dlplay.images import ImageRejected, decode_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 TEST_FOLDERS = ("test", "validation", "val")

@@ -12,7 +12,7 @@ import plotly.io as pio
 import streamlit  # noqa: F401  registers Streamlit's own "streamlit" Plotly template, which dlplay's extends
 from PIL import Image, ImageDraw
 
-from dlplay.train import BatchEvent, EpochEvent
+from dlplay.training.trainer import BatchEvent, EpochEvent
 from ui.i18n import _
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")

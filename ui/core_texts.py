@@ -10,17 +10,17 @@ def N_(message: str) -> str:  # noqa: N802 (gettext's name for it, which Babel's
 
 
 REGISTRIES = (
-    # dlplay.schedules.SCHEDULES
+    # dlplay.training.schedules.SCHEDULES
     N_("the same learning rate all the way"), N_("halved at each third of the run"),
     N_("shrinks by the same factor every step, to 1% of the start at the end"),
     N_("follows half a cosine from the start down to 0"),
     N_("warms up to the set rate over the first quarter, then anneals to almost 0 (one-cycle)"),
-    # dlplay.playground.DATASETS and REGULARIZERS
+    # dlplay.lessons.playground.DATASETS and REGULARIZERS
     N_("circle"), N_("XOR"), N_("two Gaussians"), N_("spiral"), N_("two moons"), N_("four clusters (4 classes)"),
     N_("plane (regression)"), N_("Gaussian bumps (regression)"), N_("none"),
-    # dlplay.optim2d.SURFACES
+    # dlplay.lessons.optimizers.SURFACES
     N_("ill-conditioned quadratic"), N_("Rosenbrock"), N_("Beale"), N_("Himmelblau"), N_("saddle"), N_("Rastrigin"),
-    # dlplay.convolution.KERNELS
+    # dlplay.lessons.convolution.KERNELS
     N_("edge"), N_("blur"), N_("sharpen"), N_("Sobel x"), N_("Sobel y"), N_("identity"),
     # dlplay.classify.SAMPLE_CREDITS
     N_("Eileen Collins, NASA portrait (public domain, NASA)"),
@@ -36,14 +36,14 @@ REGISTRIES = (
     N_("The article's CIFAR-10 CNN (§5.3): 3 conv blocks, Dense128, Dropout"),
     N_("The article's 150x150 CNN (§5.2): 4 conv blocks, Dense512"),
     N_("torchvision's MobileNetV3-small (1.5 M parameters for 10 classes), for ImageNet weights"),
-    # dlplay.jobs.REMEDIES and RunStatus
+    # dlplay.training.jobs.REMEDIES and RunStatus
     N_("weighted loss"), N_("weighted sampler"), N_("queued"), N_("running"), N_("paused"), N_("finished"),
     N_("stopped"), N_("diverged"), N_("failed"), N_("crashed"),
     # dlplay.builder.LAYER_KINDS, SIZE_LABELS and LayerSpec.describe
     N_("conv"), N_("pool"), N_("batchnorm"), N_("dropout"), N_("dense"), N_("filters"), N_("units"), N_("drop %"),
     N_("conv 3×3, {size} filters + ReLU"), N_("max-pool 2×2"), N_("batch-norm"), N_("dropout {size}%"),
     N_("dense {size} + ReLU"),
-    # dlplay.deploy and dlplay.compress: the forms of a model
+    # dlplay.after_training.deploy and dlplay.after_training.compress: the forms of a model
     N_("PyTorch, float32"), N_("ONNX Runtime, float32"), N_("ONNX Runtime, int8 (static, per channel)"),
     N_("original"), N_("pruned {share}"), N_("int8 (ONNX Runtime, static)"),
     N_("distilled student ({epochs} epochs)"),
@@ -58,7 +58,7 @@ PREPROCESSING = (  # dlplay.classify.preprocess's steps
 )
 
 MESSAGES = (
-    # dlplay.playground: a learner's CSV and network
+    # dlplay.lessons.playground: a learner's CSV and network
     N_("the file is not text (UTF-8); save it as CSV"),
     N_("the CSV needs the columns x1, x2 and label (or target); missing: {columns}"),
     N_("the CSV needs at least 4 points"), N_("the CSV has {rows} points; the playground takes at most {limit}"),
@@ -67,7 +67,7 @@ MESSAGES = (
     N_("every point has the same label: a classifier needs at least two classes"),
     N_("labels go up to 9 at most (10 classes)"), N_("choose at least one input feature"),
     N_("at most {layers} hidden layers of 1 to {neurons} neurons"), N_("one activation per hidden layer"),
-    # dlplay.convolution: a typed kernel
+    # dlplay.lessons.convolution: a typed kernel
     N_("the kernel must be numbers only, separated by spaces or commas"),
     N_("the kernel is empty: type its rows, one per line"),
     N_("the kernel must be square: {size} rows, so {count} numbers in every row"),
@@ -100,7 +100,7 @@ MESSAGES = (
     N_("Could not load the {name} dataset into {folder} (download failed or files unreadable: {error}). To use it "
        "offline, download it on another machine and place {files}, or use the embedded 'mnist5k' dataset, which "
        "needs no download."),
-    # dlplay.checkpoint and dlplay.transfer: model files and weights
+    # dlplay.checkpoint and dlplay.after_training.transfer: model files and weights
     N_("{name} is a Git LFS pointer, not the model itself: run `git lfs pull` to fetch the real file"),
     N_("{name} is not a readable .safetensors file"),
     N_("{name} has no dlplay metadata, so its architecture is unknown"), N_("{name} has malformed dlplay metadata"),
@@ -118,7 +118,7 @@ MESSAGES = (
        "a layer above it or use larger images."),
     N_("Layer {number} ({layer}) gets a {size} feature map, which pooling would shrink below 1×1. Remove it or a "
        "layer above it."),
-    # dlplay.jobs: settings and a run's messages
+    # dlplay.training.jobs: settings and a run's messages
     N_("{name}={value} is not a whole number"), N_("{name}={value} is not a number"),
     N_("{name} must be at least {minimum}, got {value}"),
     N_("Waiting for a free training slot."), N_("Paused."), N_("Training."), N_("Training failed: {reason}"),

@@ -1,6 +1,14 @@
 """The network playground's whole configuration in a URL query string and back: a link opens the same playground.
 Values that are missing or not allowed are left out, so a hand-edited link never breaks the page."""
-from dlplay.playground import ACTIVATIONS, DATASETS, FEATURES, MAX_HIDDEN_LAYERS, MAX_NEURONS, OPTIMIZERS, REGULARIZERS
+from dlplay.lessons.playground import (
+    ACTIVATIONS,
+    DATASETS,
+    FEATURES,
+    MAX_HIDDEN_LAYERS,
+    MAX_NEURONS,
+    OPTIMIZERS,
+    REGULARIZERS,
+)
 
 FEATURE_IDS = dict(zip(FEATURES, ("x1", "x2", "x1sq", "x2sq", "x1x2", "sinx1", "sinx2"), strict=True))
 LEARNING_RATES = (0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)

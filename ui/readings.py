@@ -1,9 +1,9 @@
 """The core's readings (gradient flow, training curves, a playground session, an optimizer's path) as one sentence
 in the page's language: the core decides what the numbers show, this module says it."""
-from dlplay.activations import CAN_DIE, FlowReading
-from dlplay.interpret import CurveReading
-from dlplay.optim2d import Path2D
-from dlplay.playground import SessionReading
+from dlplay.lessons.activations import CAN_DIE, FlowReading
+from dlplay.lessons.optimizers import Path2D
+from dlplay.lessons.playground import SessionReading
+from dlplay.training.curve_reading import CurveReading
 from ui.i18n import _
 
 

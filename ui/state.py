@@ -10,7 +10,7 @@ import streamlit as st
 
 from dlplay.classify import load_bundled_model
 from dlplay.data import Dataset, load_dataset, read_dataset
-from dlplay.jobs import Job, Scheduler, ServerSettings, start_scheduler
+from dlplay.training.jobs import Job, Scheduler, ServerSettings, start_scheduler
 from ui.i18n import _
 
 SESSION, RUN, RUNS, DATASETS = "state.session", "state.run", "state.runs", "state.run_datasets"

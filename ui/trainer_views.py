@@ -10,10 +10,10 @@ from dlplay.augment import Augmentation, augmented_versions
 from dlplay.builder import LAYER_KINDS, SIZE_LABELS, LayerSpec
 from dlplay.data import Dataset, ImageSet, sample_per_class, to_display
 from dlplay.evaluate import Evaluation
-from dlplay.explain import dead_relus, feature_maps, first_layer_filters, gradient_norms, to_uint8
-from dlplay.interpret import read_curves
-from dlplay.jobs import RunSnapshot, RunStatus
+from dlplay.inside import dead_relus, feature_maps, first_layer_filters, gradient_norms, to_uint8
 from dlplay.models import LayerRow
+from dlplay.training.curve_reading import read_curves
+from dlplay.training.jobs import RunSnapshot, RunStatus
 from ui import charts, readings
 from ui.i18n import _, say, sentence, translator
 

@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dlplay.data import load_dataset
-from dlplay.jobs.spec import training_split
+from dlplay.training.jobs.spec import training_split
 from helpers import by_label, class_folders_zip, image_bytes, noise_png, open_app_page, wait_until, zip_bytes
 
 REPO = Path(__file__).resolve().parents[2]

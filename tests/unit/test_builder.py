@@ -6,9 +6,9 @@ import torch
 
 from dlplay.builder import ARTICLE_STACK, LayerSpec, StackError
 from dlplay.checkpoint import ModelCard, load_model, save_model
-from dlplay.jobs.runner import MODEL_FILE, JobRunner
-from dlplay.jobs.spec import DataRef, JobSpec, RunConfig
 from dlplay.models import build_model, summary
+from dlplay.training.jobs.runner import MODEL_FILE, JobRunner
+from dlplay.training.jobs.spec import DataRef, JobSpec, RunConfig
 
 
 def test_the_article_stack_matches_the_article_model():

@@ -111,8 +111,8 @@ def test_device_choice_is_honest():
 
 def test_core_never_imports_streamlit():
     code = ("import importlib, pkgutil, sys, dlplay\n"
-            "for m in pkgutil.iter_modules(dlplay.__path__):\n"
-            "    if m.name != '__main__': importlib.import_module('dlplay.' + m.name)\n"
+            "for m in pkgutil.walk_packages(dlplay.__path__, 'dlplay.'):\n"
+            "    if m.name != 'dlplay.__main__': importlib.import_module(m.name)\n"
             "print(sorted(k for k in sys.modules if k.split('.')[0] == 'streamlit'))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -6,8 +6,8 @@ from PIL import Image
 
 from dlplay.checkpoint import ModelCard
 from dlplay.classify import SAMPLE_PHOTOS, colorize, load_bundled_model, overlay, preprocess, probabilities, top_k
-from dlplay.explain import grad_cam, saliency
 from dlplay.images import decode_image
+from dlplay.inside import grad_cam, saliency
 from dlplay.models import build_model
 
 

@@ -60,7 +60,7 @@ def test_a_process_pinned_to_one_core_uses_one_thread_and_one_slot():
     """As under `taskset -c N`: a real child process whose affinity is one core."""
     one = min(os.sched_getaffinity(0))
     code = ("from dlplay.device import configure_threads, usable_cores; "
-            "from dlplay.jobs.scheduler import Scheduler, default_capacity; "
+            "from dlplay.training.jobs.scheduler import Scheduler, default_capacity; "
             "print(usable_cores(), configure_threads(), default_capacity(usable_cores(), 0))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -17,15 +17,15 @@ from PIL import Image
 from dlplay.builder import LAYER_KINDS, SIZE_LABELS, LayerSpec, build_stack
 from dlplay.checkpoint import ModelFileError, load_model_bytes
 from dlplay.classify import SAMPLE_CREDITS, load_bundled_model, preprocess
-from dlplay.convolution import KERNELS, parse_kernel
 from dlplay.data import DATASETS, ImageSet, data_problem
 from dlplay.images import ImageRejected, decode_image
-from dlplay.jobs import REMEDIES, RunStatus
+from dlplay.lessons.convolution import KERNELS, parse_kernel
+from dlplay.lessons.optimizers import SURFACES
+from dlplay.lessons.playground import DATASETS as POINTS
+from dlplay.lessons.playground import REGULARIZERS, NetworkConfig, read_points_csv
 from dlplay.models import MODELS
-from dlplay.optim2d import SURFACES
-from dlplay.playground import DATASETS as POINTS
-from dlplay.playground import REGULARIZERS, NetworkConfig, read_points_csv
-from dlplay.schedules import SCHEDULES
+from dlplay.training.jobs import REMEDIES, RunStatus
+from dlplay.training.schedules import SCHEDULES
 from dlplay.userdata import ZipRejected, import_zip
 from ui.i18n import translate
 
@@ -56,7 +56,7 @@ def test_the_glossarys_terms_are_used():
     glossary = tomllib.loads((REPO / "locale" / "glossary.toml").read_text())
     wrong = []
     for english, chinese in messages().items():
-        # Placeholders' names, `code` and dotted names (dlplay.neuron, torch.optim) are not words of the message.
+        # Placeholders' names, `code` and dotted names (dlplay.models, torch.optim) are not words of the message.
         words = re.sub(r"\{[^}]*\}|`[^`]*`|\w+(\.\w+)+", " ", english)
         for term, translated in glossary.items():
             if re.search(rf"\b{re.escape(term)}(s|es)?\b", words, re.IGNORECASE) and translated not in chinese:

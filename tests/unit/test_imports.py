@@ -33,7 +33,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
         else:
             continue
         for target in targets:
-            while target and target not in known:  # `import dlplay.jobs.spec as s` names the module itself
+            while target and target not in known:  # `import dlplay.training.jobs.spec as s` names the module itself
                 target = target.rpartition(".")[0]
             if target and target != name:
                 found.add(target)

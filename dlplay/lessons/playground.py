@@ -1,0 +1,525 @@
+"""The network playground's core: 2-D datasets, input features, a small fully connected network, and its training
+step by step (TensorFlow Playground's model, in PyTorch, with more than two classes and regression)."""
+import copy
+import csv
+import io
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlplay.layers import Dropout
+from dlplay.models import init_weights
+
+CLASSIFICATION, REGRESSION = "classification", "regression"
+EXTENT = 6.0  # every dataset lies in [-EXTENT, EXTENT]²
+MAX_CSV_ROWS = 5_000
+MAX_HIDDEN_LAYERS, MAX_NEURONS = 8, 16
+# How Play trains: 5 epochs an update, a new update asked for every 0.15 s (one asked for while an update runs waits
+# for it): 3.9 updates a second in Chromium on 2 cores (bench/playground_bench.py).
+EPOCHS_PER_UPDATE, UPDATE_SECONDS = 5, 0.15
+MAX_SNAPSHOTS = 400  # past networks kept for the time slider; beyond, every other one is dropped
+
+
+def _circle(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 1 inside a disc of radius 2, class 0 on a ring from 3.5 to 5."""
+    inner = n // 2
+    radius = torch.cat([torch.rand(inner, generator=g) * 2, 3.5 + torch.rand(n - inner, generator=g) * 1.5])
+    angle = torch.rand(n, generator=g) * 2 * math.pi
+    x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
+    return x + noise * torch.randn(n, 2, generator=g), (torch.arange(n) < inner).long()
+
+
+def _xor(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points in the four quadrants (kept 0.3 from the axes); the class is whether x₁ and x₂ share a sign."""
+    x = (torch.rand(n, 2, generator=g) * 2 - 1) * 5
+    x = x + torch.sign(x) * 0.3
+    label = (x[:, 0] * x[:, 1] > 0).long()
+    return x + noise * torch.randn(n, 2, generator=g), label
+
+
+def _clusters(centres: list[tuple[float, float]]) -> Callable:
+    def make(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        label = torch.arange(n) % len(centres)
+        x = torch.tensor(centres)[label] + (0.5 + 2 * noise) * torch.randn(n, 2, generator=g)
+        return x, label
+    return make
+
+
+def _spiral(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaved spirals, one per class."""
+    label = torch.arange(n) % 2
+    t = torch.rand(n, generator=g) * 1.75 * 2 * math.pi
+    radius = 5 * t / (1.75 * 2 * math.pi)
+    angle = t + math.pi * label
+    x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
+    return x + noise * torch.randn(n, 2, generator=g), label
+
+
+def _moons(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two interlocking half circles (scikit-learn's make_moons, scaled to the plane)."""
+    label = torch.arange(n) % 2
+    t = torch.rand(n, generator=g) * math.pi
+    x = torch.where(label[:, None] == 0, torch.stack([torch.cos(t), torch.sin(t)], 1),
+                    torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], 1))
+    x = (x - torch.tensor([0.5, 0.25])) * 3.5
+    return x + noise * torch.randn(n, 2, generator=g), label
+
+
+def _plane(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tilted plane: the target is (x₁ + x₂) / 10, plus noise."""
+    x = (torch.rand(n, 2, generator=g) * 2 - 1) * 5
+    return x, (x.sum(1) / 10 + 0.1 * noise * torch.randn(n, generator=g))
+
+
+def _bumps(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A mixture of Gaussian bumps, two up and two down."""
+    x = (torch.rand(n, 2, generator=g) * 2 - 1) * 5
+    y = torch.zeros(n)
+    for (cx, cy), sign in (((-2.5, 2.5), 1), ((2.5, -2.5), 1), ((2.5, 2.5), -1), ((-2.5, -2.5), -1)):
+        y += sign * torch.exp(-((x[:, 0] - cx) ** 2 + (x[:, 1] - cy) ** 2) / 4)
+    return x, y + 0.1 * noise * torch.randn(n, generator=g)
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """A 2-D dataset: classification (with its number of classes) or regression, and its generator."""
+
+    task: str
+    classes: int
+    make: Callable
+
+
+DATASETS: dict[str, DataKind] = {
+    "circle": DataKind(CLASSIFICATION, 2, _circle),
+    "XOR": DataKind(CLASSIFICATION, 2, _xor),
+    "two Gaussians": DataKind(CLASSIFICATION, 2, _clusters([(2.0, 2.0), (-2.0, -2.0)])),
+    "spiral": DataKind(CLASSIFICATION, 2, _spiral),
+    "two moons": DataKind(CLASSIFICATION, 2, _moons),
+    "four clusters (4 classes)": DataKind(CLASSIFICATION, 4, _clusters([(2.5, 2.5), (-2.5, 2.5), (-2.5, -2.5),
+                                                                        (2.5, -2.5)])),
+    "plane (regression)": DataKind(REGRESSION, 1, _plane),
+    "Gaussian bumps (regression)": DataKind(REGRESSION, 1, _bumps),
+}
+
+FEATURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "x₁": lambda a, b: a,
+    "x₂": lambda a, b: b,
+    "x₁²": lambda a, b: a * a,
+    "x₂²": lambda a, b: b * b,
+    "x₁x₂": lambda a, b: a * b,
+    "sin x₁": lambda a, b: torch.sin(a),
+    "sin x₂": lambda a, b: torch.sin(b),
+}
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "ReLU": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity, "LeakyReLU": nn.LeakyReLU,
+}
+# foreach: one fused update over all the parameters (10% faster per step on these tiny networks)
+# Fused kernels where torch has them (one call updates every tensor: a 2 x 8 network's epoch on the spiral takes
+# 18 ms with Adam fused against 25 ms with foreach), foreach for RMSprop, which has no fused version.
+OPTIMIZERS: dict[str, Callable] = {
+    "SGD": lambda p, lr: torch.optim.SGD(p, lr, fused=True),
+    "SGD + momentum": lambda p, lr: torch.optim.SGD(p, lr, momentum=0.9, fused=True),
+    "Adam": lambda p, lr: torch.optim.Adam(p, lr, fused=True),
+    "RMSprop": lambda p, lr: torch.optim.RMSprop(p, lr, foreach=True),
+}
+REGULARIZERS = ("none", "L1", "L2")
+
+
+@dataclass(frozen=True)
+class Points:
+    """2-D points and their labels (class indices) or targets (floats), split into train and test."""
+
+    task: str
+    classes: int  # 1 for regression
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def split(task: str, classes: int, x: torch.Tensor, y: torch.Tensor, train_fraction: float,
+          g: torch.Generator) -> Points:
+    """Shuffle the points and split them into train and test (at least one point on each side)."""
+    order = torch.randperm(len(x), generator=g)
+    cut = min(len(x) - 1, max(1, round(len(x) * train_fraction)))
+    train, test = order[:cut], order[cut:]
+    return Points(task, classes, x[train].float(), y[train], x[test].float(), y[test])
+
+
+def make_points(name: str, n: int, noise: float, train_fraction: float, seed: int) -> Points:
+    """A named dataset of n points; noise 0 to 1 (for classes, the spread around each class's shape)."""
+    kind = DATASETS[name]
+    g = torch.Generator().manual_seed(seed)
+    x, y = kind.make(n, noise * 1.5, g)
+    return split(kind.task, kind.classes, x, y, train_fraction, g)
+
+
+def read_points_csv(data: bytes, train_fraction: float, seed: int) -> Points:
+    """The user's points from a CSV with columns x1, x2 and label (classes) or target (regression); a bad file
+    raises ValueError with one sentence naming the problem."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("the file is not text (UTF-8); save it as CSV") from None
+    reader = csv.DictReader(io.StringIO(text))
+    columns = {name.strip().lower() for name in reader.fieldnames or []}
+    rows = list(reader)
+    answer = "label" if "label" in columns else "target" if "target" in columns else None
+    missing = [c for c in ("x1", "x2") if c not in columns] + ([] if answer else ["label or target"])
+    if missing:
+        raise ValueError(f"the CSV needs the columns x1, x2 and label (or target); missing: {', '.join(missing)}")
+    if len(rows) < 4:
+        raise ValueError("the CSV needs at least 4 points")
+    if len(rows) > MAX_CSV_ROWS:
+        raise ValueError(f"the CSV has {len(rows):,} points; the playground takes at most {MAX_CSV_ROWS:,}")
+    values = []
+    for number, row in enumerate(rows, start=2):
+        row = {k.strip().lower(): v for k, v in row.items() if k is not None}
+        try:
+            values.append([float(row["x1"]), float(row["x2"]), float(row[answer])])
+        except (TypeError, ValueError):
+            raise ValueError(f"line {number} has a value that is not a number") from None
+    table = torch.tensor(values, dtype=torch.float64)
+    if not torch.isfinite(table).all():
+        raise ValueError("the CSV has infinite or NaN values")
+    x, y = table[:, :2], table[:, 2]
+    if answer == "label":
+        if not torch.equal(y, y.round()) or y.min() < 0:
+            raise ValueError("labels must be whole numbers 0, 1, 2, …")
+        classes = int(y.max()) + 1
+        if len(torch.unique(y)) < 2:
+            raise ValueError("every point has the same label: a classifier needs at least two classes")
+        if classes > 10:
+            raise ValueError("labels go up to 9 at most (10 classes)")
+        y = y.long()
+    else:
+        classes, y = 1, y.float()
+    scale = EXTENT * 0.9 / max(1e-9, x.abs().max().item())  # fit the points into the plane shown
+    g = torch.Generator().manual_seed(seed)
+    return split(CLASSIFICATION if answer == "label" else REGRESSION, classes, x * scale, y, train_fraction, g)
+
+
+def feature_matrix(x: torch.Tensor, features: tuple[str, ...]) -> torch.Tensor:
+    """The chosen input features of 2-D points (N, 2) as a (N, len(features)) matrix."""
+    return torch.stack([FEATURES[f](x[:, 0], x[:, 1]) for f in features], 1)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Everything that defines a playground network and how it trains."""
+
+    features: tuple[str, ...] = ("x₁", "x₂")
+    hidden: tuple[int, ...] = (4, 2)
+    activations: tuple[str, ...] = ("tanh", "tanh")  # one per hidden layer
+    dropout: float = 0.0
+    regularizer: str = "none"
+    reg_rate: float = 0.0
+    optimizer: str = "SGD"
+    lr: float = 0.03
+    batch_size: int = 10
+
+    def check(self) -> None:
+        """Raise ValueError with one sentence when the configuration cannot make a network."""
+        if not self.features:
+            raise ValueError("choose at least one input feature")
+        if len(self.hidden) > MAX_HIDDEN_LAYERS or any(not 1 <= n <= MAX_NEURONS for n in self.hidden):
+            raise ValueError(f"at most {MAX_HIDDEN_LAYERS} hidden layers of 1 to {MAX_NEURONS} neurons")
+        if len(self.activations) != len(self.hidden):
+            raise ValueError("one activation per hidden layer")
+
+
+def build_network(config: NetworkConfig, outputs: int, generator: torch.Generator) -> nn.Sequential:
+    """Linear layers with each hidden layer's activation (and dropout), ending in `outputs` raw scores; initial
+    weights and dropout masks come from `generator`, never the process-wide RNG other sessions share."""
+    config.check()
+    layers: list[nn.Module] = []
+    width = len(config.features)
+    for size, activation in zip(config.hidden, config.activations, strict=True):
+        layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+        if config.dropout:
+            dropout = Dropout(config.dropout)
+            dropout.generator = generator
+            layers.append(dropout)
+        width = size
+    layers.append(nn.Linear(width, outputs))
+    model = nn.Sequential(*layers)
+    init_weights(model, generator)
+    return model
+
+
+def loss_of(task: str, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for classes (binary through the same formula), half the squared error for regression."""
+    if task == CLASSIFICATION:
+        return F.cross_entropy(scores, y)
+    return 0.5 * F.mse_loss(scores.squeeze(1), y)
+
+
+def linear_layers(model: nn.Sequential) -> list[nn.Linear]:
+    """A playground network's linear layers, input side first (the last one gives the outputs)."""
+    return [m for m in model if isinstance(m, nn.Linear)]
+
+
+def hidden_outputs(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each hidden layer's output (after its activation) for the feature rows `x`, input side first."""
+    outputs = []
+    for layer in model:
+        x = layer(x)
+        if not isinstance(layer, (nn.Linear, nn.Dropout)):  # an activation ends a hidden layer
+            outputs.append(x)
+    return outputs
+
+
+def penalty(model: nn.Module, regularizer: str) -> torch.Tensor:
+    """Σ|w| (L1) or ½Σw² (L2) over the weights (not the biases)."""
+    weights = [m.weight for m in linear_layers(model)]
+    if regularizer == "L1":
+        return sum(w.abs().sum() for w in weights)
+    if regularizer == "L2":
+        return 0.5 * sum((w * w).sum() for w in weights)
+    return torch.zeros(())
+
+
+@dataclass
+class Session:
+    """One playground run: the data, the network, its optimizer, and the losses after each epoch."""
+
+    points: Points
+    config: NetworkConfig
+    seed: int
+    model: nn.Sequential = field(init=False)
+    epoch: int = 0
+    train_losses: list[float] = field(default_factory=list)
+    test_losses: list[float] = field(default_factory=list)
+    test_accuracies: list[float] = field(default_factory=list)  # classification only
+    snapshots: dict[int, dict] = field(default_factory=dict)  # epoch -> weights, for the time slider
+    snapshot_stride: int = 1
+
+    def __post_init__(self):
+        # A page may read the session while an earlier run of it is still training (a click interrupts a live
+        # update): training holds this lock, and readers take it to see a whole epoch.
+        self.lock = threading.RLock()
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.model = build_network(self.config, self.points.classes, self.generator)
+        self.optimizer = OPTIMIZERS[self.config.optimizer](self.model.parameters(), lr=self.config.lr)
+        self.train_inputs = feature_matrix(self.points.train_x, self.config.features)
+        self.test_inputs = feature_matrix(self.points.test_x, self.config.features)
+        self._record()
+
+    def train(self, epochs: int = 1, keep_going: Callable[[], bool] = lambda: True) -> None:
+        """Run `epochs` passes over the training points in shuffled mini-batches, checking `keep_going` before
+        each."""
+        n, size = len(self.train_inputs), self.config.batch_size
+        for _ in range(epochs):
+            if not keep_going():
+                return
+            with self.lock:
+                self._train_epoch(n, size)
+
+    def retune(self, config: NetworkConfig) -> bool:
+        """Take new training settings (optimizer, learning rate, batch size, regularization) and go on from the
+        current weights; False when `config` changes the network itself, which needs a new session."""
+        same_network = (config.features, config.hidden, config.activations, config.dropout) == (
+            self.config.features, self.config.hidden, self.config.activations, self.config.dropout)
+        if not same_network:
+            return False
+        with self.lock:
+            if config.optimizer != self.config.optimizer:
+                self.optimizer = OPTIMIZERS[config.optimizer](self.model.parameters(), lr=config.lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] = config.lr
+            self.config = config
+        return True
+
+    @torch.no_grad()
+    def set_weight(self, layer: int, to_neuron: int, from_neuron: int, value: float) -> None:
+        """Set one weight by hand; the losses of the current epoch are recomputed and training goes on from here."""
+        with self.lock:
+            linear_layers(self.model)[layer].weight[to_neuron, from_neuron] = value
+            for history in (self.train_losses, self.test_losses, self.test_accuracies):
+                if history:
+                    history.pop()
+            self._record()
+
+    def wait_for_epoch(self) -> None:
+        """Return once an epoch that another thread is training has finished."""
+        with self.lock:
+            pass
+
+    def _train_epoch(self, n: int, size: int) -> None:
+        self.model.train()
+        for idx in torch.randperm(n, generator=self.generator).split(size):
+            loss = loss_of(self.points.task, self.model(self.train_inputs[idx]), self.points.train_y[idx])
+            if self.config.regularizer != "none":
+                loss = loss + self.config.reg_rate * penalty(self.model, self.config.regularizer)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        self.epoch += 1
+        self._record()
+
+    @torch.no_grad()
+    def _record(self) -> None:
+        self.model.eval()
+        self.train_losses.append(loss_of(self.points.task, self.model(self.train_inputs), self.points.train_y).item())
+        test_scores = self.model(self.test_inputs)
+        self.test_losses.append(loss_of(self.points.task, test_scores, self.points.test_y).item())
+        if self.points.task == CLASSIFICATION:
+            self.test_accuracies.append((test_scores.argmax(1) == self.points.test_y).float().mean().item())
+        if self.epoch % self.snapshot_stride == 0:
+            self.snapshots[self.epoch] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        if len(self.snapshots) > MAX_SNAPSHOTS:  # keep every other one: memory stays bounded on long runs
+            self.snapshot_stride *= 2
+            self.snapshots = {e: w for e, w in self.snapshots.items() if e % self.snapshot_stride == 0}
+
+    def epochs_kept(self) -> list[int]:
+        """The epochs the time slider can show: the kept snapshots and now."""
+        return sorted({*self.snapshots, self.epoch})
+
+    def model_at(self, epoch: int | None = None) -> nn.Sequential:
+        """The network as it was after `epoch` (one of the kept snapshots; None: now), in eval mode."""
+        if epoch is None or epoch == self.epoch:
+            return self.model.eval()
+        past = copy.deepcopy(self.model)
+        past.load_state_dict(self.snapshots[epoch])
+        return past.eval()
+
+    def _grid(self, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+        axis = torch.linspace(-EXTENT, EXTENT, resolution)
+        gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+        return axis, feature_matrix(torch.stack([gx.reshape(-1), gy.reshape(-1)], 1), self.config.features)
+
+    @torch.no_grad()
+    def surface(self, resolution: int = 60, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network over the plane: grid coordinates (resolution,) and, per grid point, the predicted class's
+        probability signed by class for two classes (P(class 1) − P(class 0)), the predicted class for more, or
+        the prediction for regression; shape (resolution, resolution), rows along x₂."""
+        axis, inputs = self._grid(resolution)
+        scores = self.model_at(epoch)(inputs)
+        if self.points.task == REGRESSION:
+            values = scores.squeeze(1)
+        elif self.points.classes == 2:
+            probs = scores.softmax(1)
+            values = probs[:, 1] - probs[:, 0]
+        else:
+            values = scores.argmax(1).float()
+        return axis, values.reshape(resolution, resolution)
+
+    @torch.no_grad()
+    def neuron_surfaces(self, resolution: int = 24, epoch: int | None = None) -> list[torch.Tensor]:
+        """Each hidden layer's neurons over the plane (after their activation): one (neurons, resolution,
+        resolution) tensor per hidden layer."""
+        _, x = self._grid(resolution)
+        return [out.T.reshape(-1, resolution, resolution) for out in hidden_outputs(self.model_at(epoch), x)]
+
+    @torch.no_grad()
+    def dead_neurons(self) -> tuple[int, int]:
+        """(dead, total) hidden neurons: dead ones output exactly 0 for every training point (ReLU units that
+        no gradient can revive)."""
+        outputs = hidden_outputs(self.model.eval(), self.train_inputs)
+        return sum(int((out == 0).all(0).sum()) for out in outputs), sum(out.shape[1] for out in outputs)
+
+    def reading(self) -> "SessionReading":
+        """What the curves say now (ui/readings.py says it in the page's language)."""
+        if self.epoch < 5:
+            return SessionReading("start")
+        dead, total = self.dead_neurons()
+        train_now, test_now = self.train_losses[-1], self.test_losses[-1]
+        if dead and dead * 4 >= total:
+            return SessionReading("dead", train_now, test_now, dead, total)
+        window = max(5, self.epoch // 5)
+        train_then, test_then = self.train_losses[-window - 1], self.test_losses[-window - 1]
+        if test_now > 1.05 * min(self.test_losses) and train_now < train_then and test_now > test_then:
+            kind = "overfitting"
+        elif not math.isfinite(train_now) or train_now > 2 * self.train_losses[0]:
+            kind = "blown-up"
+        elif train_now > 0.98 * train_then:
+            kind = "stalled"
+        else:
+            kind = "learning"
+        return SessionReading(kind, train_now, test_now, dead, total)
+
+
+@dataclass(frozen=True)
+class SessionReading:
+    """What a playground session's curves show: its kind, the losses now and the dead neurons."""
+
+    kind: str  # "start", "dead", "overfitting", "blown-up", "stalled" or "learning"
+    train_loss: float = 0.0
+    test_loss: float = 0.0
+    dead: int = 0
+    total: int = 0
+
+
+FEATURE_CODE = {"x₁": "a", "x₂": "b", "x₁²": "a * a", "x₂²": "b * b", "x₁x₂": "a * b", "sin x₁": "torch.sin(a)",
+                "sin x₂": "torch.sin(b)"}
+ACTIVATION_CODE = {"ReLU": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "linear": "nn.Identity()",
+                   "LeakyReLU": "nn.LeakyReLU()"}
+OPTIMIZER_CODE = {"SGD": "torch.optim.SGD(model.parameters(), lr={lr})",
+                  "SGD + momentum": "torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)",
+                  "Adam": "torch.optim.Adam(model.parameters(), lr={lr})",
+                  "RMSprop": "torch.optim.RMSprop(model.parameters(), lr={lr})"}
+
+
+def pytorch_script(data: str, count: int, noise: float, train_fraction: float, data_seed: int,
+                   config: NetworkConfig, epochs: int) -> str:
+    """A short script that builds and trains the same network on the same points in plain PyTorch (the points
+    come from dlplay.lessons.playground.make_points) and prints the losses."""
+    config.check()
+    layers, width = [], len(config.features)
+    for size, activation in zip(config.hidden, config.activations, strict=True):
+        layers.append(f"nn.Linear({width}, {size}), {ACTIVATION_CODE[activation]},")
+        if config.dropout:
+            layers.append(f"nn.Dropout({config.dropout}),")
+        width = size
+    task = DATASETS[data].task
+    layers.append(f"nn.Linear({width}, {DATASETS[data].classes}),")
+    loss = ("F.cross_entropy(scores, y)" if task == CLASSIFICATION else "0.5 * F.mse_loss(scores.squeeze(1), y)")
+    penalty_line = {"none": "",
+                    "L1": f"\n        loss = loss + {config.reg_rate} * sum(m.weight.abs().sum() for m in model "
+                          "if isinstance(m, nn.Linear))",
+                    "L2": f"\n        loss = loss + {config.reg_rate} * 0.5 * sum((m.weight ** 2).sum() for m in model "
+                          "if isinstance(m, nn.Linear))"}[config.regularizer]
+    body = "\n".join(f"    {line}" for line in layers)
+    features = ", ".join(FEATURE_CODE[f] for f in config.features)
+    return f'''"""The network playground's run in plain PyTorch: {data}, {count} points, noise {noise:g}."""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlplay.lessons.playground import make_points
+
+points = make_points({data!r}, {count}, {noise!r}, {train_fraction!r}, seed={data_seed})
+
+
+def features(x):
+    a, b = x[:, 0], x[:, 1]
+    return torch.stack([{features}], 1)
+
+
+def loss_of(scores, y):
+    return {loss}
+
+
+torch.manual_seed(0)
+model = nn.Sequential(
+{body}
+)
+optimizer = {OPTIMIZER_CODE[config.optimizer].format(lr=config.lr)}
+train_x, test_x = features(points.train_x), features(points.test_x)
+for epoch in range({epochs}):
+    model.train()
+    for idx in torch.randperm(len(train_x)).split({config.batch_size}):
+        loss = loss_of(model(train_x[idx]), points.train_y[idx]){penalty_line}
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+model.eval()
+with torch.no_grad():
+    print(f"after {{epoch + 1}} epochs: training loss {{loss_of(model(train_x), points.train_y).item():.4f}}, "
+          f"test loss {{loss_of(model(test_x), points.test_y).item():.4f}}")
+'''

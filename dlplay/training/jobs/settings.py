@@ -1,0 +1,56 @@
+"""Server settings for training jobs, read from the environment, and the scheduler they describe."""
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlplay.training.jobs.scheduler import Scheduler
+from dlplay.training.jobs.store import Budget, RunStore, default_runs_dir
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value dlplay cannot use; the message says which and why."""
+
+
+def _number(env, name: str, kind, default, minimum):
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SettingError(f"{name}={text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if value < minimum:
+        raise SettingError(f"{name} must be at least {minimum}, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the server runs training jobs (each field names its environment variable)."""
+
+    slots: int | None = None  # DLPLAY_SLOTS: runs at once; default one per GPU, else one per 2 CPU cores
+    idle_timeout: float = 0.0  # DLPLAY_IDLE_TIMEOUT: stop a run no page has watched for this many seconds (0: never)
+    budget: Budget = field(default_factory=Budget)  # DLPLAY_RUNS_MAX_MB, DLPLAY_RUNS_MAX_DAYS
+    ray_address: str | None = None  # DLPLAY_RAY_ADDRESS: a Ray cluster ('local' starts one here); unset: local workers
+    runs_dir: Path = field(default_factory=default_runs_dir)  # DLPLAY_RUNS_DIR
+
+    @classmethod
+    def from_env(cls, env=os.environ) -> "ServerSettings":
+        """The settings the environment gives (bad values raise SettingError)."""
+        budget = Budget(_number(env, "DLPLAY_RUNS_MAX_MB", float, Budget.max_bytes / 1024**2, 0) * 1024**2,
+                        _number(env, "DLPLAY_RUNS_MAX_DAYS", float, Budget.max_age_seconds / 86400, 0) * 86400)
+        return cls(_number(env, "DLPLAY_SLOTS", int, None, 1), _number(env, "DLPLAY_IDLE_TIMEOUT", float, 0.0, 0),
+                   budget, env.get("DLPLAY_RAY_ADDRESS") or None,
+                   Path(env["DLPLAY_RUNS_DIR"]) if env.get("DLPLAY_RUNS_DIR") else default_runs_dir())
+
+
+def start_scheduler(settings: ServerSettings) -> Scheduler:
+    """A scheduler over local worker processes, or over Ray when an address is set."""
+    if settings.ray_address:
+        from dlplay.training.jobs.ray_backend import RayBackend
+        backend = RayBackend(settings.ray_address)
+    else:
+        from dlplay.training.jobs.local_backend import LocalBackend
+        backend = LocalBackend()
+    return Scheduler(backend, RunStore(settings.runs_dir), settings.slots, idle_timeout=settings.idle_timeout,
+                     budget=settings.budget)
