@@ -15,17 +15,18 @@ from dlplay.lessons.activations import (
     softmax_with_temperature,
     values_at,
 )
-from ui import charts, readings, state
+from ui import charts, state, verdicts
 from ui.i18n import _
+from ui.state import ActivationsState
 
-RACE = "activations.race"  # the last race's results, under a key no widget owns
+PAGE = ActivationsState()
 
 
 def curves_section() -> None:
     st.header(_("1. Curves and derivatives"))
     chosen = st.multiselect(_("Activations"), list(ACTIVATIONS), default=["ReLU", "sigmoid", "tanh", "GELU"],
-                            key="curves.choice")
-    at = st.slider(_("Read off at x"), -5.0, 5.0, 1.0, 0.1, key="curves.x")
+                            key="activations.curves.choice")
+    at = st.slider(_("Read off at x"), -5.0, 5.0, 1.0, 0.1, key="activations.curves.x")
     xs, shapes = curves(chosen)
     left, right = st.columns(2)
     left.plotly_chart(charts.lines({n: f for n, (f, __) in shapes.items()}, xs, "x", title="f(x)", mark_x=at))
@@ -39,10 +40,11 @@ def curves_section() -> None:
 def softmax_section() -> None:
     st.header(_("2. Softmax with temperature"))
     columns = st.columns(5)
-    logits = torch.tensor([columns[i].number_input(f"z{i + 1}", -10.0, 10.0, v, 0.5, key=f"softmax.z{i + 1}")
+    logits = torch.tensor([columns[i].number_input(f"z{i + 1}", -10.0, 10.0, v, 0.5,
+                                                   key=f"activations.softmax.z{i + 1}")
                            for i, v in enumerate([2.0, 1.0, 0.5, 0.0, -1.0])])
     temperature = st.select_slider(_("Temperature T"), [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0], value=1.0,
-                                   key="softmax.t")
+                                   key="activations.softmax.t")
     probs = softmax_with_temperature(logits, temperature)
     st.latex(r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}")
     st.plotly_chart(charts.bars([f"z{i + 1}" for i in range(5)], probs.tolist()))
@@ -52,34 +54,34 @@ def softmax_section() -> None:
 def flow_section() -> None:
     st.header(_("3. Vanishing and exploding gradients"))
     a, b, c, d = st.columns(4)
-    depth = a.slider(_("Depth (hidden layers)"), 1, 50, 20, key="flow.depth")
-    width = b.select_slider(_("Width"), [16, 32, 64, 128, 256], value=64, key="flow.width")
+    depth = a.slider(_("Depth (hidden layers)"), 1, 50, 20, key="activations.flow.depth")
+    width = b.select_slider(_("Width"), [16, 32, 64, 128, 256], value=64, key="activations.flow.width")
     activation = c.selectbox(_("Activation"), list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"),
-                             key="flow.activation")
-    init = d.selectbox(_("Initialisation"), INITS, key="flow.init")
+                             key="activations.flow.activation")
+    init = d.selectbox(_("Initialisation"), INITS, key="activations.flow.init")
     data = state.dataset("mnist5k")
     batch = ImageSet(data.train.images[:128], data.train.labels[:128])
     flow = gradient_flow(deep_mlp([width] * depth, activation, init, seed=0), batch)
-    st.info(readings.flow(read_flow(flow.gradient_norms), activation))
+    st.info(verdicts.gradient_flow(read_flow(flow.gradient_norms), activation))
     left, right = st.columns(2)
     left.plotly_chart(charts.lines({"‖∂L/∂W‖": flow.gradient_norms}, range(1, depth + 1),
                                    _("hidden layer (input side first)"), title=_("‖∂L/∂W‖ per layer"),
                                    log_y=True))
     right.plotly_chart(charts.per_layer_boxes([a.tolist() for a in flow.activations],
                                               _("activation values per layer")))
-    st.caption(readings.dead_units(activation, sum(flow.dead_fraction) / len(flow.dead_fraction)))
+    st.caption(verdicts.dead_units(activation, sum(flow.dead_fraction) / len(flow.dead_fraction)))
 
 
 def race_section() -> None:
     st.header(_("4. Which activation should I pick? A race"))
     chosen = st.multiselect(_("Race these"), list(ACTIVATIONS), default=["ReLU", "GELU", "sigmoid", "tanh"],
-                            key="race.choice")
+                            key="activations.race.choice")
     st.caption(_("The same 784 → 128 → 64 → 10 network, optimizer (Adam, 0.001), seed and data order, three "
                  "epochs on the embedded digits, once per activation."))
-    if st.button(_("Race"), type="primary", key="race.go") and chosen:
+    if st.button(_("Race"), type="primary", key="activations.race.go") and chosen:
         with st.spinner(_("Training...")):
-            st.session_state[RACE] = activation_race(chosen, state.dataset("mnist5k"), pick_device("cpu"))
-    results = st.session_state.get(RACE)
+            PAGE.race_results = activation_race(chosen, state.dataset("mnist5k"), pick_device("cpu"))
+    results = PAGE.race_results
     if not results:
         return
     left, right = st.columns(2)

@@ -24,13 +24,11 @@ from dlplay.data import DATASETS
 from dlplay.device import pick_device
 from ui import charts, state
 from ui.i18n import N_, _, say, translated
+from ui.state import AfterTrainingState
 
-REPORTS = "after.reports"  # model label -> its measured forms and their files, under a key no widget owns
-COMPRESSED = "after.compressed"  # model label -> its compressed forms, measured
+PAGE = AfterTrainingState()
 SPARSITIES = [0.25, 0.5, 0.75, 0.9, 0.95]
-FEDERATED = "after.federated"  # the last FedAvg run: settings, class mix and both histories
 ALPHAS = [0.05, 0.1, 0.3, 1.0, 3.0, 10.0]
-TRANSFER = "after.transfer"  # the last transfer lab: its settings and results
 FREEZE_LABELS = {"none": N_("nothing (fine-tune all)"), "features": N_("the conv layers"),
                  "all but the head": N_("all but the new head")}
 
@@ -42,7 +40,7 @@ def measure(label: str, model, card, quantize: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="dlplay-after-") as folder:
         variants = deployment_report(model, card, folder, images, labels, calibration)
         files = {v.path.name: v.path.read_bytes() for v in variants if v.path is not None}
-    st.session_state.setdefault(REPORTS, {})[label] = (variants, files)
+    PAGE.reports[label] = (variants, files)
 
 
 def deploy_section(label: str, model, card) -> None:
@@ -52,17 +50,17 @@ def deploy_section(label: str, model, card) -> None:
                  "the same outputs; then quantize it to 8-bit integers, which makes it about 3× smaller."))
     known = card.dataset in DATASETS
     quantize = st.checkbox(_("Also quantize to int8 (calibrated on {count} training images)").format(
-        count=CALIBRATION_IMAGES), value=known, disabled=not known, key="after.quantize",
+        count=CALIBRATION_IMAGES), value=known, disabled=not known, key="after_training.quantize",
         help=_("Static quantization by ONNX Runtime: int8 weights per channel, uint8 activations whose ranges come "
                "from the calibration images."))
     if not known:
         st.caption(_("This model's images ({dataset}) are not on the server: it is compared with PyTorch on {count} "
                      "random images, and int8 needs real ones for calibration.").format(
             dataset=card.dataset or _("unknown"), count=RANDOM_IMAGES))
-    if st.button(_("Export and measure"), type="primary", key="after.export"):
+    if st.button(_("Export and measure"), type="primary", key="after_training.export"):
         with st.spinner(_("Exporting to ONNX, checking, quantizing and timing (about 10 s)...")):
             measure(label, model, card, quantize and known)
-    found = st.session_state.get(REPORTS, {}).get(label)
+    found = PAGE.reports.get(label)
     if found is None:
         return
     variants, files = found
@@ -91,13 +89,13 @@ def deploy_section(label: str, model, card) -> None:
     names = [say(v.name) for v in variants]
     left, right = st.columns(2)
     left.plotly_chart(charts.layer_bars(names, [v.size_bytes / 1024 for v in variants], _("file size (KB)")),
-                      key="after.sizes")
+                      key="after_training.sizes")
     right.plotly_chart(charts.layer_bars(names, [v.latency_one * 1000 for v in variants], _("1 image (ms)")),
-                       key="after.latency")
+                       key="after_training.latency")
     columns = st.columns(len(files))
     for column, (name, data) in zip(columns, files.items(), strict=True):
         column.download_button(_("Download {name}").format(name=name), data, file_name=name,
-                               mime="application/octet-stream", key=f"after.download.{name}")
+                               mime="application/octet-stream", key=f"after_training.download.{name}")
     st.code(f"""import numpy as np, onnxruntime as ort
 session = ort.InferenceSession("model.onnx")
 images = np.zeros((1, {", ".join(map(str, card.input_shape))}), np.float32)  # your pictures, scaled to 0..1
@@ -118,16 +116,16 @@ def compress_section(label: str, model, card) -> None:
         return
     a, b, c = st.columns([2, 1, 1])
     chosen = a.multiselect(_("Pruning sparsities (share of weights set to zero)"), SPARSITIES, default=[0.5, 0.9],
-                           format_func=lambda s: f"{s:.0%}", key="after.sparsities")
-    quantize = b.checkbox(_("int8 quantization"), value=True, key="after.int8")
-    epochs = c.slider(_("Student epochs (0: no student)"), 0, 10, 3, key="after.student_epochs")
-    if st.button(_("Compress and measure"), key="after.compress", disabled=not (chosen or quantize or epochs)):
+                           format_func=lambda s: f"{s:.0%}", key="after_training.sparsities")
+    quantize = b.checkbox(_("int8 quantization"), value=True, key="after_training.int8")
+    epochs = c.slider(_("Student epochs (0: no student)"), 0, 10, 3, key="after_training.student_epochs")
+    if st.button(_("Compress and measure"), key="after_training.compress", disabled=not (chosen or quantize or epochs)):
         with st.spinner(_("Pruning, quantizing, distilling and timing...")):
-            exported = st.session_state.get(REPORTS, {}).get(label, (None, {}))[1]  # the Deploy section's files
-            st.session_state.setdefault(COMPRESSED, {})[label] = compression_report(
+            exported = PAGE.reports.get(label, (None, {}))[1]  # the Deploy section's files
+            PAGE.compressed[label] = compression_report(
                 model, card, state.dataset(card.dataset), pick_device("auto"), chosen, quantize, epochs,
                 int8=exported.get(INT8_FILE))
-    forms = st.session_state.get(COMPRESSED, {}).get(label)
+    forms = PAGE.compressed.get(label)
     if forms is None:
         return
     file, gzipped, one, batch, accuracy = (_("file (KB)"), _("gzip (KB)"), _("1 image (ms)"),
@@ -143,7 +141,7 @@ def compress_section(label: str, model, card) -> None:
         batch: st.column_config.NumberColumn(format="%.2f"),
         accuracy: st.column_config.NumberColumn(format="percent", help=_("on the model's test images"))})
     st.plotly_chart(charts.size_accuracy([say(f.name) for f in forms], [f.gzip_bytes / 1024 for f in forms],
-                                         [f.accuracy for f in forms]), key="after.compress_chart")
+                                         [f.accuracy for f in forms]), key="after_training.compress_chart")
     st.caption(_("Times are medians on this server's CPU (PyTorch eager for the PyTorch forms, ONNX Runtime for "
                  "int8). Pruned weights are still stored and multiplied, so pruning alone is not faster: sparse "
                  "kernels or structured pruning (whole filters) are what turn zeros into speed."))
@@ -161,7 +159,7 @@ def run_federated(clients: int, alpha: float | None, rounds: int, local: LocalTr
 
     lab = federated_lab(state.dataset("mnist5k"), pick_device("auto"), clients, alpha, rounds, local, on_round=tick)
     bar.empty()
-    st.session_state[FEDERATED] = (clients, alpha, lab.mix, {names["federated"]: lab.federated,
+    PAGE.federated = (clients, alpha, lab.mix, {names["federated"]: lab.federated,
                                                             names["pooled"]: lab.pooled})
 
 
@@ -172,16 +170,16 @@ def federated_section() -> None:
                  "out to simulated clients and a fresh small CNN is trained this way, next to the same training on "
                  "all the images pooled."))
     a, b, c, d = st.columns(4)
-    clients = a.slider(_("Clients"), 2, 20, 10, key="after.clients")
-    skewed = b.radio(_("Split"), [False, True], key="after.split",
+    clients = a.slider(_("Clients"), 2, 20, 10, key="after_training.clients")
+    skewed = b.radio(_("Split"), [False, True], key="after_training.split",
                      format_func={False: _("IID (every client alike)"), True: _("skewed (Dirichlet)")}.__getitem__)
-    alpha = b.select_slider(_("α (smaller: fewer classes per client)"), ALPHAS, value=0.1, key="after.alpha",
+    alpha = b.select_slider(_("α (smaller: fewer classes per client)"), ALPHAS, value=0.1, key="after_training.alpha",
                             disabled=not skewed)
-    rounds = c.slider(_("Rounds"), 1, 20, 5, key="after.rounds")
-    epochs = d.slider(_("Local epochs per round"), 1, 3, 1, key="after.local_epochs")
-    if st.button(_("Run FedAvg"), type="primary", key="after.federate"):
+    rounds = c.slider(_("Rounds"), 1, 20, 5, key="after_training.rounds")
+    epochs = d.slider(_("Local epochs per round"), 1, 3, 1, key="after_training.local_epochs")
+    if st.button(_("Run FedAvg"), type="primary", key="after_training.federate"):
         run_federated(clients, alpha if skewed else None, rounds, LocalTraining(epochs=epochs))
-    found = st.session_state.get(FEDERATED)
+    found = PAGE.federated
     if found is None:
         return
     clients, alpha, mix, histories = found
@@ -192,8 +190,9 @@ def federated_section() -> None:
                                    title=_("test accuracy, {clients} clients, {split}").format(clients=clients,
                                                                                                split=split),
                                    log_y=False),
-                      key="after.federated_chart")
-    right.plotly_chart(charts.client_classes(mix, state.dataset("mnist5k").class_names), key="after.client_mix")
+                      key="after_training.federated_chart")
+    right.plotly_chart(charts.client_classes(mix, state.dataset("mnist5k").class_names),
+                       key="after_training.client_mix")
     final = {_(name): h[-1].accuracy for name, h in histories.items()}
     st.markdown(" · ".join(f"{name}: **{accuracy:.1%}**" for name, accuracy in final.items()))
     st.caption(_("What FedAvg protects: the images never leave their client. What it does not: the weights a client "
@@ -209,21 +208,22 @@ def transfer_section() -> None:
                  "once from the 0–4 network's weights with a new head, both on the very same images and for the "
                  "same number of steps."))
     a, b = st.columns(2)
-    freeze = a.radio(_("While learning 5–9, keep fixed"), FREEZE, horizontal=True, key="after.freeze",
+    freeze = a.radio(_("While learning 5–9, keep fixed"), FREEZE, horizontal=True, key="after_training.freeze",
                      format_func=translated(FREEZE_LABELS))
-    epochs = b.slider(_("Pre-training epochs on 0–4"), 1, 5, 3, key="after.pretrain_epochs")
-    if st.button(_("Run the lab"), type="primary", key="after.transfer_run"):
+    epochs = b.slider(_("Pre-training epochs on 0–4"), 1, 5, 3, key="after_training.pretrain_epochs")
+    if st.button(_("Run the lab"), type="primary", key="after_training.transfer_run"):
         with st.spinner(_("Pre-training on 0–4, then six runs on 5–9 (about half a minute)...")):
-            st.session_state[TRANSFER] = (freeze, transfer_lab(state.dataset("mnist5k"), pick_device("auto"),
+            PAGE.transfer = (freeze, transfer_lab(state.dataset("mnist5k"), pick_device("auto"),
                                                                freeze=freeze, pretrain_epochs=epochs))
-    found = st.session_state.get(TRANSFER)
+    found = PAGE.transfer
     if found is None:
         return
     frozen, (pretrained, results) = found
     st.plotly_chart(charts.compare_bars([_("{count} per class").format(count=r.per_class) for r in results],
                                         {_("from scratch"): [r.scratch for r in results],
                                          _("transferred from 0–4"): [r.transferred for r in results]},
-                                        _("test accuracy on digits 5–9"), percent=True), key="after.transfer_chart")
+                                        _("test accuracy on digits 5–9"), percent=True),
+                    key="after_training.transfer_chart")
     gains = ", ".join(_("{gain} with {count}").format(gain=f"{r.transferred - r.scratch:+.1%}", count=r.per_class)
                       for r in results)
     st.markdown(_("The 0–4 network reached **{accuracy}** on its own test digits. Transferred minus scratch (kept "
@@ -237,7 +237,7 @@ def transfer_section() -> None:
 st.title(_("After training"))
 st.caption(_("Where a trained model goes next (the article's §8): out of PyTorch and onto any device, and smaller."))
 models = state.trained_models()
-picked = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="after.model")
+picked = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="after_training.model")
 chosen_model, chosen_card = models[picked][1]()
 deploy_section(picked, chosen_model, chosen_card)
 compress_section(picked, chosen_model, chosen_card)

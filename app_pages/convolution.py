@@ -28,7 +28,7 @@ from dlplay.models import build_model
 from ui import charts, state
 from ui.i18n import N_, _, say, translated, translator
 
-ROW, COL = "conv.row", "conv.col"  # the kernel's position, moved by the sliders and the step buttons
+ROW, COL = "convolution.row", "convolution.col"  # the kernel's position, moved by the sliders and the step buttons
 CHANNEL_NAMES = {1: [N_("grey")], 3: [N_("red"), N_("green"), N_("blue")]}
 TYPED_DEFAULT = "1 0 -1\n1 0 -1\n1 0 -1"
 PADDINGS = ["valid", "same", 1, 2, 3]
@@ -37,19 +37,19 @@ PADDINGS = ["valid", "same", 1, 2, 3]
 def choose_picture() -> tuple[str, Image.Image | np.ndarray] | None:
     """The input: a digit from mnist5k (as its 28×28 grey levels), a sample photo or an upload."""
     source = st.radio(_("Input"), [N_("a digit"), N_("a sample photo"), N_("my picture")], horizontal=True,
-                      format_func=translator(), key="conv.source")
+                      format_func=translator(), key="convolution.source")
     if source == "a digit":
         test = state.dataset("mnist5k").test
         index = st.number_input(_("Digit number (from the 1,000 test digits)"), 0, len(test.labels) - 1, 7,
-                                key="conv.digit")
+                                key="convolution.digit")
         return (_("test digit #{index} (a {label})").format(index=index, label=int(test.labels[index])),
                 test.images[index].double().numpy() / 255)
     if source == "a sample photo":
         name = st.selectbox(_("Photo"), sorted(SAMPLE_CREDITS), format_func=translated(SAMPLE_CREDITS),
-                            key="conv.photo")
+                            key="convolution.photo")
         data = (SAMPLE_PHOTOS / name).read_bytes()
     else:
-        uploaded = st.file_uploader(_("A picture (PNG, JPEG, WebP, BMP or GIF)"), key="conv.upload")
+        uploaded = st.file_uploader(_("A picture (PNG, JPEG, WebP, BMP or GIF)"), key="convolution.upload")
         if uploaded is None:
             st.info(_("Upload a picture to convolve it."))
             return None
@@ -65,25 +65,25 @@ def choose_kernel():
     """The kernel: a classic one, a typed one, or a filter from a trained model's first convolution. Returns
     (label, kernel (C, k, k) or (k, k), bias, model filters or None), or None after saying what is wrong."""
     kind = st.radio(_("Kernel"), [N_("classic"), N_("typed"), N_("from a trained model")], horizontal=True,
-                    format_func=translator(), key="conv.kind")
+                    format_func=translator(), key="convolution.kind")
     if kind == "classic":
-        name = st.selectbox(_("Classic kernel"), list(KERNELS), format_func=translator(), key="conv.classic")
+        name = st.selectbox(_("Classic kernel"), list(KERNELS), format_func=translator(), key="convolution.classic")
         return _(name), np.array(KERNELS[name], dtype=np.float64), 0.0, None
     if kind == "typed":
         text = st.text_area(_("Kernel rows (3×3 or 5×5: numbers split by spaces, one row per line)"), TYPED_DEFAULT,
-                            key="conv.typed", height=130)
-        bias = st.number_input(_("Bias"), -10.0, 10.0, 0.0, 0.1, key="conv.bias")
+                            key="convolution.typed", height=130)
+        bias = st.number_input(_("Bias"), -10.0, 10.0, 0.0, 0.1, key="convolution.bias")
         try:
             return _("your kernel"), parse_kernel(text), bias, None
         except ValueError as err:
             st.error(_("This kernel cannot be used: {reason}.").format(reason=say(str(err))))
             return None
     models = state.trained_models()
-    key = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="conv.model")
+    key = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="convolution.model")
     label, load = models[key]
     model, card = load()
     filters = first_conv(model)
-    index = st.slider(_("Filter of its first convolution"), 0, filters.weight.shape[0] - 1, 0, key="conv.filter")
+    index = st.slider(_("Filter of its first convolution"), 0, filters.weight.shape[0] - 1, 0, key="convolution.filter")
     count, channels, height, width = filters.weight.shape
     st.caption(_("{count} filters of {shape}, learnt on {dataset}. The model applies them with stride {stride}, "
                  "padding {padding} and dilation {dilation}: set those below to see its own first feature map.").format(
@@ -145,18 +145,18 @@ def one_convolution() -> np.ndarray | None:
         elif isinstance(picture, np.ndarray):
             channels = 1
         else:
-            channels = st.radio(_("Channels"), [1, 3], horizontal=True, key="conv.channels",
+            channels = st.radio(_("Channels"), [1, 3], horizontal=True, key="convolution.channels",
                                 format_func={1: _("grey (1)"), 3: _("colour (3: red, green, blue)")}.__getitem__)
         if isinstance(picture, np.ndarray):
             planes = picture
             if channels == 3:
                 planes = np.repeat(planes, 3, axis=0)
         else:
-            size = st.slider(_("Picture size (longer side, pixels)"), 8, 64, 32, key="conv.size")
+            size = st.slider(_("Picture size (longer side, pixels)"), 8, 64, 32, key="convolution.size")
             planes = picture_planes(picture, size, channels)
-        stride = st.radio(_("Stride"), [1, 2, 3], horizontal=True, key="conv.stride")
-        padding = st.radio(_("Padding"), PADDINGS, horizontal=True, key="conv.padding")
-        dilation = st.radio(_("Dilation"), [1, 2, 3], horizontal=True, key="conv.dilation")
+        stride = st.radio(_("Stride"), [1, 2, 3], horizontal=True, key="convolution.stride")
+        padding = st.radio(_("Padding"), PADDINGS, horizontal=True, key="convolution.padding")
+        dilation = st.radio(_("Dilation"), [1, 2, 3], horizontal=True, key="convolution.dilation")
     if filters is not None:
         planes = normalised(planes, filters.mean, filters.std)
         stage.caption(_("The model first normalises its input, (x − {mean}) / {std}: the numbers below are after "
@@ -179,8 +179,8 @@ def one_convolution() -> np.ndarray | None:
         strongest = divmod(int(np.abs(output).argmax()), out_w)  # where to start: something happens there
         row = position_slider(left, _("Output row"), ROW, out_h, strongest[0])
         col = position_slider(right, _("Output column"), COL, out_w, strongest[1])
-        back.button(_("◀ Step"), on_click=step, args=(out_h, out_w, -1), key="conv.back", width="stretch")
-        forward.button(_("Step ▶"), on_click=step, args=(out_h, out_w, 1), key="conv.next", width="stretch")
+        back.button(_("◀ Step"), on_click=step, args=(out_h, out_w, -1), key="convolution.back", width="stretch")
+        forward.button(_("Step ▶"), on_click=step, args=(out_h, out_w, 1), key="convolution.next", width="stretch")
         result = conv_step(padded, weight, bias, row, col, stride, dilation)
         cells = [(int(r), int(c)) for r in result.rows for c in result.cols]
         frame = (row_pads[0], col_pads[0], row_pads[0] + planes.shape[1], col_pads[0] + planes.shape[2])
@@ -188,13 +188,13 @@ def one_convolution() -> np.ndarray | None:
         title = f"{name}, {planes.shape[2]}×{planes.shape[1]}" + (_(" padded") if sum(row_pads + col_pads) else "")
         if channels == 3 and filters is None:
             pic.plotly_chart(charts.pixel_grid(rgb=(padded.transpose(1, 2, 0) * 255).astype(np.uint8), title=title,
-                                               cells=cells, frame=frame), key="conv.input_chart")
+                                               cells=cells, frame=frame), key="convolution.input_chart")
         else:
             pic.plotly_chart(charts.pixel_grid(padded.mean(axis=0), title=title, cells=cells, frame=frame),
-                             key="conv.input_chart")
+                             key="convolution.input_chart")
         out.plotly_chart(charts.pixel_grid(output, title=_("output map, {size}").format(size=f"{out_w}×{out_h}"),
                                            signed=True,
-                                           cells=[(row, col)]), key="conv.output_chart")
+                                           cells=[(row, col)]), key="convolution.output_chart")
         st.markdown(_("Kernel: **{kernel}**, {size}").format(kernel=label, size=f"{k}×{k}")
                     + (_(" on each of {channels} channels").format(channels=channels) if channels > 1 else "")
                     + _(". Output pixel (row {row}, column {col}) sees padded rows {rows} and columns {cols}.").format(
@@ -217,11 +217,11 @@ def shape_arithmetic() -> None:
     """Section 2: the output-size formula with the user's numbers, the padded grid, the article's shape tables."""
     st.header(_("2. Shape arithmetic"))
     a, b, c, d, e = st.columns(5)
-    n = a.slider(_("Input size n"), 1, 32, 7, key="conv.n")
-    k = b.slider(_("Kernel k"), 1, 7, 3, key="conv.k")
-    s = c.slider(_("Stride s"), 1, 4, 1, key="conv.s")
-    padding = d.selectbox(_("Padding p"), ["valid", "same", 0, 1, 2, 3], key="conv.p")
-    dilation = e.slider(_("Dilation d"), 1, 3, 1, key="conv.d")
+    n = a.slider(_("Input size n"), 1, 32, 7, key="convolution.n")
+    k = b.slider(_("Kernel k"), 1, 7, 3, key="convolution.k")
+    s = c.slider(_("Stride s"), 1, 4, 1, key="convolution.s")
+    padding = d.selectbox(_("Padding p"), ["valid", "same", 0, 1, 2, 3], key="convolution.p")
+    dilation = e.slider(_("Dilation d"), 1, 3, 1, key="convolution.d")
     before, after = pads(n, k, s, padding, dilation)
     out = padded_output_size(n, k, s, (before, after), dilation)
     reach = dilation * (k - 1) + 1
@@ -245,7 +245,7 @@ def shape_arithmetic() -> None:
     left, right = st.columns([1, 1.4])
     anchors = window_indices(np.arange(out), 1, s, 1)
     left.plotly_chart(charts.padding_grid(n, before, after, window_indices(0, k, s, dilation), anchors),
-                      key="conv.grid")
+                      key="convolution.grid")
     right.markdown(_("- the input: **{input}** (blue), zero padding: **{before}** before, **{after}** after (grey)\n"
                      "- the kernel covers **{reach}** pixels with dilation {dilation} (orange: its first position)\n"
                      "- it moves **{s}** pixel(s) at a time (a dot where each position starts): **{out}** outputs"
@@ -268,9 +268,10 @@ def pooling(output: np.ndarray) -> None:
     """Section 3: ReLU and pooling on the output map above, the three stages side by side."""
     st.header(_("3. Activation and pooling"))
     a, b, c = st.columns(3)
-    kind = a.radio(_("Pooling"), [N_("max"), N_("average")], horizontal=True, format_func=translator(), key="conv.pool")
-    window = b.slider(_("Window"), 1, 4, 2, key="conv.window")
-    stride = c.slider(_("Pool stride (0 = the window)"), 0, 4, 0, key="conv.pool_stride") or window
+    kind = a.radio(_("Pooling"), [N_("max"), N_("average")], horizontal=True, format_func=translator(),
+                   key="convolution.pool")
+    window = b.slider(_("Window"), 1, 4, 2, key="convolution.window")
+    stride = c.slider(_("Pool stride (0 = the window)"), 0, 4, 0, key="convolution.pool_stride") or window
     activated = relu(output)[None]
     if min(activated.shape[1:]) < window:
         st.warning(_("The {window} window is larger than the {size} map: make the picture larger or the window "
@@ -282,12 +283,13 @@ def pooling(output: np.ndarray) -> None:
     else:
         pooled, winners = avg_pool(activated, window, stride), []
     x, y, z = st.columns(3)
-    x.plotly_chart(charts.pixel_grid(output, title=_("the convolution's output"), signed=True), key="conv.stage1")
+    x.plotly_chart(charts.pixel_grid(output, title=_("the convolution's output"), signed=True),
+                   key="convolution.stage1")
     y.plotly_chart(charts.pixel_grid(activated[0], title=_("after ReLU: max(0, x)"), marks=winners),
-                   key="conv.stage2")
+                   key="convolution.stage2")
     pooled_title = (_("after max pooling: {size}") if kind == "max" else _("after average pooling: {size}")).format(
         size=f"{pooled.shape[2]}×{pooled.shape[1]}")
-    z.plotly_chart(charts.pixel_grid(pooled[0], title=pooled_title), key="conv.stage3")
+    z.plotly_chart(charts.pixel_grid(pooled[0], title=pooled_title), key="convolution.stage3")
     if kind == "max":
         st.caption(_("Each × on the ReLU map is the input that won its {window} window (windows of zeros are not "
                      "marked; ties go to the first in reading order, as in PyTorch). Everything else is thrown away: "

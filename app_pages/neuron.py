@@ -28,8 +28,9 @@ from dlplay.lessons.neuron import (
 from ui import charts
 from ui.i18n import N_, _, translator
 from ui.latex import matrix, number
+from ui.state import NeuronState
 
-NET, VERSION, LAST = "neuron.net", "neuron.version", "neuron.last_loss"  # keys no widget owns
+PAGE = NeuronState()
 STAGES = (N_("forward"), N_("loss"), N_("backward"), N_("update"))
 SLIPS = {
     N_("where"): ["§3.2", "§3.2", "§3.2", "§3.3", "§4.2", "§4.2", "§4.2"],
@@ -83,26 +84,26 @@ def as_tensor(frame: pd.DataFrame) -> torch.Tensor:
 
 def replace_network(net: Network) -> None:
     """Store new weights and start fresh weight tables."""
-    st.session_state[NET] = net
-    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
+    PAGE.net = net
+    PAGE.version += 1
 
 
 def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
     """Activation, loss and target pickers, weight tables, random init and reset -> (network, x, y)."""
     a, b, c, d = st.columns(4)
-    hidden = a.selectbox(_("Hidden activation"), HIDDEN_ACTIVATIONS, key="net.hidden")
-    loss = c.selectbox(_("Loss"), LOSSES, format_func=translator(), key="net.loss")
+    hidden = a.selectbox(_("Hidden activation"), HIDDEN_ACTIVATIONS, key="neuron.net.hidden")
+    loss = c.selectbox(_("Loss"), LOSSES, format_func=translator(), key="neuron.net.loss")
     outputs = OUTPUT_ACTIVATIONS if loss == "mse" else ("softmax", "sigmoid")
-    output = b.selectbox(_("Output activation"), outputs, key="net.output")
+    output = b.selectbox(_("Output activation"), outputs, key="neuron.net.output")
     target = d.radio(_("Target class y"), [0, 1], horizontal=True, format_func=class_names(2).__getitem__,
-                     key="net.target")
-    seed = a.number_input(_("Seed"), 0, 10_000, 0, key="net.seed")
-    if b.button(_("Random init (seed)"), key="net.random") or NET not in st.session_state:
+                     key="neuron.net.target")
+    seed = a.number_input(_("Seed"), 0, 10_000, 0, key="neuron.net.seed")
+    if b.button(_("Random init (seed)"), key="neuron.net.random") or PAGE.net is None:
         replace_network(random_network(seed=int(seed)))
-    if c.button(_("Reset to seed 0"), key="net.reset"):
+    if c.button(_("Reset to seed 0"), key="neuron.net.reset"):
         replace_network(random_network(seed=0))
-    net: Network = st.session_state[NET]
-    version = st.session_state[VERSION]  # new tables whenever the weights are replaced, so old edits do not linger
+    net: Network = PAGE.net
+    version = PAGE.version  # new tables whenever the weights are replaced, so old edits do not linger
     st.caption(_("Edit any weight or bias in the tables: everything below recomputes."))
     left, right = st.columns(2)
     w1 = left.data_editor(pd.DataFrame(net.w1.numpy(), columns=["x1", "x2", "x3"], index=["h1", "h2", "h3"]),
@@ -113,7 +114,7 @@ def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
     b2 = right.data_editor(pd.DataFrame({"b2": net.b2.numpy()}, index=["o1", "o2"]), key=f"neuron.b2.{version}")
     net = Network(as_tensor(w1).reshape(3, 3), as_tensor(b1).reshape(3), as_tensor(w2).reshape(2, 3),
                   as_tensor(b2).reshape(2), hidden, output, loss)
-    st.session_state[NET] = net
+    PAGE.net = net
     return net, torch.tensor([ARTICLE_INPUT], dtype=torch.float64), one_hot([target], 2)
 
 
@@ -194,14 +195,14 @@ def check_section(net: Network, x: torch.Tensor, y: torch.Tensor, grads) -> None
 def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: float, lr: float) -> None:
     st.subheader(_("One gradient step, then many"))
     a, b = st.columns(2)
-    a.metric(_("Loss"), f"{loss_now:.4f}", delta=None if LAST not in st.session_state else
-             _("{change} after the last step").format(change=f"{loss_now - st.session_state[LAST]:+.4f}"),
+    a.metric(_("Loss"), f"{loss_now:.4f}", delta=None if PAGE.last_loss is None else
+             _("{change} after the last step").format(change=f"{loss_now - PAGE.last_loss:+.4f}"),
              delta_color="inverse")
-    if b.button(_("Take one SGD step: θ ← θ − α ∂L/∂θ"), key="net.step"):
-        st.session_state[LAST] = loss_now
+    if b.button(_("Take one SGD step: θ ← θ − α ∂L/∂θ"), key="neuron.net.step"):
+        PAGE.last_loss = loss_now
         replace_network(sgd_step(net, backward(net, x, y, forward(net, x, y)), lr))
         st.rerun()
-    steps = st.slider(_("Train N steps"), 1, 200, 50, key="net.steps")
+    steps = st.slider(_("Train N steps"), 1, 200, 50, key="neuron.net.steps")
     single = train(net, x, y, lr, steps)[1]
     batch_x, batch_y = binary_batch(8, seed=1)
     batch = train(net, batch_x, batch_y, lr, steps)[1]
@@ -229,11 +230,11 @@ def loop_diagram(stage: str) -> str:
 def losses_section() -> None:
     st.header(_("Losses: MSE and cross-entropy on the same output"))
     a, b, c = st.columns(3)
-    logits = torch.tensor([[a.slider("logit z₁", -5.0, 5.0, 2.0, 0.1, key="loss.z1"),
-                            b.slider("logit z₂", -5.0, 5.0, 0.5, 0.1, key="loss.z2"),
-                            c.slider("logit z₃", -5.0, 5.0, -1.0, 0.1, key="loss.z3")]], dtype=torch.float64)
+    logits = torch.tensor([[a.slider("logit z₁", -5.0, 5.0, 2.0, 0.1, key="neuron.loss.z1"),
+                            b.slider("logit z₂", -5.0, 5.0, 0.5, 0.1, key="neuron.loss.z2"),
+                            c.slider("logit z₃", -5.0, 5.0, -1.0, 0.1, key="neuron.loss.z3")]], dtype=torch.float64)
     target = st.radio(_("True class"), [0, 1, 2], horizontal=True, format_func=class_names(3).__getitem__,
-                      key="loss.y")
+                      key="neuron.loss.y")
     y = one_hot([target], 3)
     rows = []
     for loss in LOSSES:
@@ -258,8 +259,8 @@ net, x, y = network_controls()
 f = forward(net, x, y)
 grads = backward(net, x, y, f)
 a, b = st.columns([3, 1])
-stage = a.radio(_("Step through the loop"), STAGES, horizontal=True, format_func=translator(), key="net.stage")
-lr = b.select_slider(_("Learning rate α"), [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3, key="net.lr")
+stage = a.radio(_("Step through the loop"), STAGES, horizontal=True, format_func=translator(), key="neuron.net.stage")
+lr = b.select_slider(_("Learning rate α"), [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3, key="neuron.net.lr")
 st.graphviz_chart(loop_diagram(stage))
 if stage == "forward":
     forward_section(net, x, y, f)

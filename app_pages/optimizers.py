@@ -15,7 +15,7 @@ from dlplay.lessons.optimizers import (
     surface_gradient,
 )
 from dlplay.training.schedules import SCHEDULES, lr_trace
-from ui import charts, readings
+from ui import charts, verdicts
 from ui.i18n import _, translator
 from ui.latex import matrix
 
@@ -35,7 +35,8 @@ def hyperparameters(name: str) -> dict:
     for column, (key, index, value) in zip(columns[1:], fields, strict=True):
         label = key if index is None else f"{key}[{index}]"
         low, high = BOUNDS.get(key, (0.0, 1.0))
-        number = column.number_input(label, low, high, float(value), format="%.4f", key=f"hyper.{name}.{label}")
+        number = column.number_input(label, low, high, float(value), format="%.4f",
+                                     key=f"optimizers.hyper.{name}.{label}")
         if index is None:
             chosen[key] = number
         else:
@@ -46,24 +47,24 @@ def hyperparameters(name: str) -> dict:
 def race_section() -> None:
     st.header(_("1. The race"))
     a, b = st.columns([2, 1])
-    name = a.selectbox(_("Loss surface"), list(SURFACES), format_func=translator(), key="race.surface")
+    name = a.selectbox(_("Loss surface"), list(SURFACES), format_func=translator(), key="optimizers.race.surface")
     surface = SURFACES[name]
     a.latex(rf"f(x, y) = {surface.formula}")
     x0 = b.slider(_("start x"), float(surface.x_range[0]), float(surface.x_range[1]), float(surface.start[0]), 0.05,
-                  key=f"race.x0.{name}")
+                  key=f"optimizers.race.x0.{name}")
     y0 = b.slider(_("start y"), float(surface.y_range[0]), float(surface.y_range[1]), float(surface.start[1]), 0.05,
-                  key=f"race.y0.{name}")
+                  key=f"optimizers.race.y0.{name}")
     chosen = st.multiselect(_("Optimizers (torch.optim)"), list(RACE_OPTIMIZERS),
-                            default=["SGD", "SGD + momentum", "Adam"], key="race.optimizers")
+                            default=["SGD", "SGD + momentum", "Adam"], key="optimizers.race.optimizers")
     with st.expander(_("Each optimizer's hyperparameters")):
         settings = {n: hyperparameters(n) for n in chosen}
     a, b, c = st.columns(3)
-    steps = a.slider(_("Steps"), 50, 1000, 500, 50, key="race.steps")
+    steps = a.slider(_("Steps"), 50, 1000, 500, 50, key="optimizers.race.steps")
     tolerance = b.select_slider(_("Tolerance (loss above the minimum)"), [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3,
-                                key="race.tolerance")
-    schedule = c.selectbox(_("Learning-rate schedule"), list(SCHEDULES), key="race.schedule",
+                                key="optimizers.race.tolerance")
+    schedule = c.selectbox(_("Learning-rate schedule"), list(SCHEDULES), key="optimizers.race.schedule",
                            format_func={n: f"{n}: {_(what)}" for n, what in SCHEDULES.items()}.__getitem__)
-    upto = st.slider(_("Show the paths up to step"), 0, steps, steps, key=f"race.upto.{steps}")
+    upto = st.slider(_("Show the paths up to step"), 0, steps, steps, key=f"optimizers.race.upto.{steps}")
     if not chosen:
         st.info(_("Pick at least one optimizer to race."))
         return
@@ -76,11 +77,11 @@ def race_section() -> None:
     loss_chart(paths, surface)
     final, reached = _("final loss"), _("steps to tolerance")
     st.dataframe([{_("optimizer"): p.name, "lr": settings[p.name]["lr"], reached: p.reached_at,
-                   final: p.losses[-1], _("outcome"): readings.outcome(p)} for p in paths], hide_index=True,
+                   final: p.losses[-1], _("outcome"): verdicts.optimizer_outcome(p)} for p in paths], hide_index=True,
                  column_config={final: st.column_config.NumberColumn(format="%.2e"),
                                 reached: st.column_config.NumberColumn(
                                     help=_("Empty: the loss never came within the tolerance of the minimum."))})
-    who = st.selectbox(_("Internal state of"), chosen, key="race.state")
+    who = st.selectbox(_("Internal state of"), chosen, key="optimizers.race.state")
     path = next(p for p in paths if p.name == who)
     at = max(1, min(upto, len(path.points) - 1))
     kept = "; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in path.state.items()) or _("plain SGD keeps no state")
@@ -100,8 +101,9 @@ def loss_chart(paths, surface) -> None:
 def learning_rate_section() -> None:
     st.header(_("2. Learning rate: too small, right, too big"))
     a, b = st.columns(2)
-    name = a.selectbox(_("Optimizer"), list(RACE_OPTIMIZERS), key="lr.optimizer")
-    base = b.number_input("α", 1e-5, 10.0, float(RACE_OPTIMIZERS[name][1]["lr"]), format="%.4f", key="lr.alpha")
+    name = a.selectbox(_("Optimizer"), list(RACE_OPTIMIZERS), key="optimizers.lr.optimizer")
+    base = b.number_input("α", 1e-5, 10.0, float(RACE_OPTIMIZERS[name][1]["lr"]), format="%.4f",
+                          key="optimizers.lr.alpha")
     surface = SURFACES["ill-conditioned quadratic"]
     paths = []
     for factor in (0.1, 1, 10):

@@ -21,7 +21,7 @@ from dlplay.lessons.playground import (
     pytorch_script,
     read_points_csv,
 )
-from ui import charts, readings
+from ui import charts, verdicts
 from ui.i18n import N_, _, say, sentence, translator
 from ui.playground_link import (
     COMPARE,
@@ -33,9 +33,9 @@ from ui.playground_link import (
     from_query,
     to_query,
 )
+from ui.state import PlaygroundState
 
-SESSION, PLAYING, BUILT_FROM = "playground_run.session", "playground_run.playing", "playground_run.built_from"
-LINK_READ = "playground_run.link_read"
+PAGE = PlaygroundState()
 MY_CSV = N_("my points (CSV)")
 NAMES = ("A", "B")
 KEPT_PARAMS = ("lang",)  # the app's own query parameters, which the playground's link keeps
@@ -51,11 +51,11 @@ LAYER_DEFAULTS = {"neurons": 4, "activation": "tanh"}
 def start_from_link() -> None:
     """On a session's first visit, the link's settings (else the defaults) become the controls' values; later
     visits keep what the learner set. Controls then take their values from the session state only."""
-    if LINK_READ not in st.session_state:
+    if not PAGE.link_read:
         for key, value in {**{PREFIX + k: v for k, v in DEFAULTS.items()},
                            **from_query(st.query_params.to_dict())}.items():
             st.session_state.setdefault(key, value)
-        st.session_state[LINK_READ] = True
+        PAGE.link_read = True
     for key, value in DEFAULTS.items():  # Streamlit forgets a widget's state when a rerun does not draw it
         st.session_state.setdefault(PREFIX + key, value)
     for key, value in {**DEFAULTS, "features": ["x₁", "x₂", "x₁²", "x₂²"]}.items():
@@ -139,19 +139,19 @@ def current_sessions(points, data_key, configs: list[NetworkConfig]) -> list[Ses
     carries on from the current weights; other changes rebuild them all together, so that compared networks start
     from the same data and seed at the same time. [] (with a sentence) for an impossible network."""
     key = (data_key, tuple(configs))
-    built = st.session_state.get(BUILT_FROM)
-    if built and built[0] == data_key and len(built[1]) == len(configs) and SESSION in st.session_state and all(
-            session.retune(config) for session, config in zip(st.session_state[SESSION], configs, strict=True)):
-        st.session_state[BUILT_FROM] = key  # only training settings changed: training goes on from here
-    if st.session_state.get(BUILT_FROM) != key or SESSION not in st.session_state:
+    built, networks = PAGE.built_from, PAGE.networks
+    if built and built[0] == data_key and len(built[1]) == len(configs) and networks is not None and all(
+            session.retune(config) for session, config in zip(networks, configs, strict=True)):
+        PAGE.built_from = key  # only training settings changed: training goes on from here
+    if PAGE.built_from != key or networks is None:
         try:
-            st.session_state[SESSION] = [Session(points, config, seed=0) for config in configs]
+            PAGE.networks = [Session(points, config, seed=0) for config in configs]
         except ValueError as err:
-            st.session_state.pop(SESSION, None)
+            PAGE.networks = None
             st.warning(sentence(say(str(err))))
             return []
-        st.session_state[BUILT_FROM] = key
-    return st.session_state[SESSION]
+        PAGE.built_from = key
+    return PAGE.networks
 
 
 def train_all(sessions: list[Session], epochs: int, keep_going=lambda: True) -> None:
@@ -183,13 +183,13 @@ def edit_weight(session: Session) -> None:
 
 
 def toggle_play() -> None:
-    st.session_state[PLAYING] = not st.session_state.get(PLAYING, False)
+    PAGE.playing = not PAGE.playing
 
 
 def reset() -> None:
     """Forget the trained network: the next run builds a fresh one from the same seed."""
-    st.session_state.pop(BUILT_FROM, None)
-    st.session_state[PLAYING] = False
+    PAGE.built_from = None
+    PAGE.playing = False
 
 
 def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int | None, name: str,
@@ -210,7 +210,7 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
         if accuracy:
             columns[3].metric(_("Test accuracy"), accuracy)
     if epoch is None:
-        st.info(readings.session(session.reading()))
+        st.info(verdicts.playground_session(session.reading()))
     axis, values = session.surface(epoch=epoch)
     shown_points = ((points.train_x, points.train_y), (points.test_x, points.test_y) if show_test else None)
     size = 300 if compact else 440
@@ -282,7 +282,7 @@ with stage:
     if sessions:
         session = sessions[0]
         a, b, c = st.columns(3)
-        playing = st.session_state.get(PLAYING, False)
+        playing = PAGE.playing
         a.button(_("Pause") if playing else _("Play"), type="primary", key="playground.play", on_click=toggle_play)
         b.button(_("Step"), key="playground.step", disabled=playing, on_click=train_all, args=(sessions, 1))
         c.button(_("Reset"), key="playground.reset", on_click=reset)
@@ -304,12 +304,12 @@ with stage:
 
         @st.fragment(run_every=UPDATE_SECONDS if playing else None)
         def live() -> None:
-            if st.session_state.get(PLAYING):
-                train_all(sessions, EPOCHS_PER_UPDATE, keep_going=lambda: st.session_state.get(PLAYING, False))
+            if PAGE.playing:
+                train_all(sessions, EPOCHS_PER_UPDATE, keep_going=lambda: PAGE.playing)
             with contextlib.ExitStack() as held:  # whole epochs' numbers, never half of one
                 for each in sessions:
                     held.enter_context(each.lock)
-                draw(sessions, show_test, discretize, past, details=not st.session_state.get(PLAYING, False))
+                draw(sessions, show_test, discretize, past, details=not PAGE.playing)
 
         live()
         if not playing:

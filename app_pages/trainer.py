@@ -6,7 +6,7 @@ import streamlit as st
 
 from dlplay.after_training.transfer import FREEZE, IMAGENET, WeightsUnavailable, imagenet_weights
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
-from dlplay.builder import ARTICLE_STACK, LayerSpec
+from dlplay.builder import LayerSpec
 from dlplay.checkpoint import ModelFileError
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, sample_per_class
 from dlplay.device import DEVICE_CHOICES, pick_device
@@ -30,12 +30,12 @@ from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, state
 from ui import trainer_views as views
 from ui.i18n import N_, _, say, sentence, translated, translator
+from ui.state import TrainerState
 
+PAGE = TrainerState()
 ZIP_CHOICE = "zip"
 FRESH = "fresh weights"
 IMAGENET_MODEL = "mobilenet-v3-small"  # the architecture the ImageNet choice trains
-IMAGENET_PROBLEM = "trainer.imagenet_problem"  # why the ImageNet weights cannot be had (None: they can)
-USER_DATA, STACK = "trainer.user_data", "trainer.stack"  # session-state keys that no widget owns
 AUGMENTATIONS = {N_("none"): Augmentation(), N_("light (rotate 5°, shift and zoom 5%)"): LIGHT,
                  N_("the article's ImageDataGenerator"): ARTICLE}
 CUSTOM_AUGMENTATION = N_("custom")
@@ -67,7 +67,7 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
                  "train/ and test/ folders. Without test/, 20% of each class is held out for testing."))
     uploaded = st.file_uploader(_("Zip of class folders"), type=["zip"], key="trainer.zip")
     size = st.select_slider(_("Resize every image to"), [32, 48, 64, 96, 128, 150], value=64, key="trainer.size")
-    previous = st.session_state.get(USER_DATA)
+    previous = PAGE.user_data
     if uploaded is not None and (previous is None or previous[0] != (uploaded.file_id, size)):
         try:
             with st.spinner(_("Unpacking and decoding the images...")):
@@ -75,7 +75,7 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
         except ZipRejected as err:
             st.error(say(str(err)))
             return None, False
-        st.session_state[USER_DATA] = previous = ((uploaded.file_id, size), imported)
+        PAGE.user_data = previous = ((uploaded.file_id, size), imported)
     if previous is None:
         st.info(_("Upload a .zip to train on your own images."))
         return None, False
@@ -100,14 +100,14 @@ def choose_start() -> tuple[Job | str | None, str]:
     if choice == FRESH:
         return None, "none"
     if choice == IMAGENET:
-        if IMAGENET_PROBLEM not in st.session_state:  # look once a session: a download attempt can take a while
+        if not PAGE.imagenet_checked:  # look once a session: a download attempt can take a while
             try:
                 imagenet_weights(IMAGENET_MODEL)
-                st.session_state[IMAGENET_PROBLEM] = None
             except WeightsUnavailable as err:
-                st.session_state[IMAGENET_PROBLEM] = str(err)
-        if st.session_state[IMAGENET_PROBLEM]:
-            st.warning(sentence(say(st.session_state[IMAGENET_PROBLEM])))
+                PAGE.imagenet_problem = str(err)
+            PAGE.imagenet_checked = True
+        if PAGE.imagenet_problem:
+            st.warning(sentence(say(PAGE.imagenet_problem)))
     freeze = st.radio(_("Keep fixed while training"), FREEZE, horizontal=True, key="trainer.freeze",
                       format_func=translated(FREEZE_LABELS))
     return (IMAGENET if choice == IMAGENET else runs[choice]), freeze
@@ -128,8 +128,7 @@ def choose_model(dataset: Dataset, source: Job | str | None) -> tuple[str, tuple
         model = st.selectbox(_("Architecture"), [*MODELS, CUSTOM], key="trainer.model",
                              format_func={**{n: f"{n}: {_(m.description)}" for n, m in MODELS.items()},
                                           CUSTOM: _("custom: build your own, layer by layer")}.__getitem__)
-        layers = st.session_state.setdefault(STACK, [(i, spec) for i, spec in enumerate(ARTICLE_STACK)])
-        stack = views.stack_editor(layers, key=STACK) if model == CUSTOM else ()
+        stack = views.stack_editor(PAGE.stack, key=PAGE.key("stack")) if model == CUSTOM else ()
     try:
         rows = summary(build_model(model, dataset.input_shape, dataset.num_classes, stack=stack), dataset.input_shape)
     except ValueError as err:
@@ -188,9 +187,9 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
                       "horizontal flip turns digits into mirror writing."))
         preview = sample_per_class(dataset.train, per_class=1, seed=0)
         views.augmentation_preview(ImageSet(preview.images[:2], preview.labels[:2]), dataset.class_names,
-                                   augmentation, st.session_state.get("trainer.preview_seed", 0))
+                                   augmentation, PAGE.preview_seed)
         if st.button(_("New random versions"), key="trainer.new_versions"):
-            st.session_state["trainer.preview_seed"] = st.session_state.get("trainer.preview_seed", 0) + 1
+            PAGE.preview_seed += 1
             st.rerun()
     return RunConfig(model=model, stack=stack, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                      batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,

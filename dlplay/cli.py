@@ -211,7 +211,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distributed.Ranks | None) -> int:
     leader = ranks is None or ranks.leader
-    say = print if leader else (lambda *_args, **_kwargs: None)  # only rank 0 talks
+    report = print if leader else (lambda *_args, **_kwargs: None)  # only rank 0 talks
     train = dataset.train
     if args.train_images:
         train = ImageSet(train.images[:args.train_images], train.labels[:args.train_images])
@@ -221,11 +221,11 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
     if args.ray:  # a registered dataset is loaded by name on the node; a dry run's slice travels as a file
         return ray_train_command(args, Dataset(dataset.name, dataset.class_names, train, dataset.test),
                                  registered=not args.dry_run)
-    say(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name} "
-        f"({device.precision})")
+    report(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name} "
+           f"({device.precision})")
     if ranks is not None:
-        say(f"distributed: {ranks.world} processes ({torch.distributed.get_backend()}); batch size {args.batch_size} "
-            f"for all of them together, {args.batch_size // ranks.world} per process and step")
+        report(f"distributed: {ranks.world} processes ({torch.distributed.get_backend()}); batch size "
+               f"{args.batch_size} for all of them together, {args.batch_size // ranks.world} per process and step")
     mean, std = dataset.channel_stats()
     card = ModelCard(args.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name)
     try:
@@ -255,7 +255,7 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
             print(f"error: {args.resume.name} has already trained {trainer.epochs_done} epoch(s); ask for more with "
                   "--epochs", file=sys.stderr)
             return 2
-        say(f"resumed from {args.resume} after epoch {trainer.epochs_done}")
+        report(f"resumed from {args.resume} after epoch {trainer.epochs_done}")
     if leader:
         bar = ProgressBar(args.epochs)
         trainer.on("batch_end", bar.batch)
@@ -268,10 +268,10 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
     seconds = time.perf_counter() - start
     if leader:
         result = evaluate(model, dataset.test, device)
-        say(f"trained in {seconds:.1f}s; test accuracy {result.accuracy:.4f} ({result.accuracy:.2%}), "
-            f"test loss {result.loss:.4f}")
+        report(f"trained in {seconds:.1f}s; test accuracy {result.accuracy:.4f} ({result.accuracy:.2%}), "
+               f"test loss {result.loss:.4f}")
         if args.save:
-            say(f"saved {save_model(args.save, model, replace(card, test_accuracy=result.accuracy))}")
+            report(f"saved {save_model(args.save, model, replace(card, test_accuracy=result.accuracy))}")
     if ranks is not None:
         torch.distributed.barrier()  # the others wait while rank 0 evaluates and saves
     return 0

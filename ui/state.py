@@ -1,5 +1,7 @@
-"""One home for what pages share: cached server-wide resources (datasets, the training scheduler) and this
-session's runs. Pages ask here instead of reaching into st.session_state with string keys."""
+"""One home for state: cached server-wide resources (datasets, the training scheduler), and every page's session
+state declared once, as TensorFlow Playground's `State` declares its properties: a `PageState` subclass per page lists
+its entries with their defaults, under keys prefixed by the page. Pages read and write those attributes (and take
+their widgets' keys from `key()`), never st.session_state by string keys."""
 import atexit
 import gc
 import threading
@@ -8,12 +10,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from dlplay.builder import ARTICLE_STACK
 from dlplay.classify import load_bundled_model
 from dlplay.data import Dataset, load_dataset, read_dataset
 from dlplay.training.jobs import Job, Scheduler, ServerSettings, start_scheduler
 from ui.i18n import _
 
-SESSION, RUN, RUNS, DATASETS = "state.session", "state.run", "state.runs", "state.run_datasets"
 MAX_KEPT_RUNS = 10
 GC_SECONDS = 60.0  # a full garbage collection this often (.streamlit/config.toml turns off the one after each rerun)
 
@@ -74,24 +76,120 @@ def bundled_model():
     return load_bundled_model()
 
 
+class Field:
+    """One entry of a page's session state: its default, or a factory for a fresh mutable one (stored on first read,
+    so that changes to it last); its key is '<page>.<name>'."""
+
+    def __init__(self, default=None, *, factory: Callable[[], object] | None = None):
+        self.default, self.factory = default, factory
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, page: "PageState | None", owner: type):
+        if page is None:
+            return self
+        key = owner.key(self.name)
+        if self.factory is None:
+            return st.session_state.get(key, self.default)
+        if key not in st.session_state:
+            st.session_state[key] = self.factory()
+        return st.session_state[key]
+
+    def __set__(self, page: "PageState", value) -> None:
+        st.session_state[type(page).key(self.name)] = value
+
+
+class PageState:
+    """A page's session state, declared once: subclasses set `page` and list their Fields."""
+
+    page = ""
+
+    @classmethod
+    def key(cls, name: str) -> str:
+        """The session-state key of an entry or a widget of this page."""
+        return f"{cls.page}.{name}"
+
+
+class LearnerState(PageState):
+    """What this browser session holds across pages. (Its owner id is the one run ownership will build on; the
+    learner's exercise progress joins it here.)"""
+
+    page = "state"
+    session = Field(factory=lambda: uuid.uuid4().hex)  # this session's id: the owner of its training runs
+    run = Field(None)  # the run this session started last (or found again through the URL)
+    runs = Field(factory=list)  # its ended runs, oldest first (at most MAX_KEPT_RUNS)
+    run_datasets = Field(factory=dict)  # users' images read from the run store, by key
+
+
+class NeuronState(PageState):
+    """Neuron math: the network being edited."""
+
+    page = "neuron"
+    net = Field(None)  # the article's 3 → 3 → 2 network, as the tables last set it
+    version = Field(0)  # grows whenever the weights are replaced: fresh tables, so old edits do not linger
+    last_loss = Field(None)  # the loss before the last SGD step
+
+
+class ActivationsState(PageState):
+    """Activations: the last race."""
+
+    page = "activations"
+    race_results = Field(None)  # activation -> its race result
+
+
+class TrainerState(PageState):
+    """CNN trainer: the user's zip, the layer builder, what ImageNet weights are available."""
+
+    page = "trainer"
+    user_data = Field(None)  # ((file id, image size), the imported zip) of the last upload
+    imagenet_checked = Field(False)  # looked once a session whether ImageNet weights can be had (a download...)
+    imagenet_problem = Field(None)  # ...can take a while): why not, or None
+    stack = Field(factory=lambda: list(enumerate(ARTICLE_STACK)))  # the builder's (id, LayerSpec) rows
+    preview_seed = Field(0)  # the augmentation preview's draw
+
+
+class AfterTrainingState(PageState):
+    """After training: each lab's last result."""
+
+    page = "after_training"
+    reports = Field(factory=dict)  # model label -> its deployed forms measured, and their files
+    compressed = Field(factory=dict)  # model label -> its compressed forms measured
+    federated = Field(None)  # the last FedAvg run: settings, class mix and both histories
+    transfer = Field(None)  # the last transfer lab: its settings and results
+
+
+class PlaygroundState(PageState):
+    """Network playground: the networks in training (widget values live under playground.* and playground_b.*)."""
+
+    page = "playground_run"
+    link_read = Field(False)  # the link's settings became the controls' values on the first visit
+    networks = Field(None)  # one training Session per network shown (A, and B when comparing)
+    playing = Field(False)
+    built_from = Field(None)  # what the networks were built from: a change of data or shape starts again
+
+
+LEARNER = LearnerState()
+
+
 def session_id() -> str:
     """This browser session's id: the owner of its training runs."""
-    return st.session_state.setdefault(SESSION, uuid.uuid4().hex)
+    return LEARNER.session
 
 
 def current_run() -> Job | None:
     """The run this session started last (or found again through the URL)."""
-    return st.session_state.get(RUN)
+    return LEARNER.run
 
 
 def set_current_run(job: Job) -> None:
     """Make `job` the session's current run."""
-    st.session_state[RUN] = job
+    LEARNER.run = job
 
 
 def finished_runs() -> list[Job]:
     """This session's ended runs, oldest first (at most MAX_KEPT_RUNS)."""
-    return st.session_state.get(RUNS, [])
+    return LEARNER.runs
 
 
 BUNDLED = "bundled"  # trained_models' key for the bundled digit model; a run's key is its run id
@@ -113,7 +211,7 @@ def trained_models() -> dict[str, tuple[str, Callable[[], tuple]]]:
 
 def keep_finished(job: Job) -> None:
     """Add an ended run to the session's list (the oldest is dropped past MAX_KEPT_RUNS; its files go with it)."""
-    runs = st.session_state.setdefault(RUNS, [])
+    runs = LEARNER.runs
     if job not in runs:
         runs.append(job)
         del runs[:-MAX_KEPT_RUNS]
@@ -121,7 +219,7 @@ def keep_finished(job: Job) -> None:
 
 def user_dataset(key: str) -> Dataset:
     """A user's images stored in the run store under `key`, read once per session (and released with it)."""
-    cached = st.session_state.setdefault(DATASETS, {})
+    cached = LEARNER.run_datasets
     if key not in cached:
         cached[key] = read_dataset(scheduler().store.dataset_file(key))
     return cached[key]

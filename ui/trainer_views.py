@@ -14,7 +14,7 @@ from dlplay.inside import dead_relus, feature_maps, first_layer_filters, gradien
 from dlplay.models import LayerRow
 from dlplay.training.curve_reading import read_curves
 from dlplay.training.jobs import RunSnapshot, RunStatus
-from ui import charts, readings
+from ui import charts, verdicts
 from ui.i18n import _, say, sentence, translator
 
 GRID_COLUMNS = 8
@@ -178,7 +178,7 @@ def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:
     a.metric(_("Test accuracy"), f"{evaluation.accuracy:.1%}")
     b.metric(_("Test loss"), f"{evaluation.loss:.3f}")
     c.metric(_("Epochs run"), len(snapshot.epochs))
-    st.info(readings.curves(read_curves(snapshot.epochs)))
+    st.info(verdicts.training_curves(read_curves(snapshot.epochs)))
 
 
 def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str) -> None:

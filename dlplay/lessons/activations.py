@@ -107,7 +107,7 @@ CAN_DIE = ("ReLU",)  # outputs exactly 0 (with zero slope) over half the line; L
 
 @dataclass(frozen=True)
 class FlowReading:
-    """How the gradient norm changes from the last hidden layer back to the first (ui/readings.py says it)."""
+    """How the gradient norm changes from the last hidden layer back to the first (ui/verdicts.py says it)."""
 
     kind: str  # "shallow" (under 2 layers), "vanishing", "exploding" or "healthy"
     factor: float = 1.0  # vanishing: last / first norm; exploding: first / last; healthy: the larger of the two

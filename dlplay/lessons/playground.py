@@ -424,7 +424,7 @@ class Session:
         return sum(int((out == 0).all(0).sum()) for out in outputs), sum(out.shape[1] for out in outputs)
 
     def reading(self) -> "SessionReading":
-        """What the curves say now (ui/readings.py says it in the page's language)."""
+        """What the curves say now (ui/verdicts.py says it in the page's language)."""
         if self.epoch < 5:
             return SessionReading("start")
         dead, total = self.dead_neurons()

@@ -11,7 +11,7 @@ GAP_POINTS = 5.0  # train accuracy this many points above validation = memorisin
 
 @dataclass(frozen=True)
 class CurveReading:
-    """What the per-epoch curves show (ui/readings.py says it in the page's language)."""
+    """What the per-epoch curves show (ui/verdicts.py says it in the page's language)."""
 
     kind: str  # "empty", "no-validation", "overfitting", "memorising", "underfitting", "ahead" or "agree"
     epochs: int = 0

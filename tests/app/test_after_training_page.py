@@ -36,7 +36,7 @@ def test_the_downloaded_file_is_a_checked_onnx_model(tmp_path):
     by_label(at.checkbox, "Also quantize to int8 (calibrated on 256 training images)").set_value(False).run()
     by_label(at.button, "Export and measure").click().run()
     assert len(at.dataframe[0].value) == 2 and not at.exception  # PyTorch and float32 ONNX only
-    [(variants, files)] = at.session_state["after.reports"].values()
+    [(variants, files)] = at.session_state["after_training.reports"].values()
     proto = onnx.load(io.BytesIO(files["model.onnx"]))
     onnx.checker.check_model(proto, full_check=True)
     assert np.isclose(variants[1].accuracy, variants[0].accuracy)
@@ -71,7 +71,7 @@ def test_federated_averaging_against_pooled_training():
     by_label(at.slider, "Rounds").set_value(2).run()
     by_label(at.button, "Run FedAvg").click().run()
     assert not at.exception
-    clients, alpha, mix, histories = at.session_state["after.federated"]
+    clients, alpha, mix, histories = at.session_state["after_training.federated"]
     assert (clients, alpha) == (4, 0.05) and len(mix) == 4
     assert sum(map(sum, mix)) == 4000  # every training digit, dealt out once
     assert np.mean([sum(1 for n in row if n) for row in mix]) < 10  # skewed: clients miss classes
@@ -87,7 +87,7 @@ def test_the_transfer_lab_compares_both_arms_at_each_size():
     by_label(at.slider, "Pre-training epochs on 0–4").set_value(1).run()
     by_label(at.button, "Run the lab").click().run()
     assert not at.exception
-    frozen, (pretrained, results) = at.session_state["after.transfer"]
+    frozen, (pretrained, results) = at.session_state["after_training.transfer"]
     assert frozen == "features" and pretrained > 0.9
     assert [r.per_class for r in results] == [10, 50, 200]
     assert all(0.5 < r.scratch <= 1 and 0.5 < r.transferred <= 1 for r in results)

@@ -1,4 +1,4 @@
-"""The core's readings (gradient flow, training curves, a playground session, an optimizer's path) as one sentence
+"""The core's verdicts (gradient flow, training curves, a playground session, an optimizer's path) as one sentence
 in the page's language: the core decides what the numbers show, this module says it."""
 from dlplay.lessons.activations import CAN_DIE, FlowReading
 from dlplay.lessons.optimizers import Path2D
@@ -7,7 +7,7 @@ from dlplay.training.curve_reading import CurveReading
 from ui.i18n import _
 
 
-def times(factor: float) -> str:
+def factor_text(factor: float) -> str:
     """A factor as '35×' or, when huge, '6.5 × 10^15'."""
     if factor < 1e6:
         return f"{factor:,.0f}×"
@@ -15,7 +15,7 @@ def times(factor: float) -> str:
     return f"{mantissa} × 10^{int(exponent)}"
 
 
-def flow(reading: FlowReading, activation: str) -> str:
+def gradient_flow(reading: FlowReading, activation: str) -> str:
     """How the gradients change with depth, and what that means for training."""
     if reading.kind == "shallow":
         return _("Add layers to see how gradients change with depth.")
@@ -24,11 +24,11 @@ def flow(reading: FlowReading, activation: str) -> str:
             layer=reading.thousandfold_at, layers=reading.layers) if reading.thousandfold_at else "")
         return _("Vanishing gradients: with {activation}, the first layer's gradient is {factor} smaller than the "
                  "last hidden layer's{where}. The early layers will barely learn.").format(
-            activation=activation, factor=times(reading.factor), where=where)
+            activation=activation, factor=factor_text(reading.factor), where=where)
     if reading.kind == "exploding":
         return _("Exploding gradients: with {activation}, the first layer's gradient is {factor} larger than the "
                  "last hidden layer's. Training would be unstable.").format(activation=activation,
-                                                                           factor=times(reading.factor))
+                                                                           factor=factor_text(reading.factor))
     return _("Healthy flow: with {activation}, gradient norms stay within {factor}× across the layers.").format(
         activation=activation, factor=f"{reading.factor:.1f}")
 
@@ -46,7 +46,7 @@ def dead_units(activation: str, fraction: float) -> str:
     return sentence.format(share=f"{fraction:.1%}", activation=activation)
 
 
-def curves(reading: CurveReading) -> str:
+def training_curves(reading: CurveReading) -> str:
     """What the training curves show, like a tutor glancing at TensorBoard."""
     train = f"{reading.train_accuracy:.1%}"
     val = f"{reading.val_accuracy:.1%}" if reading.val_accuracy is not None else ""
@@ -68,7 +68,7 @@ def curves(reading: CurveReading) -> str:
                                           gap=f"{reading.gap:.1f}")
 
 
-def session(reading: SessionReading) -> str:
+def playground_session(reading: SessionReading) -> str:
     """What a playground network's curves say now."""
     sentences = {
         "start": _("Press Play (or Step) and watch the losses and the picture change."),
@@ -85,7 +85,7 @@ def session(reading: SessionReading) -> str:
                                           test=f"{reading.test_loss:.3f}")
 
 
-def outcome(path: Path2D) -> str:
+def optimizer_outcome(path: Path2D) -> str:
     """How an optimizer's run on a surface ended."""
     if path.escaped_at is not None:
         return _("escaped downhill at step {step}").format(step=path.escaped_at)
