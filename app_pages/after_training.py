@@ -172,7 +172,7 @@ def federated_section() -> None:
     a, b, c, d = st.columns(4)
     clients = a.slider(_("Clients"), 2, 20, 10, key="after_training.clients")
     skewed = b.radio(_("Split"), [False, True], key="after_training.split",
-                     format_func={False: _("IID (every client alike)"), True: _("skewed (Dirichlet)")}.__getitem__)
+                     format_func=translated({False: N_("IID (every client alike)"), True: N_("skewed (Dirichlet)")}))
     alpha = b.select_slider(_("α (smaller: fewer classes per client)"), ALPHAS, value=0.1, key="after_training.alpha",
                             disabled=not skewed)
     rounds = c.slider(_("Rounds"), 1, 20, 5, key="after_training.rounds")

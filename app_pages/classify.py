@@ -23,7 +23,7 @@ from dlplay.images import ImageRejected, decode_image
 from dlplay.inside import feature_maps, grad_cam, saliency, to_uint8
 from ui import charts, state
 from ui.drawing_pad import drawing_pad
-from ui.i18n import N_, _, say, translated, translator
+from ui.i18n import N_, _, say, shown_as, translated, translator
 from ui.trainer_views import image_grid
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
@@ -37,7 +37,7 @@ def choose_model():
     """The model picker: bundled, trained in this session, or an uploaded .safetensors file."""
     models = state.trained_models()
     labels = {**{k: label for k, (label, _load) in models.items()}, UPLOAD: _("a model file I upload")}
-    choice = st.radio(_("Model"), list(labels), key="classify.model", format_func=labels.__getitem__)
+    choice = st.radio(_("Model"), list(labels), key="classify.model", format_func=shown_as(labels))
     if choice != UPLOAD:
         return models[choice][1]()
     uploaded = st.file_uploader(_("Model file (.safetensors, as dlplay saves it)"), key="classify.model_file")

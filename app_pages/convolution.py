@@ -1,5 +1,7 @@
 """Convolution: what Conv2D and pooling compute, number by number, on the learner's own picture and on filters
 from a model the learner trained."""
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -129,87 +131,123 @@ def products_table(step_result, kernel: np.ndarray, channel: int) -> pd.DataFram
                         index=[_("row {number}").format(number=i) for i in range(k)])
 
 
-def one_convolution() -> np.ndarray | None:
-    """Section 1; returns the output map for the pooling section."""
-    st.header(_("1. One convolution, every number"))
-    controls, stage = st.columns([1, 2.4], gap="large")
-    with controls:
-        picked = choose_picture()
-        chosen = choose_kernel() if picked is not None else None
-        if chosen is None:
-            return None
-        name, picture = picked
-        label, kernel, bias, filters = chosen
-        if filters is not None:
-            channels = filters.weight.shape[1]
-        elif isinstance(picture, np.ndarray):
-            channels = 1
-        else:
-            channels = st.radio(_("Channels"), [1, 3], horizontal=True, key="convolution.channels",
-                                format_func={1: _("grey (1)"), 3: _("colour (3: red, green, blue)")}.__getitem__)
-        if isinstance(picture, np.ndarray):
-            planes = picture
-            if channels == 3:
-                planes = np.repeat(planes, 3, axis=0)
-        else:
-            size = st.slider(_("Picture size (longer side, pixels)"), 8, 64, 32, key="convolution.size")
-            planes = picture_planes(picture, size, channels)
-        stride = st.radio(_("Stride"), [1, 2, 3], horizontal=True, key="convolution.stride")
-        padding = st.radio(_("Padding"), PADDINGS, horizontal=True, key="convolution.padding")
-        dilation = st.radio(_("Dilation"), [1, 2, 3], horizontal=True, key="convolution.dilation")
+@dataclass(frozen=True)
+class Setup:
+    """What the controls of section 1 chose: the input planes (normalised as the chosen model does), the kernel on
+    every channel, and how it moves."""
+
+    name: str
+    planes: np.ndarray  # (C, H, W)
+    label: str
+    weight: np.ndarray  # (C, k, k)
+    bias: float
+    stride: int
+    padding: int | str
+    dilation: int
+    colour: bool  # drawn in red, green and blue (a model's filter sees normalised numbers: drawn in grey)
+
+
+def convolution_controls(stage) -> Setup | None:
+    """The picture, the kernel, the channels, stride, padding and dilation (None, with a sentence, when unusable)."""
+    picked = choose_picture()
+    chosen = choose_kernel() if picked is not None else None
+    if chosen is None:
+        return None
+    name, picture = picked
+    label, kernel, bias, filters = chosen
+    if filters is not None:
+        channels = filters.weight.shape[1]
+    elif isinstance(picture, np.ndarray):
+        channels = 1
+    else:
+        channels = st.radio(_("Channels"), [1, 3], horizontal=True, key="convolution.channels",
+                            format_func=translated({1: N_("grey (1)"), 3: N_("colour (3: red, green, blue)")}))
+    if isinstance(picture, np.ndarray):
+        planes = np.repeat(picture, 3, axis=0) if channels == 3 else picture
+    else:
+        size = st.slider(_("Picture size (longer side, pixels)"), 8, 64, 32, key="convolution.size")
+        planes = picture_planes(picture, size, channels)
+    stride = st.radio(_("Stride"), [1, 2, 3], horizontal=True, key="convolution.stride")
+    padding = st.radio(_("Padding"), PADDINGS, horizontal=True, key="convolution.padding")
+    dilation = st.radio(_("Dilation"), [1, 2, 3], horizontal=True, key="convolution.dilation")
     if filters is not None:
         planes = normalised(planes, filters.mean, filters.std)
         stage.caption(_("The model first normalises its input, (x − {mean}) / {std}: the numbers below are after "
                         "that.").format(mean=", ".join(f"{m:.3f}" for m in filters.mean),
                                         std=", ".join(f"{s:.3f}" for s in filters.std)))
-    weight = kernel_planes(kernel, channels)
-    k = weight.shape[-1]
-    row_pads, col_pads = (pads(n, k, stride, padding, dilation) for n in planes.shape[1:])
-    out_h, out_w = (padded_output_size(n, k, stride, p, dilation)
-                    for n, p in zip(planes.shape[1:], (row_pads, col_pads), strict=True))
+    return Setup(name, planes, label, kernel_planes(kernel, channels), bias, stride, padding, dilation,
+                 colour=channels == 3 and filters is None)
+
+
+def kernel_window(setup: Setup, padded: np.ndarray, pads_: tuple, output: np.ndarray):
+    """The position sliders and steps, the padded input with the kernel's window, the output map with its pixel;
+    returns the step's numbers and the position."""
+    (row_pads, col_pads), (out_h, out_w) = pads_, output.shape
+    left, right, back, forward = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+    strongest = divmod(int(np.abs(output).argmax()), out_w)  # where to start: something happens there
+    row = position_slider(left, _("Output row"), ROW, out_h, strongest[0])
+    col = position_slider(right, _("Output column"), COL, out_w, strongest[1])
+    back.button(_("◀ Step"), on_click=step, args=(out_h, out_w, -1), key="convolution.back", width="stretch")
+    forward.button(_("Step ▶"), on_click=step, args=(out_h, out_w, 1), key="convolution.next", width="stretch")
+    result = conv_step(padded, setup.weight, setup.bias, row, col, setup.stride, setup.dilation)
+    cells = [(int(r), int(c)) for r in result.rows for c in result.cols]
+    height, width = setup.planes.shape[1:]
+    frame = (row_pads[0], col_pads[0], row_pads[0] + height, col_pads[0] + width)
+    pic, out = st.columns(2)
+    title = f"{setup.name}, {width}×{height}" + (_(" padded") if sum(row_pads + col_pads) else "")
+    picture = (dict(rgb=(padded.transpose(1, 2, 0) * 255).astype(np.uint8)) if setup.colour
+               else dict(values=padded.mean(axis=0)))
+    pic.plotly_chart(charts.pixel_grid(**picture, title=title, cells=cells, frame=frame),
+                     key="convolution.input_chart")
+    out.plotly_chart(charts.pixel_grid(output, title=_("output map, {size}").format(size=f"{out_w}×{out_h}"),
+                                       signed=True, cells=[(row, col)]), key="convolution.output_chart")
+    return result, row, col
+
+
+def products(setup: Setup, result, row: int, col: int) -> None:
+    """Every input × weight = product per channel, the channels' sums and the bias adding up to the output pixel."""
+    channels, k = setup.weight.shape[:2]
+    st.markdown(_("Kernel: **{kernel}**, {size}").format(kernel=setup.label, size=f"{k}×{k}")
+                + (_(" on each of {channels} channels").format(channels=channels) if channels > 1 else "")
+                + _(". Output pixel (row {row}, column {col}) sees padded rows {rows} and columns {cols}.").format(
+                    row=row, col=col, rows=result.rows.tolist(), cols=result.cols.tolist()))
+    names = [_(n) for n in CHANNEL_NAMES.get(channels, [])] or [_("channel {number}").format(number=i)
+                                                                for i in range(channels)]
+    for channel in range(channels):
+        st.caption(_("{channel}: input × weight = product; these add up to {total}").format(
+            channel=names[channel], total=number(result.channel_sums[channel], 4)))
+        st.dataframe(products_table(result, setup.weight, channel))
+    sums = " + ".join(rf"\underbrace{{{number(s, 4, '-')}}}_{{\text{{{n}}}}}" for s, n in
+                      zip(result.channel_sums, names, strict=True))
+    bias = _("bias")
+    st.latex(rf"{sums} + \underbrace{{{number(result.bias, 4, '-')}}}_{{\text{{{bias}}}}} = "
+             rf"{number(result.total, 4, '-')}")
+
+
+def one_convolution() -> np.ndarray | None:
+    """Section 1; returns the output map for the pooling section."""
+    st.header(_("1. One convolution, every number"))
+    controls, stage = st.columns([1, 2.4], gap="large")
+    with controls:
+        setup = convolution_controls(stage)
+    if setup is None:
+        return None
+    k = setup.weight.shape[-1]
+    row_pads, col_pads = (pads(n, k, setup.stride, setup.padding, setup.dilation) for n in setup.planes.shape[1:])
+    out_h, out_w = (padded_output_size(n, k, setup.stride, p, setup.dilation)
+                    for n, p in zip(setup.planes.shape[1:], (row_pads, col_pads), strict=True))
     if out_h == 0 or out_w == 0:
         stage.warning(_("A {k}×{k} kernel with dilation {dilation} reaches over {reach} pixels, more than the "
                         "padded {size} picture has: make the picture larger, pad it or lower the dilation.").format(
-            k=k, dilation=dilation, reach=dilation * (k - 1) + 1, size=f"{planes.shape[2]}×{planes.shape[1]}"))
+            k=k, dilation=setup.dilation, reach=setup.dilation * (k - 1) + 1,
+            size=f"{setup.planes.shape[2]}×{setup.planes.shape[1]}"))
         return None
-    output = conv2d(planes, weight[None], np.array([bias]), stride, padding, dilation)[0]
-    padded = pad_input(planes, row_pads, col_pads)
+    output = conv2d(setup.planes, setup.weight[None], np.array([setup.bias]), setup.stride, setup.padding,
+                    setup.dilation)[0]
     with stage:
-        left, right, back, forward = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
-        strongest = divmod(int(np.abs(output).argmax()), out_w)  # where to start: something happens there
-        row = position_slider(left, _("Output row"), ROW, out_h, strongest[0])
-        col = position_slider(right, _("Output column"), COL, out_w, strongest[1])
-        back.button(_("◀ Step"), on_click=step, args=(out_h, out_w, -1), key="convolution.back", width="stretch")
-        forward.button(_("Step ▶"), on_click=step, args=(out_h, out_w, 1), key="convolution.next", width="stretch")
-        result = conv_step(padded, weight, bias, row, col, stride, dilation)
-        cells = [(int(r), int(c)) for r in result.rows for c in result.cols]
-        frame = (row_pads[0], col_pads[0], row_pads[0] + planes.shape[1], col_pads[0] + planes.shape[2])
-        pic, out = st.columns(2)
-        title = f"{name}, {planes.shape[2]}×{planes.shape[1]}" + (_(" padded") if sum(row_pads + col_pads) else "")
-        if channels == 3 and filters is None:
-            pic.plotly_chart(charts.pixel_grid(rgb=(padded.transpose(1, 2, 0) * 255).astype(np.uint8), title=title,
-                                               cells=cells, frame=frame), key="convolution.input_chart")
-        else:
-            pic.plotly_chart(charts.pixel_grid(padded.mean(axis=0), title=title, cells=cells, frame=frame),
-                             key="convolution.input_chart")
-        out.plotly_chart(charts.pixel_grid(output, title=_("output map, {size}").format(size=f"{out_w}×{out_h}"),
-                                           signed=True,
-                                           cells=[(row, col)]), key="convolution.output_chart")
-        st.markdown(_("Kernel: **{kernel}**, {size}").format(kernel=label, size=f"{k}×{k}")
-                    + (_(" on each of {channels} channels").format(channels=channels) if channels > 1 else "")
-                    + _(". Output pixel (row {row}, column {col}) sees padded rows {rows} and columns {cols}.").format(
-                        row=row, col=col, rows=result.rows.tolist(), cols=result.cols.tolist()))
-        names = [_(n) for n in CHANNEL_NAMES.get(channels, [])] or [_("channel {number}").format(number=i)
-                                                                    for i in range(channels)]
-        for channel in range(channels):
-            st.caption(_("{channel}: input × weight = product; these add up to {total}").format(
-                channel=names[channel], total=number(result.channel_sums[channel], 4)))
-            st.dataframe(products_table(result, weight, channel))
-        sums = " + ".join(rf"\underbrace{{{number(s, 4, '-')}}}_{{\text{{{n}}}}}" for s, n in
-                          zip(result.channel_sums, names, strict=True))
-        bias = _("bias")
-        st.latex(rf"{sums} + \underbrace{{{number(result.bias, 4, '-')}}}_{{\text{{{bias}}}}} = "
-                 rf"{number(result.total, 4, '-')}")
+        result, row, col = kernel_window(setup, pad_input(setup.planes, row_pads, col_pads), (row_pads, col_pads),
+                                         output)
+        products(setup, result, row, col)
     return output
 
 

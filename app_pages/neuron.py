@@ -26,7 +26,7 @@ from dlplay.lessons.neuron import (
     train,
 )
 from ui import charts
-from ui.i18n import N_, _, translator
+from ui.i18n import N_, _, shown_as, translator
 from ui.latex import matrix, number
 from ui.state import NeuronState
 
@@ -95,7 +95,7 @@ def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
     loss = c.selectbox(_("Loss"), LOSSES, format_func=translator(), key="neuron.net.loss")
     outputs = OUTPUT_ACTIVATIONS if loss == "mse" else ("softmax", "sigmoid")
     output = b.selectbox(_("Output activation"), outputs, key="neuron.net.output")
-    target = d.radio(_("Target class y"), [0, 1], horizontal=True, format_func=class_names(2).__getitem__,
+    target = d.radio(_("Target class y"), [0, 1], horizontal=True, format_func=shown_as(class_names(2)),
                      key="neuron.net.target")
     seed = a.number_input(_("Seed"), 0, 10_000, 0, key="neuron.net.seed")
     if b.button(_("Random init (seed)"), key="neuron.net.random") or PAGE.net is None:
@@ -233,7 +233,7 @@ def losses_section() -> None:
     logits = torch.tensor([[a.slider("logit z₁", -5.0, 5.0, 2.0, 0.1, key="neuron.loss.z1"),
                             b.slider("logit z₂", -5.0, 5.0, 0.5, 0.1, key="neuron.loss.z2"),
                             c.slider("logit z₃", -5.0, 5.0, -1.0, 0.1, key="neuron.loss.z3")]], dtype=torch.float64)
-    target = st.radio(_("True class"), [0, 1, 2], horizontal=True, format_func=class_names(3).__getitem__,
+    target = st.radio(_("True class"), [0, 1, 2], horizontal=True, format_func=shown_as(class_names(3)),
                       key="neuron.loss.y")
     y = one_hot([target], 3)
     rows = []

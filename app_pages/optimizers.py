@@ -16,7 +16,7 @@ from dlplay.lessons.optimizers import (
 )
 from dlplay.training.schedules import SCHEDULES, lr_trace
 from ui import charts, verdicts
-from ui.i18n import _, translator
+from ui.i18n import _, shown_as, translator
 from ui.latex import matrix
 
 # Ranges torch.optim accepts (betas, momentum and alpha below 1; a learning rate above 0).
@@ -63,7 +63,7 @@ def race_section() -> None:
     tolerance = b.select_slider(_("Tolerance (loss above the minimum)"), [1e-1, 1e-2, 1e-3, 1e-4, 1e-6], value=1e-3,
                                 key="optimizers.race.tolerance")
     schedule = c.selectbox(_("Learning-rate schedule"), list(SCHEDULES), key="optimizers.race.schedule",
-                           format_func={n: f"{n}: {_(what)}" for n, what in SCHEDULES.items()}.__getitem__)
+                           format_func=shown_as({n: f"{n}: {_(what)}" for n, what in SCHEDULES.items()}))
     upto = st.slider(_("Show the paths up to step"), 0, steps, steps, key=f"optimizers.race.upto.{steps}")
     if not chosen:
         st.info(_("Pick at least one optimizer to race."))

@@ -22,7 +22,7 @@ from dlplay.lessons.playground import (
     read_points_csv,
 )
 from ui import charts, verdicts
-from ui.i18n import N_, _, say, sentence, translator
+from ui.i18n import N_, _, say, sentence, shown_as, translator
 from ui.playground_link import (
     COMPARE,
     DROPOUTS,
@@ -168,9 +168,8 @@ def edit_weight(session: Session) -> None:
     with st.expander(_("Edit a weight by hand")):
         layers = linear_layers(session.model)
         a, b, c, d = st.columns(4)
-        layer = a.selectbox(_("Layer"), range(len(layers)), key="playground.edit_layer",
-                            format_func=[*(_("hidden {number}").format(number=i + 1) for i in range(len(layers) - 1)),
-                                         _("output")].__getitem__)
+        names = [*(_("hidden {number}").format(number=i + 1) for i in range(len(layers) - 1)), _("output")]
+        layer = a.selectbox(_("Layer"), range(len(layers)), key="playground.edit_layer", format_func=shown_as(names))
         rows, columns = layers[layer].weight.shape
         to = b.number_input(_("To neuron"), 1, rows, 1, key="playground.edit_to")
         source = c.number_input(_("From neuron"), 1, columns, 1, key="playground.edit_from")
@@ -263,6 +262,52 @@ def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int 
             draw_network(session, show_test, discretize, epoch, name, compact=len(sessions) > 1, details=details)
 
 
+def play_controls(sessions: list[Session], points) -> tuple[bool, bool, int | None]:
+    """Play / Pause, Step, Reset, the view toggles and the look-back slider -> (show test, discretize, past epoch
+    to show or None for now)."""
+    session, playing = sessions[0], PAGE.playing
+    a, b, c = st.columns(3)
+    a.button(_("Pause") if playing else _("Play"), type="primary", key="playground.play", on_click=toggle_play)
+    b.button(_("Step"), key="playground.step", disabled=playing, on_click=train_all, args=(sessions, 1))
+    c.button(_("Reset"), key="playground.reset", on_click=reset)
+    d, e = st.columns(2)
+    show_test = d.toggle(_("Show test points"), key="playground.show_test")
+    discretize = e.toggle(_("Discretize output"), key="playground.discretize",
+                          disabled=points.task != "classification" or points.classes != 2)
+    for each in sessions:
+        each.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
+    if playing or session.epoch == 0:
+        return show_test, discretize, None
+    earlier = [e for e in session.epochs_kept() if e != session.epoch]
+    labels = {**{e: str(e) for e in earlier}, NOW: _("{epoch} (now)").format(epoch=session.epoch)}
+    chosen = st.select_slider(_("Look back: the network after epoch"), [*earlier, NOW], value=NOW,
+                              format_func=labels.get, key="playground.look_back")
+    return show_test, discretize, None if chosen == NOW else chosen
+
+
+def live(sessions: list[Session], show_test: bool, discretize: bool, past: int | None) -> None:
+    """While playing, train a few epochs and draw, every UPDATE_SECONDS (a fragment: the rest of the page stays)."""
+    if PAGE.playing:
+        train_all(sessions, EPOCHS_PER_UPDATE, keep_going=lambda: PAGE.playing)
+    with contextlib.ExitStack() as held:  # whole epochs' numbers, never half of one
+        for each in sessions:
+            held.enter_context(each.lock)
+        draw(sessions, show_test, discretize, past, details=not PAGE.playing)
+
+
+def code_section(session: Session, data_key, config: NetworkConfig) -> None:
+    """The run as a plain PyTorch script."""
+    with st.expander(_("Show PyTorch code")):
+        if isinstance(data_key[0], str):  # a built-in dataset: (name, noise, count, fraction, seed)
+            name, noise, count, fraction, seed = data_key
+            st.caption(_("The same network and data in plain PyTorch, trained for as many epochs as this run "
+                         "(100 before the first step). Run it with python next to dlplay."))
+            st.code(pytorch_script(name, count, noise, fraction, int(seed), config, session.epoch or 100),
+                    language="python")
+        else:
+            st.caption(_("The code is written for the built-in datasets; pick one of them to see it."))
+
+
 st.title(_("Network playground"))
 st.caption(_("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every "
              "number comes from a real PyTorch network trained with a real torch.optim optimizer."))
@@ -280,46 +325,8 @@ write_link()
 with stage:
     sessions = current_sessions(points, data_key, configs) if points is not None else []
     if sessions:
-        session = sessions[0]
-        a, b, c = st.columns(3)
-        playing = PAGE.playing
-        a.button(_("Pause") if playing else _("Play"), type="primary", key="playground.play", on_click=toggle_play)
-        b.button(_("Step"), key="playground.step", disabled=playing, on_click=train_all, args=(sessions, 1))
-        c.button(_("Reset"), key="playground.reset", on_click=reset)
-        d, e = st.columns(2)
-        show_test = d.toggle(_("Show test points"), key="playground.show_test")
-        discretize = e.toggle(_("Discretize output"), key="playground.discretize",
-                              disabled=points.task != "classification" or points.classes != 2)
-
-        past = None
-        for each in sessions:
-            each.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
-        if not playing and session.epoch > 0:
-            earlier = [e for e in session.epochs_kept() if e != session.epoch]
-            chosen = st.select_slider(_("Look back: the network after epoch"), [*earlier, NOW], value=NOW,
-                                      format_func={**{e: str(e) for e in earlier},
-                                                   NOW: _("{epoch} (now)").format(epoch=session.epoch)}.__getitem__,
-                                      key="playground.look_back")
-            past = None if chosen == NOW else chosen
-
-        @st.fragment(run_every=UPDATE_SECONDS if playing else None)
-        def live() -> None:
-            if PAGE.playing:
-                train_all(sessions, EPOCHS_PER_UPDATE, keep_going=lambda: PAGE.playing)
-            with contextlib.ExitStack() as held:  # whole epochs' numbers, never half of one
-                for each in sessions:
-                    held.enter_context(each.lock)
-                draw(sessions, show_test, discretize, past, details=not PAGE.playing)
-
-        live()
-        if not playing:
-            edit_weight(session)
-        with st.expander(_("Show PyTorch code")):
-            if isinstance(data_key[0], str):  # a built-in dataset: (name, noise, count, fraction, seed)
-                name, noise, count, fraction, seed = data_key
-                st.caption(_("The same network and data in plain PyTorch, trained for as many epochs as this run "
-                             "(100 before the first step). Run it with python next to dlplay."))
-                st.code(pytorch_script(name, count, noise, fraction, int(seed), config, session.epoch or 100),
-                        language="python")
-            else:
-                st.caption(_("The code is written for the built-in datasets; pick one of them to see it."))
+        show_test, discretize, past = play_controls(sessions, points)
+        st.fragment(live, run_every=UPDATE_SECONDS if PAGE.playing else None)(sessions, show_test, discretize, past)
+        if not PAGE.playing:
+            edit_weight(sessions[0])
+        code_section(sessions[0], data_key, config)

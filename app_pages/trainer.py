@@ -29,7 +29,7 @@ from dlplay.training.trainer import OPTIMIZERS
 from dlplay.userdata import ZipRejected, import_zip
 from ui import charts, state
 from ui import trainer_views as views
-from ui.i18n import N_, _, say, sentence, translated, translator
+from ui.i18n import N_, _, say, sentence, shown_as, translated, translator
 from ui.state import TrainerState
 
 PAGE = TrainerState()
@@ -48,8 +48,8 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
     """The dataset picker: (the dataset, whether it is one of dlplay's own), or None with a message shown."""
     options = [*DATASETS, ZIP_CHOICE]
     choice = st.selectbox(_("Dataset"), options, key="trainer.dataset",
-                          format_func={**{n: f"{n}: {_(d.description)}" for n, d in DATASETS.items()},
-                                       ZIP_CHOICE: _("your own images: a .zip of class folders")}.__getitem__)
+                          format_func=shown_as({**{n: f"{n}: {_(d.description)}" for n, d in DATASETS.items()},
+                                                ZIP_CHOICE: _("your own images: a .zip of class folders")}))
     if choice != ZIP_CHOICE:
         try:
             if DATASETS[choice].downloads and not files_present(choice):
@@ -94,7 +94,7 @@ def choose_start() -> tuple[Job | str | None, str]:
               **{i: _("run #{number}'s model: {model} trained on {dataset} (transfer learning)").format(
                   number=i + 1, model=r.config.model, dataset=r.dataset_name) for i, r in enumerate(runs)},
               IMAGENET: _("ImageNet weights: torchvision's MobileNetV3-small (transfer learning)")}
-    choice = st.selectbox(_("Start from"), list(labels), key="trainer.start_from", format_func=labels.__getitem__,
+    choice = st.selectbox(_("Start from"), list(labels), key="trainer.start_from", format_func=shown_as(labels),
                           help=_("Transfer learning: weights learnt on other images, with a new output layer for "
                                  "this data's classes."))
     if choice == FRESH:
@@ -126,8 +126,8 @@ def choose_model(dataset: Dataset, source: Job | str | None) -> tuple[str, tuple
         st.caption(_("Architecture: {model}, as the run it starts from.").format(model=model))
     else:
         model = st.selectbox(_("Architecture"), [*MODELS, CUSTOM], key="trainer.model",
-                             format_func={**{n: f"{n}: {_(m.description)}" for n, m in MODELS.items()},
-                                          CUSTOM: _("custom: build your own, layer by layer")}.__getitem__)
+                             format_func=shown_as({**{n: f"{n}: {_(m.description)}" for n, m in MODELS.items()},
+                                                   CUSTOM: _("custom: build your own, layer by layer")}))
         stack = views.stack_editor(PAGE.stack, key=PAGE.key("stack")) if model == CUSTOM else ()
     try:
         rows = summary(build_model(model, dataset.input_shape, dataset.num_classes, stack=stack), dataset.input_shape)
@@ -167,7 +167,7 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
                                     "accuracy."))
         a, b = st.columns(2)
         shrunk = a.multiselect(_("Make these classes rare"), range(dataset.num_classes), key="trainer.rare",
-                               format_func=dataset.class_names.__getitem__)
+                               format_func=shown_as(dataset.class_names))
         keep = b.slider(_("...keeping this share of their images"), 1, 100, 10, format="%d%%", disabled=not shrunk,
                         key="trainer.keep")
         remedy = st.radio(_("Remedy for the imbalance"), REMEDIES, horizontal=True, disabled=not shrunk,
@@ -335,11 +335,11 @@ def runs_section() -> None:
     st.dataframe(table, hide_index=True,
                  column_config={accuracy: st.column_config.NumberColumn(format="percent")})
     chosen = st.multiselect(_("Overlay the curves of"), range(len(runs)), default=list(range(len(runs)))[-2:],
-                            format_func=labels.__getitem__, key="trainer.overlay")
+                            format_func=shown_as(labels), key="trainer.overlay")
     if chosen:
         st.plotly_chart(charts.training_curves([charts.Curves(labels[i], snapshots[i].batches, snapshots[i].epochs)
                                                 for i in chosen]))
-    which = st.selectbox(_("Download"), range(len(runs)), index=len(runs) - 1, format_func=labels.__getitem__,
+    which = st.selectbox(_("Download"), range(len(runs)), index=len(runs) - 1, format_func=shown_as(labels),
                          key="trainer.download_run")
     run, snapshot = runs[which], snapshots[which]
     a, b = st.columns(2)

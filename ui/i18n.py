@@ -82,9 +82,15 @@ def translator() -> Callable[[str], str]:
     return lambda message: catalog(language).get(message, message)
 
 
+def shown_as(labels) -> Callable:
+    """A widget's format_func that shows each option by its label: `labels` maps options to labels (a dict), or
+    is a list of labels indexed by the option."""
+    return labels.__getitem__
+
+
 def translated(names: dict) -> Callable:
     """A widget's format_func for options whose names are messages: option -> its name in the page's language."""
-    return {option: _(name) for option, name in names.items()}.__getitem__
+    return shown_as({option: _(name) for option, name in names.items()})
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's name for it, which Babel's extractor looks for)
@@ -118,5 +124,5 @@ def sentence(text: str) -> str:
 def language_switch() -> None:
     """The sidebar's English / 中文 switch; the URL follows it, and every control keeps its value."""
     current()
-    st.sidebar.radio("Language / 语言", list(LANGUAGES), format_func=LANGUAGES.__getitem__, horizontal=True, key=KEY)
+    st.sidebar.radio("Language / 语言", list(LANGUAGES), format_func=shown_as(LANGUAGES), horizontal=True, key=KEY)
     st.query_params["lang"] = st.session_state[KEY]

@@ -15,7 +15,7 @@ from dlplay.models import LayerRow
 from dlplay.training.curve_reading import read_curves
 from dlplay.training.jobs import RunSnapshot, RunStatus
 from ui import charts, verdicts
-from ui.i18n import _, say, sentence, translator
+from ui.i18n import _, say, sentence, shown_as, translator
 
 GRID_COLUMNS = 8
 SAMPLES_PER_CLASS = 8
@@ -197,8 +197,8 @@ def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str) -> Non
     st.session_state.setdefault(f"{key}.predicted", worst[1])
     names = list(range(dataset.num_classes))
     a, b = st.columns(2)
-    true_class = a.selectbox(_("True class"), names, format_func=dataset.class_names.__getitem__, key=f"{key}.true")
-    predicted = b.selectbox(_("Predicted as"), names, format_func=dataset.class_names.__getitem__,
+    true_class = a.selectbox(_("True class"), names, format_func=shown_as(dataset.class_names), key=f"{key}.true")
+    predicted = b.selectbox(_("Predicted as"), names, format_func=shown_as(dataset.class_names),
                             key=f"{key}.predicted")
     indices = evaluation.cell(true_class, predicted)
     st.caption(_("{count} test image(s) of class “{true}” predicted as “{predicted}”").format(
