@@ -280,6 +280,8 @@ def live_view(job: Job) -> None:
     if not snapshot.active and job not in state.finished_runs():
         state.keep_finished(job)
         st.rerun()
+    if snapshot.status is not PAGE.controls_status:  # queued -> running, or paused by itself: other buttons
+        st.rerun()
 
 
 def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registered: bool) -> None:
@@ -287,6 +289,7 @@ def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registere
     after a crash."""
     snapshot = job.snapshot() if job else None
     active = bool(snapshot and snapshot.active)
+    PAGE.controls_status = snapshot.status if snapshot else None
     pause_after = st.number_input(
         _("Pause after epoch"), 0, 100, 0, key="trainer.pause_after", width=200,
         help=_("0: train straight through. Otherwise the run pauses by itself once that epoch is done and its "

@@ -147,6 +147,7 @@ class TrainerState(PageState):
     imagenet_problem = Field(None)  # ...can take a while): why not, or None
     stack = Field(factory=lambda: list(enumerate(ARTICLE_STACK)))  # the builder's (id, LayerSpec) rows
     preview_seed = Field(0)  # the augmentation preview's draw
+    controls_status = Field(None)  # the run status the Train / Pause / Stop buttons were last drawn for
 
 
 class AfterTrainingState(PageState):

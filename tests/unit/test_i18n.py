@@ -159,5 +159,6 @@ def test_run_messages_compose():
     stopped = chinese("Stopped; the model keeps the weights it had reached. test accuracy 91.0%.")
     assert stopped.startswith("已停止") and stopped.endswith("测试准确率 91.0%。")
     chinese("Loss diverged at step 12: lower the learning rate (the model keeps the last good weights).")
+    assert chinese("Holding after step 57; press Resume to go on.") == "停在第 57 步之后；点“继续”接着训练。"
     chinese("The training process stopped unexpectedly; resume from epoch 3 (its checkpoint was saved after epoch 2).")
     assert translate("a message dlplay never wrote", "zh") == "a message dlplay never wrote"  # English as it is

@@ -79,7 +79,8 @@ class Progress:
                 if self.status is not RunStatus.PAUSED:
                     self.held_at_step = None
             elif kind == "held":
-                self.status, self.message, self.held_at_step = RunStatus.PAUSED, "Paused.", event["step"]
+                self.status, self.held_at_step = RunStatus.PAUSED, event["step"]
+                self.message = f"Holding after step {event['step']}; press Resume to go on."
             elif kind == "file":
                 self.files.add(event["name"])
                 self.checkpoint_epoch = event.get("epoch", self.checkpoint_epoch)
