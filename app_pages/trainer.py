@@ -17,6 +17,7 @@ from dlplay.training.jobs import (
     DataProblem,
     Job,
     ResumePoint,
+    RunAlreadyLive,
     RunConfig,
     RunStatus,
     SettingError,
@@ -212,6 +213,9 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
                                        resume=resume, pause_at_step=hold)
     except AlreadyTraining:
         st.error(_("This session is already training: stop that run first."))
+        return
+    except RunAlreadyLive:
+        st.error(_("This run is already training again, resumed from another tab or session."))
         return
     except DataProblem as err:
         st.error(say(str(err)))

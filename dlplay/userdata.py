@@ -71,9 +71,14 @@ def extract_zip(source, folder: Path, limits: ZipLimits = ZipLimits()) -> list[t
             if info.flag_bits & 0x1:
                 raise ZipRejected("The zip is encrypted; please upload an unencrypted zip.")
             target = folder.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                out = open(target, "wb")  # closed by the with below
+            except OSError:  # a name too long for the disk, or a file and a folder of the same name
+                raise ZipRejected(f"The zip contains a name that cannot be unpacked ({info.filename[:80]!r}): it is "
+                                  "too long, or a file and a folder share it. Rename it and try again.") from None
             size = 0
-            with archive.open(info) as src, open(target, "wb") as dst:
+            with archive.open(info) as src, out as dst:
                 while chunk := src.read(1 << 16):
                     size += len(chunk)
                     total += len(chunk)

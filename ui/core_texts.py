@@ -83,6 +83,8 @@ MESSAGES = (
     N_("The zip contains a path that escapes its folder ({name}); it was not imported."),
     N_("This file is not a readable .zip archive."), N_("The zip has {count} entries; the limit is {limit}."),
     N_("The zip contains a symbolic link ({name}); it was not imported."),
+    N_("The zip contains a name that cannot be unpacked ({name}): it is too long, or a file and a folder share it. "
+       "Rename it and try again."),
     N_("The zip is encrypted; please upload an unencrypted zip."), N_("{name} is larger than {limit} MB."),
     N_("{name} is compressed suspiciously well (a zip bomb?)."), N_("The zip unpacks to more than {limit} GB."),
     N_("Found {count} class folder(s) with readable images; at least 2 are needed (one folder per class, e.g. cats/ "

@@ -141,6 +141,11 @@ def test_a_bad_zip_and_its_skipped_files_are_said_in_chinese(tmp_path):
         archive.writestr("cats/a.png", picture.getvalue())
         archive.writestr("notes.txt", "hello")
     assert "1" in chinese(raised(import_zip, one_class, error=ZipRejected))
+    clash = io.BytesIO()
+    with zipfile.ZipFile(clash, "w") as archive:
+        archive.writestr("cats/x.png", b"1")
+        archive.writestr("cats/x.png/y.png", b"2")
+    assert "'cats/x.png/y.png'" in chinese(raised(import_zip, clash, error=ZipRejected))
 
 
 def test_the_preprocessing_steps_are_said_in_chinese():

@@ -71,6 +71,17 @@ def test_symlinks_are_refused():
         load(data)
 
 
+@pytest.mark.parametrize("names", [
+    ["cats/x.png", "cats/x.png/y.png"],  # a file, then a folder of the same name
+    ["cats/x.png/y.png", "cats/x.png"],  # a folder, then a file of the same name
+    ["cats/" + "a" * 300 + ".png"],  # longer than a file name may be
+])
+def test_names_that_cannot_be_unpacked_are_one_sentence(names):
+    data = zip_bytes({**{name: noise_png(i) for i, name in enumerate(names)}, "dogs/0.png": noise_png(9)})
+    with pytest.raises(ZipRejected, match=r"cannot be unpacked \('cats/.*Rename it and try again\.$"):
+        load(data)
+
+
 def test_too_many_files_is_refused():
     with pytest.raises(ZipRejected, match="12 entries; the limit is 10"):
         load(class_folders_zip({"a": 6, "b": 6}), limits=ZipLimits(max_entries=10))

@@ -1,6 +1,7 @@
 """Run jobs in local worker processes: one fresh process per job, forked by a zygote process that imported torch
 once (see worker.py), talking to the server over a socket of its own."""
 import json
+import logging
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from dlplay.training.jobs.progress import Progress
 from dlplay.training.jobs.spec import JobSpec
+
+log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # the folder that holds dlplay/, for the zygote's imports
 # The zygote must never start CUDA (a forked child cannot use a parent's CUDA): if anything asks whether CUDA is
@@ -40,20 +43,26 @@ class LocalHandle:
                 pass
 
     def _read(self) -> None:
-        while True:
-            try:
-                event = json.loads(self._conn.recv_bytes())
-            except (EOFError, OSError):
-                break  # the worker has gone: its socket closed with it
-            if event["type"] == "hello":
-                self.pid = event["pid"]
-                continue
-            self._progress.apply(event)
-            self.done = self.done or event["type"] == "done"
-        self._conn.close()
-        if not self.done:
-            self._progress.crashed()
-        self._on_exit(self)
+        try:
+            while True:
+                try:
+                    message = self._conn.recv_bytes()
+                except (EOFError, OSError):
+                    break  # the worker has gone: its socket closed with it
+                event = json.loads(message)
+                if event["type"] == "hello":
+                    self.pid = event["pid"]
+                    continue
+                self._progress.apply(event)
+                self.done = self.done or event["type"] == "done"
+        except Exception:  # a message the server cannot read: end that worker rather than leak its slot silently
+            log.exception("unreadable message from training worker %s", self.pid)
+            self.kill()
+        finally:
+            self._conn.close()
+            if not self.done:
+                self._progress.crashed()
+            self._on_exit(self)
 
     def kill(self) -> None:
         """End the worker at once (server shutdown)."""

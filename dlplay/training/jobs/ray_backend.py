@@ -1,5 +1,6 @@
 """Run jobs as Ray actors on a Ray cluster: the same JobRunner as a local worker, scheduled by Ray with the job's
 CPU or GPU needs as resources. Imported only when DLPLAY_RAY_ADDRESS (or the CLI's --ray) asks for Ray."""
+import logging
 import tempfile
 import threading
 import time
@@ -16,6 +17,7 @@ from dlplay.training.jobs.progress import Progress
 from dlplay.training.jobs.runner import STATE_FILE, JobRunner, read_resume_point
 from dlplay.training.jobs.spec import JobSpec, RunStatus
 
+log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 CALL_TIMEOUT = 60.0
 
@@ -101,7 +103,8 @@ class RayHandle:
                     self._progress.apply(event)
                     self.done = self.done or event["type"] == "done"
                 time.sleep(POLL_SECONDS)
-        except (ray.exceptions.RayError, OSError):
+        except Exception:  # the actor is gone or sent what the server cannot read: never a silent slot leak
+            log.exception("lost the Ray training actor")
             self._progress.crashed()
         finally:
             ray.kill(self.actor)

@@ -27,6 +27,10 @@ class AlreadyTraining(ValueError):
     """A session asked for a second active run."""
 
 
+class RunAlreadyLive(ValueError):
+    """A resume of a run that a live job already trains (two sessions pressed Resume on the same run)."""
+
+
 class DataProblem(ValueError):
     """The run's images cannot teach or test a model; the message says why and what to do."""
 
@@ -127,7 +131,8 @@ class Scheduler:
         `registered`: the dataset is one of dlplay's registered datasets, which a worker loads by name; any other
         (a user's zip) is stored as a file for the worker. `pause_at_step`: the run pauses by itself once it has
         done this many steps (until resumed or stopped). An impossible model raises ValueError, a second active
-        run for the same owner AlreadyTraining.
+        run for the same owner AlreadyTraining, a run id that a live job already has RunAlreadyLive (one live job
+        per run, however many sessions ask at once).
         """
         build_run_model(config, dataset)  # refuse an impossible architecture before anything is queued
         train, _ = training_split(config, dataset)
@@ -135,6 +140,7 @@ class Scheduler:
         if problem:
             raise DataProblem(problem)
         self._refuse_second_run(owner)
+        self._refuse_live_run(run_id)
         spec = JobSpec(run_id or new_run_id(), config, DataRef(dataset.name), resume=resume is not None,
                        pause_at_step=pause_at_step)
         spec = self.store.record(spec, None if registered else dataset)
@@ -143,6 +149,7 @@ class Scheduler:
         job = Job(self, spec, owner, dataset.name, int(train_images * config.epochs), progress)
         with self._lock:
             self._refuse_second_run(owner)
+            self._refuse_live_run(run_id)
             self._jobs[spec.run_id] = job
             self._queue.append(job)
             self._dispatch()
@@ -151,6 +158,11 @@ class Scheduler:
     def _refuse_second_run(self, owner: str) -> None:
         if self.active_job(owner):
             raise AlreadyTraining("this session already has a run in progress; stop it first")
+
+    def _refuse_live_run(self, run_id: str | None) -> None:
+        live = self._jobs.get(run_id) if run_id else None
+        if live is not None and live.progress.status.active:
+            raise RunAlreadyLive("this run is already training, resumed from another tab or session")
 
     def job(self, run_id: str) -> Job | None:
         """The job with this run id, if a session still holds it or it is active."""

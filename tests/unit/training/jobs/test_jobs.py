@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -22,6 +23,7 @@ from dlplay.data import Dataset, ImageSet
 from dlplay.training.jobs import (
     AlreadyTraining,
     Budget,
+    RunAlreadyLive,
     RunConfig,
     RunStatus,
     RunStore,
@@ -173,6 +175,37 @@ def test_a_killed_worker_frees_its_slot_and_the_run_resumes_exactly(scheduler, s
     assert snap.status is RunStatus.FINISHED and [e.epoch for e in snap.epochs] == [1, 2, 3]
     assert [b.loss for b in snap.batches] == [b.loss for b in reference.batches]
     assert snap.evaluation.accuracy == reference.evaluation.accuracy
+
+
+def test_one_live_job_per_run_however_many_sessions_resume_it_at_once(scheduler, small):
+    config, data = RunConfig(epochs=2, seed=4), small()
+    job = scheduler.submit(config, data, "alice", registered=False, pause_at_step=steps_per_epoch(config, data))
+    held(job)
+    os.kill(job.handle.pid, signal.SIGKILL)
+    assert finish(job).status is RunStatus.CRASHED
+    point = scheduler.store.resume_point(job.run_id)
+    start, outcomes = threading.Barrier(6), []
+
+    def press_resume(owner: str) -> None:  # six sessions press Resume on the same run at the same moment
+        start.wait()
+        try:
+            outcomes.append(scheduler.submit(point.config, data, owner, registered=False, run_id=job.run_id,
+                                             resume=point))
+        except RunAlreadyLive as refused:
+            outcomes.append(refused)
+
+    pressers = [threading.Thread(target=press_resume, args=(f"session{i}",)) for i in range(6)]
+    for presser in pressers:
+        presser.start()
+    for presser in pressers:
+        presser.join(60)
+    live = [o for o in outcomes if not isinstance(o, RunAlreadyLive)]
+    assert len(outcomes) == 6 and len(live) == 1  # one wins; five are told
+    assert all("already training" in str(o) for o in outcomes if o is not live[0])
+    snap = finish(live[0])
+    assert snap.status is RunStatus.FINISHED and [e.epoch for e in snap.epochs] == [1, 2]
+    again = scheduler.submit(point.config, data, "alice", registered=False, run_id=job.run_id, resume=point)
+    assert finish(again).status is RunStatus.FINISHED  # once it has ended, the run may be resumed again
 
 
 def test_seeded_runs_give_identical_curves(scheduler, small):

@@ -1,0 +1,66 @@
+"""The server's end of a local worker reads whatever a worker sends: a message it cannot read marks the run crashed
+and frees its slot for the next run, never a silent thread death that leaves a run "running" for ever. Here the
+test itself plays the worker on the other end of the real socket."""
+import json
+import socket
+from multiprocessing.connection import Connection
+
+import pytest
+import torch
+
+from dlplay.data import Dataset, ImageSet
+from dlplay.training.jobs import RunConfig, RunStatus, RunStore, Scheduler
+from dlplay.training.jobs.local_backend import LocalHandle
+from helpers import wait_until
+
+
+class HandWorkers:
+    """A backend whose workers are sockets the test writes to (a real LocalHandle reads each one)."""
+
+    name, shares_cores = "sockets", False
+
+    def __init__(self):
+        self.workers: list[Connection] = []
+
+    def capacity(self) -> int:
+        return 1
+
+    def job_threads(self) -> int:
+        return 1
+
+    def launch(self, spec, run_dir, dataset_file, progress, on_exit) -> LocalHandle:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.workers.append(Connection(theirs.detach()))
+        return LocalHandle(Connection(ours.detach()), progress, on_exit)
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            worker.close()
+
+
+def tiny() -> Dataset:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(40) % 2
+    return Dataset("tiny", ("a", "b"), ImageSet(images[:32], labels[:32]), ImageSet(images[32:], labels[32:]))
+
+
+@pytest.mark.parametrize("garbage", [b"{not json", json.dumps({"no": "type"}).encode(),
+                                     json.dumps({"type": "epoch", "epoch": {"wrong": 1}}).encode()])
+def test_an_unreadable_message_crashes_the_run_and_frees_its_slot(tmp_path, garbage):
+    backend = HandWorkers()
+    scheduler = Scheduler(backend, RunStore(tmp_path), capacity=1, cores=1, gpus=0)
+    try:
+        config = RunConfig(model="small-cnn", epochs=1)
+        first = scheduler.submit(config, tiny(), "alice", registered=False)
+        second = scheduler.submit(config, tiny(), "bob", registered=False)
+        assert second.snapshot().status is RunStatus.QUEUED
+        worker = backend.workers[0]
+        worker.send_bytes(json.dumps({"type": "hello", "pid": 0}).encode())
+        worker.send_bytes(garbage)
+        wait_until(lambda: first.snapshot().status is RunStatus.CRASHED, timeout=30)
+        assert "stopped unexpectedly" in first.snapshot().message
+        wait_until(lambda: len(backend.workers) == 2, timeout=30)  # the slot went to the next run
+        assert second.snapshot().status is RunStatus.RUNNING and scheduler.running_jobs() == [second]
+    finally:
+        scheduler.shutdown()
