@@ -141,8 +141,9 @@ def test_stop_mid_run_keeps_the_weights_reached_and_pause_holds(scheduler, mnist
     assert snap.step == holding < snap.total_steps  # not one step taken while paused
 
 
-def test_divergence_stops_with_the_message_and_the_last_good_weights(scheduler, small):
-    data = small()
+def test_divergence_stops_with_the_message_and_the_last_good_weights(scheduler, mnist5k):
+    data = Dataset("mnist5k subset", mnist5k.class_names, ImageSet(mnist5k.train.images[:640],
+                   mnist5k.train.labels[:640]), mnist5k.test)  # what the loss does is the point here, not speed
     config = RunConfig(epochs=1, lr=1000.0, schedule="constant")  # the first step alone blows the loss up
     snap = finish(scheduler.submit(config, data, "alice", registered=False))
     assert snap.status is RunStatus.DIVERGED
