@@ -6,6 +6,7 @@ on a fresh server, runs a page's file without this router when its URL is opened
 import streamlit as st
 
 from dlplay.device import DeviceInfo, configure_threads, pick_device
+from dlplay.limits import limits
 from dlplay.training.jobs import Job, SettingError
 from ui import state
 from ui.i18n import _, language_switch, say
@@ -34,6 +35,11 @@ def run_badge(job: Job) -> None:
 
 st.set_page_config(page_title=_("dlplay: learn deep learning by doing"), page_icon="🧠", layout="wide")
 device = start_up()
+try:
+    limits()  # every input's limits, read once: a bad DLPLAY_MAX_* stops the app here with one sentence
+except SettingError as err:
+    st.error(_("The server's settings are not usable: {reason}.").format(reason=say(str(err))))
+    st.stop()
 try:
     state.scheduler()  # its worker pool warms up now, not when the first learner presses Train
 except SettingError as err:

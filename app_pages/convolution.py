@@ -26,6 +26,7 @@ from dlplay.lessons.convolution import (
     shape_table,
     window_indices,
 )
+from dlplay.limits import limits
 from dlplay.models import build_model
 from ui import charts, state
 from ui.i18n import N_, _, say, translated, translator
@@ -73,7 +74,7 @@ def choose_kernel():
         return _(name), np.array(KERNELS[name], dtype=np.float64), 0.0, None
     if kind == "typed":
         text = st.text_area(_("Kernel rows (3×3 or 5×5: numbers split by spaces, one row per line)"), TYPED_DEFAULT,
-                            key="convolution.typed", height=130)
+                            key="convolution.typed", height=130, max_chars=limits().kernel_chars)
         bias = st.number_input(_("Bias"), -10.0, 10.0, 0.0, 0.1, key="convolution.bias")
         try:
             return _("your kernel"), parse_kernel(text), bias, None

@@ -1,15 +1,18 @@
 """Save and load models as safetensors files whose metadata says how to rebuild and feed them."""
+import contextlib
 import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
 from dlplay.builder import LayerSpec
+from dlplay.limits import limits
 from dlplay.models import CUSTOM, MODELS, build_model
 
 METADATA_KEY = "dlplay"
@@ -127,28 +130,71 @@ def read_card_fields(fields: dict, name: str) -> ModelCard:
         raise ModelFileError(f"{name} has malformed dlplay metadata") from err
 
 
-def load_model(path: str | Path, name: str | None = None) -> tuple[nn.Module, ModelCard]:
-    """Rebuild the architecture named in the file and load its weights, checking that every tensor fits (`name`:
-    how error messages call the file)."""
-    card = read_card(path, name)
+def model_cost(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(parameters, values one image makes flow out of its layers), counted on a model on the meta device: shapes
+    only, no memory."""
+    flowing = 0
+
+    def count(_module, _inputs, output) -> None:
+        nonlocal flowing
+        flowing += output.numel() if torch.is_tensor(output) else 0
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, *input_shape, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(p.numel() for p in model.parameters()), flowing
+
+
+def _build(card: ModelCard, device: str | None = None) -> nn.Module:
+    with torch.device(device) if device else contextlib.nullcontext():
+        return build_model(card.architecture, card.input_shape, len(card.class_names), card.mean, card.std,
+                           stack=[LayerSpec(kind, size) for kind, size in card.stack])
+
+
+def _check_cost_and_weights(path: str | Path, card: ModelCard, name: str) -> None:
+    """Refuse, before a byte of the model is allocated, a file whose metadata describes a model over the limits or
+    whose stored tensors (names and shapes, read from its header) do not fit that model."""
     if card.architecture not in (*MODELS, CUSTOM):
         raise ModelFileError(f"unknown architecture {card.architecture!r}; dlplay knows {', '.join(MODELS)}")
+    if not all(0 < n <= 1_000_000 for n in card.input_shape) or not 0 < len(card.class_names) <= 1_000_000:
+        raise ModelFileError(f"{name} has malformed dlplay metadata")
     try:
-        model = build_model(card.architecture, card.input_shape, len(card.class_names), card.mean, card.std,
-                            stack=[LayerSpec(kind, size) for kind, size in card.stack])
-    except ValueError as err:
+        blueprint = _build(card, "meta")
+        parameters, flowing = model_cost(blueprint, card.input_shape)
+    except (ValueError, RuntimeError) as err:
         raise ModelFileError(f"the file describes a model that cannot be built: {err}") from err
-    weights = load_file(str(path))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = [f"{k}: file {tuple(weights[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    limit = limits()
+    if parameters > limit.model_parameters:
+        raise ModelFileError(f"{name} describes a model of {parameters:,} parameters; the limit is "
+                             f"{limit.model_parameters:,}")
+    if flowing > limit.model_activations:
+        raise ModelFileError(f"{name} describes a model through which one image makes {flowing:,} values; the "
+                             f"limit is {limit.model_activations:,}")
+    with safe_open(str(path), framework="pt") as f:
+        stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    expected = {key: tuple(value.shape) for key, value in blueprint.state_dict().items()}
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong = [f"{k}: file {stored[k]} vs model {shape}" for k, shape in expected.items()
+             if k in stored and stored[k] != shape]
     if missing or unexpected or wrong:
         parts = [f"missing {', '.join(missing)}" if missing else "",
                  f"unexpected {', '.join(unexpected)}" if unexpected else "",
                  f"shape mismatch {'; '.join(wrong)}" if wrong else ""]
         raise ModelFileError(f"weights do not fit {card.architecture}: " + "; ".join(p for p in parts if p))
-    model.load_state_dict(weights)
+
+
+def load_model(path: str | Path, name: str | None = None) -> tuple[nn.Module, ModelCard]:
+    """Rebuild the architecture named in the file and load its weights (`name`: how error messages call the file).
+    The model's cost and every tensor's name and shape are checked first, from the file's header alone."""
+    name = name or Path(path).name
+    card = read_card(path, name)
+    _check_cost_and_weights(path, card, name)
+    model = _build(card)
+    model.load_state_dict(load_file(str(path)))
     model.eval()
     return model, card

@@ -5,10 +5,17 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dlplay.limits import limits
+
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 MAX_BYTES = 25 * 1024 * 1024
-MAX_PIXELS = 50_000_000  # a 48-megapixel phone photo fits; a decompression bomb does not
 MIN_SIDE = 8
+# Peak bytes per pixel while an image of each mode is decoded and made L or RGB (to_standard_mode): the decoded
+# pixels plus the copies its conversion holds at once. A 14 KB 1-bit PNG can declare 49 megapixels: the cost
+# follows the mode and the pixels, never the file's size.
+DECODE_BYTES_PER_PIXEL = {"1": 2, "L": 1, "P": 4, "RGB": 3, "CMYK": 7, "YCbCr": 6, "LAB": 6, "HSV": 6,
+                          "I;16": 11, "I;16B": 11, "I;16L": 11, "I": 13, "F": 13}
+TRANSPARENT_BYTES_PER_PIXEL = 19  # RGBA, LA, PA or a transparent palette: the image, RGBA, a canvas, composite, RGB
 BACKGROUND = 255  # transparent pixels are shown on white paper
 
 
@@ -49,9 +56,19 @@ def to_standard_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
 
 
-def decode_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-                 min_side: int = MIN_SIDE, draft_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode image bytes safely into an upright 'L' or 'RGB' Pillow image, or raise ImageRejected."""
+def decode_cost(mode: str, info: dict, pixels: int) -> int:
+    """Bytes that decoding and converting `pixels` pixels of this mode takes at its peak."""
+    transparent = mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in info
+    return pixels * (TRANSPARENT_BYTES_PER_PIXEL if transparent else DECODE_BYTES_PER_PIXEL.get(mode, 16))
+
+
+def decode_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int | None = None,
+                 max_decoded_mb: float | None = None, min_side: int = MIN_SIDE,
+                 draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode image bytes safely into an upright 'L' or 'RGB' Pillow image, or raise ImageRejected. The pixels and
+    the memory the decoded mode needs are checked against the limits (dlplay.limits) from the header first."""
+    max_pixels = max_pixels or int(limits().image_megapixels * 1e6)
+    max_decoded = (max_decoded_mb or limits().image_decoded_mb) * 1e6
     if not data:
         raise ImageRejected("The file is empty.")
     if len(data) > max_bytes:
@@ -75,6 +92,10 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = M
         raise ImageRejected(f"The image is {width}×{height} pixels; each side needs at least {min_side}.")
     if draft_size and image.format == "JPEG":
         image.draft("RGB" if image.mode != "L" else "L", draft_size)  # decode at a reduced scale: much faster
+    cost = decode_cost(image.mode, image.info, image.size[0] * image.size[1])
+    if cost > max_decoded:
+        raise ImageRejected(f"Decoding this {width}×{height} image ({image.mode}) would take {cost / 1e6:,.0f} MB of "
+                            f"memory; the limit is {max_decoded / 1e6:,.0f} MB.")
     try:
         image.seek(0)  # the first frame of an animation
         image.load()

@@ -70,6 +70,7 @@ MESSAGES = (
     # dlplay.lessons.convolution: a typed kernel
     N_("the kernel must be numbers only, separated by spaces or commas"),
     N_("the kernel is empty: type its rows, one per line"),
+    N_("the kernel is {length} characters long; the limit is {limit}"),
     N_("the kernel must be square: {size} rows, so {count} numbers in every row"),
     N_("the kernel may have at most {size} rows"), N_("the kernel must hold finite numbers"),
     # dlplay.images
@@ -77,6 +78,7 @@ MESSAGES = (
     N_("The image declares too many pixels; the limit is {limit} megapixels."),
     N_("This is not an image dlplay can read (use PNG, JPEG, WebP, BMP or GIF)."),
     N_("The image file is truncated or corrupt."),
+    N_("Decoding this {size} image ({mode}) would take {cost} MB of memory; the limit is {limit} MB."),
     N_("The image declares {size} pixels; the limit is {limit} megapixels."),
     N_("The image is {size} pixels; each side needs at least {minimum}."),
     # dlplay.userdata and dlplay.data: a learner's zip, and datasets
@@ -107,7 +109,10 @@ MESSAGES = (
     N_("{name} is not a readable .safetensors file"),
     N_("{name} has no dlplay metadata, so its architecture is unknown"), N_("{name} has malformed dlplay metadata"),
     N_("unknown architecture {name}; dlplay knows {known}"),
-    N_("the file describes a model that cannot be built: {reason}"), N_("weights do not fit {architecture}: {what}"),
+    N_("the file describes a model that cannot be built: {reason}"),
+    N_("{name} describes a model of {count} parameters; the limit is {limit}"),
+    N_("{name} describes a model through which one image makes {count} values; the limit is {limit}"),
+    N_("weights do not fit {architecture}: {what}"),
     N_("the ImageNet weights for {architecture} could not be downloaded from {url} ({error}); download that file on "
        "a machine online and put it in {folder}"),
     N_("the model to start from takes {size} images and these are {images}"),

@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 from torch import nn
 
+from dlplay.limits import limits
+
 # Classic hand-made 3x3 kernels (image processing's, before CNNs learnt their own).
 KERNELS: dict[str, list[list[float]]] = {
     "edge": [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
@@ -142,7 +144,9 @@ def avg_pool(x: np.ndarray, window: int = 2, stride: int | None = None) -> np.nd
 
 def parse_kernel(text: str) -> np.ndarray:
     """A square kernel typed as rows of numbers (rows on lines or split by ';', numbers by spaces or commas).
-    Raises ValueError with one plain sentence."""
+    Raises ValueError with one plain sentence; a text over the limit is refused before it is split."""
+    if len(text) > limits().kernel_chars:
+        raise ValueError(f"the kernel is {len(text):,} characters long; the limit is {limits().kernel_chars:,}")
     lines = [line for line in text.replace(";", "\n").splitlines() if line.strip()]
     try:
         rows = [[float(v) for v in line.replace(",", " ").split()] for line in lines]

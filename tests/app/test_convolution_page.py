@@ -108,6 +108,7 @@ def test_a_typed_kernel_and_its_mistakes():
         at.text_area[0].set_value(text).run()
         assert not at.exception and any(words in e.value for e in at.error)
         assert "output map" not in " ".join(charts(at))
+    assert at.text_area[0].proto.max_chars == 2_000  # the browser stops typing there
 
 
 def test_a_filter_of_the_bundled_model_on_its_normalised_input():

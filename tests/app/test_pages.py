@@ -40,3 +40,18 @@ def test_home_shows_the_path_device_and_digits():
     assert captions == [[f"label {c}"] * 2 for c in range(10)]  # two digits of every class
     assert at.get("graphviz_chart")  # the training-loop diagram
     assert at.caption[-1].value.startswith("MNIST")
+
+
+def test_a_bad_limit_in_the_environment_is_one_sentence(monkeypatch):
+    from dlplay.limits import limits
+
+    monkeypatch.setenv("DLPLAY_MAX_CSV_ROWS", "lots")
+    limits.cache_clear()
+    try:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+        assert not at.exception
+        assert [e.value for e in at.error] == ["The server's settings are not usable: DLPLAY_MAX_CSV_ROWS='lots' is "
+                                               "not a whole number."]
+    finally:
+        monkeypatch.delenv("DLPLAY_MAX_CSV_ROWS")
+        limits.cache_clear()

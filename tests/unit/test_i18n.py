@@ -109,6 +109,7 @@ def test_the_cores_error_messages_come_out_in_chinese_with_their_values():
     csv = raised(read_points_csv, b"x1,x2\n1,2\n", 0.5, 0)
     assert chinese(csv) == "CSV 需要 x1、x2 以及 label（或 target）列；缺少：label or target"
     assert "12,000" in chinese(raised(read_points_csv, b"x1,x2,label\n" + b"1,2,0\n" * 12_000, 0.5, 0))
+    assert "20,000" in chinese(raised(parse_kernel, "1 " * 10_000))
     for text in (b"x1,x2,label\n1,2,0\n", b"x1,x2,label\n" + b"1,a,0\n" * 5, b"x1,x2,label\n" + b"1,2,0\n" * 5,
                  b"\xff\xfe\x00", b"x1,x2,label\n" + b"1,2,0.5\n" * 5):
         chinese(raised(read_points_csv, text, 0.5, 0))
@@ -120,6 +121,10 @@ def test_the_cores_error_messages_come_out_in_chinese_with_their_values():
     tiny = io.BytesIO()
     Image.new("L", (1, 1)).save(tiny, "PNG")
     assert "1×1" in chinese(raised(decode_image, tiny.getvalue(), error=ImageRejected))
+    bilevel = io.BytesIO()
+    Image.new("1", (3000, 3000)).save(bilevel, "PNG")
+    costly = chinese(raised(lambda: decode_image(bilevel.getvalue(), max_decoded_mb=10), error=ImageRejected))
+    assert costly == "解码这张 3000×3000 的图片（1）需要 18 MB 内存；上限是 10 MB。"
     chinese(raised(load_model_bytes, b"version https://git-lfs.github.com/spec/v1\n", "m.safetensors",
                    error=ModelFileError))
     chinese(raised(load_model_bytes, b"garbage", "m.safetensors", error=ModelFileError))

@@ -118,3 +118,21 @@ def test_animated_gif_gives_its_first_frame():
 def test_jpeg_draft_mode_decodes_smaller():
     data = image_bytes((90, 120, 30), size=(1600, 1200), fmt="JPEG")
     assert decode_image(data, draft_size=(200, 200)).size[0] <= 400
+
+
+@pytest.mark.parametrize("mode, side, refused", [
+    ("1", 3000, True),  # a few kilobytes of 1-bit PNG: 9 megapixels that decode to 18 MB
+    ("RGBA", 1000, True),  # transparency: the RGBA copies and the composite, 19 MB
+    ("L", 1000, False),  # 1 MB
+    ("RGB", 1500, False),  # 6.75 MB
+])
+def test_the_memory_a_decode_takes_is_costed_from_the_header_by_mode(mode, side, refused):
+    data = image_bytes(0, size=(side, side), mode=mode)
+    assert len(data) < 200_000  # small files all
+    if refused:
+        with pytest.raises(ImageRejected, match=rf"^Decoding this {side}×{side} image \({mode}\) would take "
+                                                r"\d+ MB of memory; the limit is 10 MB\.$"):
+            decode_image(data, max_decoded_mb=10)
+    else:
+        assert decode_image(data, max_decoded_mb=10).size == (side, side)
+    assert decode_image(data, max_decoded_mb=100).mode in ("L", "RGB")  # an operator can raise the limit

@@ -3,25 +3,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlplay.limits import number_from_env
 from dlplay.training.jobs.scheduler import Scheduler
 from dlplay.training.jobs.store import Budget, RunStore, default_runs_dir
-
-
-class SettingError(ValueError):
-    """An environment variable holds a value dlplay cannot use; the message says which and why."""
-
-
-def _number(env, name: str, kind, default, minimum):
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise SettingError(f"{name}={text!r} is not {'a whole number' if kind is int else 'a number'}") from None
-    if value < minimum:
-        raise SettingError(f"{name} must be at least {minimum}, got {text}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -37,9 +21,10 @@ class ServerSettings:
     @classmethod
     def from_env(cls, env=os.environ) -> "ServerSettings":
         """The settings the environment gives (bad values raise SettingError)."""
-        budget = Budget(_number(env, "DLPLAY_RUNS_MAX_MB", float, Budget.max_bytes / 1024**2, 0) * 1024**2,
-                        _number(env, "DLPLAY_RUNS_MAX_DAYS", float, Budget.max_age_seconds / 86400, 0) * 86400)
-        return cls(_number(env, "DLPLAY_SLOTS", int, None, 1), _number(env, "DLPLAY_IDLE_TIMEOUT", float, 0.0, 0),
+        number = number_from_env
+        budget = Budget(number(env, "DLPLAY_RUNS_MAX_MB", float, Budget.max_bytes / 1024**2, 0) * 1024**2,
+                        number(env, "DLPLAY_RUNS_MAX_DAYS", float, Budget.max_age_seconds / 86400, 0) * 86400)
+        return cls(number(env, "DLPLAY_SLOTS", int, None, 1), number(env, "DLPLAY_IDLE_TIMEOUT", float, 0.0, 0),
                    budget, env.get("DLPLAY_RAY_ADDRESS") or None,
                    Path(env["DLPLAY_RUNS_DIR"]) if env.get("DLPLAY_RUNS_DIR") else default_runs_dir())
 

@@ -170,7 +170,8 @@ def test_typed_kernels_parse_or_say_what_is_wrong():
     np.testing.assert_array_equal(parse_kernel("-1 0 1\n-2, 0, 2; -1 0 1"), np.array(KERNELS["Sobel x"]))
     assert parse_kernel("1 2 3 4 5\n" * 5).shape == (5, 5)
     for text, message in [("", "empty"), ("1 2\n3", "square"), ("1 a\n2 3", "numbers only"),
-                          ("1 nan\n1 1", "finite"), ("1 " * 9 + "\n" * 1, "square")]:
+                          ("1 nan\n1 1", "finite"), ("1 " * 9 + "\n" * 1, "square"),
+                          ("1 " * 10_000, "20,000 characters long; the limit is 2,000")]:  # refused before splitting
         with pytest.raises(ValueError, match=message):
             parse_kernel(text)
 

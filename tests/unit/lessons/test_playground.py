@@ -8,7 +8,6 @@ from dlplay.lessons.playground import (
     CLASSIFICATION,
     DATASETS,
     EXTENT,
-    MAX_CSV_ROWS,
     REGRESSION,
     NetworkConfig,
     Session,
@@ -19,6 +18,7 @@ from dlplay.lessons.playground import (
     penalty,
     read_points_csv,
 )
+from dlplay.limits import limits
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
@@ -65,8 +65,11 @@ def test_a_bad_csv_gets_one_sentence(text, sentence):
 
 
 def test_too_many_rows_and_binary_files_are_refused():
-    with pytest.raises(ValueError, match=f"at most {MAX_CSV_ROWS:,}"):
-        read_points_csv(("x1,x2,label\n" + "1,2,0\n3,4,1\n" * MAX_CSV_ROWS).encode(), 0.5, 0)
+    rows = limits().csv_rows
+    with pytest.raises(ValueError, match=f"has {2 * rows:,} points; the playground takes at most {rows:,}"):
+        read_points_csv(("x1,x2,label\n" + "1,2,0\n3,4,1\n" * rows).encode(), 0.5, 0)
+    exactly = read_points_csv(("x1,x2,label\n" + "1,2,0\n3,4,1\n" * (rows // 2)).encode(), 0.5, 0)
+    assert len(exactly.train_x) + len(exactly.test_x) == rows  # the limit itself is allowed
     with pytest.raises(ValueError, match="not text"):
         read_points_csv(b"\xff\xfe\x00\x81binary", 0.5, 0)
 
