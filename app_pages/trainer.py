@@ -4,13 +4,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dlplay.after_training.transfer import FREEZE, IMAGENET, WeightsUnavailable, imagenet_weights
+from dlplay.after_training.transfer import FREEZE, IMAGENET, imagenet_weights
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
 from dlplay.builder import LayerSpec
 from dlplay.checkpoint import ModelFileError
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, sample_per_class
 from dlplay.device import DEVICE_CHOICES, pick_device
 from dlplay.models import CUSTOM, IMAGENET_MIN_SIZE, MODELS, build_model, summary
+from dlplay.pretrained import WeightsUnavailable
 from dlplay.training.jobs import (
     REMEDIES,
     AlreadyTraining,

@@ -115,6 +115,10 @@ MESSAGES = (
     N_("weights do not fit {architecture}: {what}"),
     N_("the ImageNet weights for {architecture} could not be downloaded from {url} ({error}); download that file on "
        "a machine online and put it in {folder}"),
+    N_("{path} is not the file that was published: its SHA-256 begins {found}, not {prefix}; delete it and "
+       "download it again"),
+    N_("{path} could not be read as weights ({error})"),
+    N_("{name} carries no SHA-256 prefix in its name, so it cannot be checked"),
     N_("the model to start from takes {size} images and these are {images}"),
     N_("the model to start from is a {architecture}, not a {model}"),
     # dlplay.builder: a learner's layer stack

@@ -14,6 +14,7 @@ from dlplay.data import Dataset, ImageSet, sample_per_class
 from dlplay.device import DeviceInfo
 from dlplay.evaluate import evaluate
 from dlplay.models import build_model, init_weights
+from dlplay.pretrained import WeightsUnavailable, checked_weights
 from dlplay.training.trainer import Trainer, build_optimizer
 
 FREEZE = ("none", "features", "all but the head")  # what stays fixed while the new classes are learnt
@@ -21,25 +22,17 @@ IMAGENET = "imagenet"  # start from torchvision's ImageNet weights (a run's `sta
 IMAGENET_WEIGHTS = {"mobilenet-v3-small": "MobileNet_V3_Small_Weights"}  # architecture -> torchvision weights enum
 
 
-class WeightsUnavailable(ValueError):
-    """Pre-trained weights that could not be had; the message says where to put the file by hand."""
-
-
 def imagenet_weights(architecture: str) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet weights for `architecture`, from torch's cache or downloaded once into it."""
+    """torchvision's ImageNet weights for `architecture`, from torch's cache or downloaded once into it, checked
+    and loaded without running pickled code (dlplay.pretrained)."""
     import torchvision.models
 
     if architecture not in IMAGENET_WEIGHTS:
         raise WeightsUnavailable(f"dlplay has no ImageNet weights for {architecture}; pick "
                                  f"{', '.join(IMAGENET_WEIGHTS)}")
     weights = getattr(torchvision.models, IMAGENET_WEIGHTS[architecture]).IMAGENET1K_V1
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    try:
-        return weights.get_state_dict(progress=False, check_hash=True)
-    except (OSError, RuntimeError) as err:  # URLError is an OSError; a damaged file is a RuntimeError
-        raise WeightsUnavailable(f"the ImageNet weights for {architecture} could not be downloaded from "
-                                 f"{weights.url} ({err.__class__.__name__}); download that file on a machine "
-                                 f"online and put it in {folder}") from err
+    return checked_weights(weights.url, Path(torch.hub.get_dir()) / "checkpoints",
+                           f"ImageNet weights for {architecture}")
 
 
 def load_imagenet_backbone(model: nn.Module, architecture: str) -> nn.Module:

@@ -99,16 +99,21 @@ def test_imagenet_weights_from_the_cache_go_into_the_backbone_and_a_run_trains_f
     from dlplay.training.jobs.runner import JobRunner, build_run_model
     from dlplay.training.jobs.spec import DataRef, JobSpec, RunConfig
 
-    offline(monkeypatch)  # the file below is in the cache, so nothing is downloaded
-    fake = torchvision.models.mobilenet_v3_small(num_classes=1000).state_dict()  # a small file made here
-    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(fake, torch_home / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth")
+    fake = torchvision.models.mobilenet_v3_small(num_classes=1000).state_dict()  # the real names and shapes
+    asked = []
+
+    def from_the_cache(url, folder, what):  # fetching and checking the file: tests/unit/test_pretrained.py
+        asked.append((url.rsplit("/", 1)[-1], folder))
+        return fake
+
+    monkeypatch.setattr(transfer, "checked_weights", from_the_cache)
     digits = load_dataset("mnist5k")
     data = Dataset("mnist5k", digits.class_names, ImageSet(digits.train.images[:64], digits.train.labels[:64]),
                    ImageSet(digits.test.images[:32], digits.test.labels[:32]))
     config = RunConfig(model="mobilenet-v3-small", epochs=1, batch_size=32, augmentation=Augmentation(),
                        start_from=transfer.IMAGENET, freeze="features", validation_fraction=0.0)
     model = build_run_model(config, data)
+    assert asked == [("mobilenet_v3_small-047dcff4.pth", torch_home / "hub" / "checkpoints")]
     network = model[-1]
     for key, value in network.state_dict().items():
         if not key.startswith("classifier.3"):  # every layer but the new 10-class output comes from the file
