@@ -72,12 +72,15 @@ def english_left(at: AppTest) -> list[str]:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_each_page_in_chinese_has_no_english_message_left(page):
+def test_each_page_in_chinese_has_no_english_message_left_and_every_widget_a_key(page):
     at = chinese_page(page)
     assert CJK.search(at.title[0].value)
     assert not english_left(at)
+    unkeyed = [f"{kind}: {w.label}" for kind in WIDGETS for w in getattr(at, kind) if w.key is None]
+    assert not unkeyed, unkeyed  # a key keeps a widget's value when the language switches
 
 
+@pytest.mark.slow
 def test_results_in_chinese_after_an_action():
     at = chinese_page("app_pages/after_training.py")
     by_label(at.button, "导出并测量").click().run()
@@ -133,11 +136,3 @@ def test_a_link_with_lang_zh_opens_in_chinese():
     at.run()
     assert at.title[0].value == "dlplay：在动手中学习深度学习"
     assert any("**设备：**" in m.value for m in at.sidebar.markdown)
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_every_widget_has_a_key(page):
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page(page).run()
-    unkeyed = [f"{kind}: {w.label}" for kind in WIDGETS for w in getattr(at, kind) if w.key is None]
-    assert not unkeyed, unkeyed

@@ -109,6 +109,7 @@ def test_device_choice_is_honest():
     assert configure_threads(1) == 1 and configure_threads() >= 1
 
 
+@pytest.mark.slow  # a fresh interpreter imports every module
 def test_core_never_imports_streamlit():
     code = ("import importlib, pkgutil, sys, dlplay\n"
             "for m in pkgutil.walk_packages(dlplay.__path__, 'dlplay.'):\n"

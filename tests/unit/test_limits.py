@@ -66,6 +66,7 @@ def test_a_file_without_the_weights_it_describes_is_refused_before_building():
         load_model_bytes(data, "empty.safetensors")
 
 
+@pytest.mark.slow  # a fresh interpreter measures its peak memory
 def test_refusing_the_giant_costs_no_memory():
     """In a fresh process: peak memory before and after the refusal (building the model first cost +877 MB)."""
     code = ("import resource, torch, sys\n"

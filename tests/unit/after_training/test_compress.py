@@ -86,6 +86,7 @@ def test_the_report_puts_every_form_beside_the_original(bundled):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the original is untouched
 
 
+@pytest.mark.slow
 def test_the_int8_form_reuses_the_deployment_reports_file(bundled, tmp_path, monkeypatch):
     model, card = bundled
     digits = load_dataset("mnist5k")
