@@ -7,7 +7,6 @@ import streamlit as st
 from dlplay.lessons.playground import (
     ACTIVATIONS,
     DATASETS,
-    EPOCHS_PER_UPDATE,
     FEATURES,
     MAX_HIDDEN_LAYERS,
     MAX_NEURONS,
@@ -16,11 +15,13 @@ from dlplay.lessons.playground import (
     UPDATE_SECONDS,
     NetworkConfig,
     Session,
+    epochs_per_update,
     linear_layers,
     make_points,
     pytorch_script,
     read_points_csv,
 )
+from dlplay.limits import limits
 from ui import charts, verdicts
 from ui.i18n import N_, _, say, sentence, shown_as, translator
 from ui.playground_link import (
@@ -285,10 +286,11 @@ def play_controls(sessions: list[Session], points) -> tuple[bool, bool, int | No
     return show_test, discretize, None if chosen == NOW else chosen
 
 
-def live(sessions: list[Session], show_test: bool, discretize: bool, past: int | None) -> None:
-    """While playing, train a few epochs and draw, every UPDATE_SECONDS (a fragment: the rest of the page stays)."""
+def live(sessions: list[Session], epochs: int, show_test: bool, discretize: bool, past: int | None) -> None:
+    """While playing, train `epochs` epochs and draw, every UPDATE_SECONDS (a fragment: the rest of the page
+    stays)."""
     if PAGE.playing:
-        train_all(sessions, EPOCHS_PER_UPDATE, keep_going=lambda: PAGE.playing)
+        train_all(sessions, epochs, keep_going=lambda: PAGE.playing)
     with contextlib.ExitStack() as held:  # whole epochs' numbers, never half of one
         for each in sessions:
             held.enter_context(each.lock)
@@ -298,7 +300,7 @@ def live(sessions: list[Session], show_test: bool, discretize: bool, past: int |
 def code_section(session: Session, data_key, config: NetworkConfig) -> None:
     """The run as a plain PyTorch script."""
     with st.expander(_("Show PyTorch code")):
-        if isinstance(data_key[0], str):  # a built-in dataset: (name, noise, count, fraction, seed)
+        if data_key[0] in DATASETS:  # a built-in dataset: (name, noise, count, fraction, seed); a CSV: (id, …)
             name, noise, count, fraction, seed = data_key
             st.caption(_("The same network and data in plain PyTorch, trained for as many epochs as this run "
                          "(100 before the first step). Run it with python next to dlplay."))
@@ -325,8 +327,17 @@ write_link()
 with stage:
     sessions = current_sessions(points, data_key, configs) if points is not None else []
     if sessions:
+        limit = limits().playground_steps
+        epochs, steps = epochs_per_update(len(points.train_x), [c.batch_size for c in configs], limit)
+        if not epochs:
+            st.warning(_("One epoch here takes {steps} optimizer steps ({points} training points in batches of "
+                         "{batch}); a live update may take at most {limit}. Raise the batch size or use fewer "
+                         "points.").format(steps=f"{steps:,}", points=f"{len(points.train_x):,}",
+                                           batch=configs[0].batch_size, limit=f"{limit:,}"))
+            st.stop()
         show_test, discretize, past = play_controls(sessions, points)
-        st.fragment(live, run_every=UPDATE_SECONDS if PAGE.playing else None)(sessions, show_test, discretize, past)
+        st.fragment(live, run_every=UPDATE_SECONDS if PAGE.playing else None)(sessions, epochs, show_test,
+                                                                             discretize, past)
         if not PAGE.playing:
             edit_weight(sessions[0])
         code_section(sessions[0], data_key, config)

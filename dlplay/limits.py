@@ -34,6 +34,7 @@ class Limits:
     image_decoded_mb: float = 400.0  # DLPLAY_MAX_IMAGE_DECODED_MB: memory a decode may take (pixels × bytes/pixel)
     csv_rows: int = 5_000  # DLPLAY_MAX_CSV_ROWS: points in a playground CSV
     kernel_chars: int = 2_000  # DLPLAY_MAX_KERNEL_CHARS: a typed convolution kernel (7×7 numbers need ~400)
+    playground_steps: int = 2_000  # DLPLAY_MAX_PLAYGROUND_STEPS: optimizer steps in one live playground update
 
     @staticmethod
     def variable(field_name: str) -> str:

@@ -6,7 +6,7 @@ import io
 import itertools
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -158,6 +158,14 @@ def make_points(name: str, n: int, noise: float, train_fraction: float, seed: in
     g = torch.Generator().manual_seed(seed)
     x, y = kind.make(n, noise * 1.5, g)
     return split(kind.task, kind.classes, x, y, train_fraction, g)
+
+
+def epochs_per_update(train_points: int, batch_sizes: Sequence[int], max_steps: int) -> tuple[int, int]:
+    """(epochs one live update trains, optimizer steps in one epoch of all the networks): EPOCHS_PER_UPDATE, fewer
+    when those steps are many (at most `max_steps` an update); 0 when a single epoch is over it. A link's cost (a
+    CSV's points in batches of 1 took 10 s an update) is worked out before any training."""
+    steps = sum(-(-train_points // size) for size in batch_sizes)
+    return min(EPOCHS_PER_UPDATE, max_steps // steps), steps
 
 
 def read_points_csv(data: bytes, train_fraction: float, seed: int) -> Points:

@@ -68,6 +68,20 @@ def test_a_csv_without_the_columns_gets_one_sentence():
     assert any("Upload a CSV" in box.value for box in at.info) and not at.exception
 
 
+def test_a_costly_csv_is_refused_before_training_and_a_larger_batch_plays():
+    at = open_app_page(PAGE)
+    by_label(at.selectbox, "Data").set_value("my points (CSV)").run()
+    rows = "".join(f"{i % 97 / 10},{i % 89 / 10},{i % 2}\n" for i in range(5_000))
+    at.get("file_uploader")[0].upload("many.csv", ("x1,x2,label\n" + rows).encode(), "text/csv").run()
+    by_label(at.slider, "Batch size").set_value(1).run()
+    assert not at.exception and not [b for b in at.button if b.label == "Play"]
+    [warning] = [w.value for w in at.warning]
+    assert warning.startswith("One epoch here takes 2,500 optimizer steps (2,500 training points in batches of 1)")
+    assert "at most 2,000" in warning
+    by_label(at.slider, "Batch size").set_value(5).run()  # 500 steps an epoch: 4 epochs an update
+    assert not at.warning and [b for b in at.button if b.label == "Play"]
+
+
 def test_the_code_shown_is_the_network_on_the_page():
     at = open_app_page(PAGE)
     by_label(at.selectbox, "Layer 1 activation").set_value("ReLU").run()

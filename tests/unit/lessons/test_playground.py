@@ -7,10 +7,12 @@ from torch.nn import functional as F
 from dlplay.lessons.playground import (
     CLASSIFICATION,
     DATASETS,
+    EPOCHS_PER_UPDATE,
     EXTENT,
     REGRESSION,
     NetworkConfig,
     Session,
+    epochs_per_update,
     feature_matrix,
     linear_layers,
     loss_of,
@@ -258,3 +260,10 @@ def test_a_two_by_eight_tanh_network_learns_the_spiral():
     with torch.no_grad():
         predicted = session.model.eval()(session.test_inputs).argmax(1)
     assert session.test_accuracies[-1] == pytest.approx((predicted == points.test_y).float().mean().item())
+
+
+def test_a_live_update_trains_fewer_epochs_when_an_epoch_takes_many_steps():
+    assert epochs_per_update(150, [10], 2_000) == (EPOCHS_PER_UPDATE, 15)  # the defaults: 15 steps an epoch
+    assert epochs_per_update(900, [1], 2_000) == (2, 900)
+    assert epochs_per_update(900, [1, 3], 2_000) == (1, 1_200)  # two compared networks share the update
+    assert epochs_per_update(4_750, [1], 2_000) == (0, 4_750)  # one epoch alone is over the limit
