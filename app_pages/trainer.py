@@ -21,6 +21,7 @@ from dlplay.training.jobs import (
     RunAlreadyLive,
     RunConfig,
     RunStatus,
+    ServerFull,
     SettingError,
     check_run_id,
 )
@@ -217,6 +218,9 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
         return
     except RunAlreadyLive:
         st.error(_("This run is already training again, resumed from another tab or session."))
+        return
+    except ServerFull as err:
+        st.error(sentence(say(str(err))))
         return
     except DataProblem as err:
         st.error(say(str(err)))

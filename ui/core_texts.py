@@ -132,6 +132,8 @@ MESSAGES = (
     # dlplay.training.jobs: settings and a run's messages
     N_("{name}={value} is not a whole number"), N_("{name}={value} is not a number"),
     N_("{name} must be at least {minimum}, got {value}"),
+    N_("the server is full: {count} runs are waiting for a training slot; try again in about {minutes} minute(s)"),
+    N_("the server is full: {count} runs are waiting for a training slot; try again in a few minutes"),
     N_("Waiting for a free training slot."), N_("Paused."), N_("Holding after step {step}; press Resume to go on."),
     N_("Training."), N_("Training failed: {reason}"),
     N_("Trained {epochs} epoch(s) in {seconds} s; test accuracy {accuracy}."),

@@ -1,6 +1,7 @@
 """A fair queue of training jobs over a backend's slots: jobs start in arrival order across sessions, each session
 has at most one active run, and local workers share the CPU cores so that together they never use more threads
 than the machine has."""
+import math
 import threading
 import time
 import weakref
@@ -19,12 +20,17 @@ from dlplay.training.jobs.spec import DataRef, JobSpec, RunConfig, RunStatus, ne
 from dlplay.training.jobs.store import Budget, RunStore
 
 CORES_PER_CPU_SLOT = 2  # the default CNN gains ~1.5x from a 2nd thread, less from more (see bench/crowd_bench.py)
+QUEUE_MAX = 20  # runs waiting at once, all sessions together (DLPLAY_QUEUE_MAX)
 START_SECONDS = 1.0  # a job's set-up before its first batch, for queue estimates
 IDLE_CHECK_SECONDS = 1.0
 
 
 class AlreadyTraining(ValueError):
     """A session asked for a second active run."""
+
+
+class ServerFull(ValueError):
+    """The queue holds as many runs as the server allows; the message says when to try again."""
 
 
 class RunAlreadyLive(ValueError):
@@ -108,12 +114,13 @@ class Scheduler:
     """Owns the queue and the running jobs of one server; a backend starts the workers."""
 
     def __init__(self, backend, store: RunStore, capacity: int | None = None, cores: int | None = None,
-                 gpus: int | None = None, idle_timeout: float = 0.0, budget: Budget = Budget()):
+                 gpus: int | None = None, idle_timeout: float = 0.0, budget: Budget = Budget(),
+                 queue_max: int = QUEUE_MAX):
         self.backend, self.store, self.budget = backend, store, budget
         self.cores = cores or usable_cores()
         self.gpus = torch.cuda.device_count() if gpus is None else gpus
         self.capacity = capacity or backend.capacity() or default_capacity(self.cores, self.gpus)
-        self.idle_timeout = idle_timeout
+        self.idle_timeout, self.queue_max = idle_timeout, queue_max
         self._lock = threading.RLock()
         self._queue: list[Job] = []
         self._running: dict[Job, object] = {}  # job -> the backend's handle
@@ -132,7 +139,7 @@ class Scheduler:
         (a user's zip) is stored as a file for the worker. `pause_at_step`: the run pauses by itself once it has
         done this many steps (until resumed or stopped). An impossible model raises ValueError, a second active
         run for the same owner AlreadyTraining, a run id that a live job already has RunAlreadyLive (one live job
-        per run, however many sessions ask at once).
+        per run, however many sessions ask at once), a full queue ServerFull.
         """
         build_run_model(config, dataset)  # refuse an impossible architecture before anything is queued
         train, _ = training_split(config, dataset)
@@ -150,6 +157,7 @@ class Scheduler:
         with self._lock:
             self._refuse_second_run(owner)
             self._refuse_live_run(run_id)
+            self._refuse_past_the_queue_cap()
             self._jobs[spec.run_id] = job
             self._queue.append(job)
             self._dispatch()
@@ -158,6 +166,15 @@ class Scheduler:
     def _refuse_second_run(self, owner: str) -> None:
         if self.active_job(owner):
             raise AlreadyTraining("this session already has a run in progress; stop it first")
+
+    def _refuse_past_the_queue_cap(self) -> None:
+        if len(self._queue) < self.queue_max:
+            return
+        start = self._expected_start(len(self._queue) + 1)
+        when = (f"in about {max(1, math.ceil(start / 60))} minute(s)" if start != float("inf")
+                else "in a few minutes")
+        raise ServerFull(f"the server is full: {len(self._queue)} runs are waiting for a training slot; try again "
+                         f"{when}")
 
     def _refuse_live_run(self, run_id: str | None) -> None:
         live = self._jobs.get(run_id) if run_id else None
@@ -202,13 +219,17 @@ class Scheduler:
             if job not in self._queue:
                 return {}
             position = self._queue.index(job) + 1
-            free_at = sorted([self._remaining(j) for j in self._running]
-                             + [0.0] * (self.capacity - len(self._running)))
-            for ahead in self._queue[:position - 1]:
-                start = free_at.pop(0)
-                free_at = sorted([*free_at, start + self._duration(ahead)])
-            start = free_at[0]
+            start = self._expected_start(position)
         return {"queue_position": position, "expected_start_seconds": None if start == float("inf") else start}
+
+    def _expected_start(self, position: int) -> float:
+        """Seconds until the job at this place in the queue (1 = next) should start; inf while speeds are unknown
+        (called with the lock held)."""
+        free_at = sorted([self._remaining(j) for j in self._running] + [0.0] * (self.capacity - len(self._running)))
+        for ahead in self._queue[:position - 1]:
+            start = free_at.pop(0)
+            free_at = sorted([*free_at, start + self._duration(ahead)])
+        return free_at[0]
 
     def shutdown(self) -> None:
         """Cancel the queue and end every worker (the server is stopping)."""

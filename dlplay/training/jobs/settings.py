@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlplay.limits import number_from_env
-from dlplay.training.jobs.scheduler import Scheduler
+from dlplay.training.jobs.scheduler import QUEUE_MAX, Scheduler
 from dlplay.training.jobs.store import Budget, RunStore, default_runs_dir
 
 
@@ -17,6 +17,7 @@ class ServerSettings:
     budget: Budget = field(default_factory=Budget)  # DLPLAY_RUNS_MAX_MB, DLPLAY_RUNS_MAX_DAYS
     ray_address: str | None = None  # DLPLAY_RAY_ADDRESS: a Ray cluster ('local' starts one here); unset: local workers
     runs_dir: Path = field(default_factory=default_runs_dir)  # DLPLAY_RUNS_DIR
+    queue_max: int = QUEUE_MAX  # DLPLAY_QUEUE_MAX: runs waiting for a slot at once; past it, "the server is full"
 
     @classmethod
     def from_env(cls, env=os.environ) -> "ServerSettings":
@@ -26,7 +27,8 @@ class ServerSettings:
                         number(env, "DLPLAY_RUNS_MAX_DAYS", float, Budget.max_age_seconds / 86400, 0) * 86400)
         return cls(number(env, "DLPLAY_SLOTS", int, None, 1), number(env, "DLPLAY_IDLE_TIMEOUT", float, 0.0, 0),
                    budget, env.get("DLPLAY_RAY_ADDRESS") or None,
-                   Path(env["DLPLAY_RUNS_DIR"]) if env.get("DLPLAY_RUNS_DIR") else default_runs_dir())
+                   Path(env["DLPLAY_RUNS_DIR"]) if env.get("DLPLAY_RUNS_DIR") else default_runs_dir(),
+                   number(env, "DLPLAY_QUEUE_MAX", int, QUEUE_MAX, 1))
 
 
 def start_scheduler(settings: ServerSettings) -> Scheduler:
@@ -38,4 +40,4 @@ def start_scheduler(settings: ServerSettings) -> Scheduler:
         from dlplay.training.jobs.local_backend import LocalBackend
         backend = LocalBackend()
     return Scheduler(backend, RunStore(settings.runs_dir), settings.slots, idle_timeout=settings.idle_timeout,
-                     budget=settings.budget)
+                     budget=settings.budget, queue_max=settings.queue_max)

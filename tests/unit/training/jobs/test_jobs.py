@@ -375,6 +375,7 @@ def test_server_settings_come_from_the_environment_and_bad_values_get_a_sentence
     assert settings.budget == Budget(100 * 1024**2, 86400)
     default = ServerSettings.from_env({})
     assert default.slots is None and default.idle_timeout == 0 and default.ray_address is None
+    assert (default.queue_max, ServerSettings.from_env({"DLPLAY_QUEUE_MAX": "5"}).queue_max) == (20, 5)
     with pytest.raises(SettingError, match="DLPLAY_SLOTS='two' is not a whole number"):
         ServerSettings.from_env({"DLPLAY_SLOTS": "two"})
     with pytest.raises(SettingError, match="DLPLAY_SLOTS must be at least 1"):

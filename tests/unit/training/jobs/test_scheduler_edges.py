@@ -1,6 +1,7 @@
-"""The server's end of a local worker reads whatever a worker sends: a message it cannot read marks the run crashed
-and frees its slot for the next run, never a silent thread death that leaves a run "running" for ever. Here the
-test itself plays the worker on the other end of the real socket."""
+"""The scheduler at its edges, with the test itself playing the workers on real sockets (no processes, so these run
+in the quick lane): a message the server cannot read marks the run crashed and frees its slot for the next run,
+never a silent thread death that leaves a run "running" for ever; and a full queue is one sentence saying when to
+try again."""
 import json
 import socket
 from multiprocessing.connection import Connection
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from dlplay.data import Dataset, ImageSet
-from dlplay.training.jobs import RunConfig, RunStatus, RunStore, Scheduler
+from dlplay.training.jobs import RunConfig, RunStatus, RunStore, Scheduler, ServerFull
 from dlplay.training.jobs.local_backend import LocalHandle
 from helpers import wait_until
 
@@ -62,5 +63,36 @@ def test_an_unreadable_message_crashes_the_run_and_frees_its_slot(tmp_path, garb
         assert "stopped unexpectedly" in first.snapshot().message
         wait_until(lambda: len(backend.workers) == 2, timeout=30)  # the slot went to the next run
         assert second.snapshot().status is RunStatus.RUNNING and scheduler.running_jobs() == [second]
+    finally:
+        scheduler.shutdown()
+
+
+def finish_by_hand(worker, images_per_sec: float) -> None:
+    """Play a worker that trains one step at `images_per_sec` and finishes."""
+    for event in ({"type": "hello", "pid": 0},
+                  {"type": "started", "device": "CPU", "batch_size": 64, "steps_per_epoch": 1, "train_size": 32,
+                   "pid": 0, "message": "Training."},
+                  {"type": "batches", "rows": [[1, 1, 1, 2.3, 0.1, images_per_sec, 0.001]]},
+                  {"type": "done", "status": "finished", "message": "Trained."}):
+        worker.send_bytes(json.dumps(event).encode())
+    worker.close()
+
+
+def test_a_full_queue_says_when_to_try_again(tmp_path):
+    backend = HandWorkers()
+    scheduler = Scheduler(backend, RunStore(tmp_path), capacity=1, cores=1, gpus=0, queue_max=2)
+    try:
+        config = RunConfig(model="small-cnn", epochs=1)
+        first = scheduler.submit(config, tiny(), "alice", registered=False)
+        for owner in ("bob", "carol"):
+            scheduler.submit(config, tiny(), owner, registered=False)
+        with pytest.raises(ServerFull, match="^the server is full: 2 runs are waiting for a training slot; try "
+                                             "again in a few minutes$"):  # no run has finished: no speed known
+            scheduler.submit(config, tiny(), "dave", registered=False)
+        finish_by_hand(backend.workers[0], images_per_sec=10.0)
+        wait_until(lambda: not first.snapshot().active and len(backend.workers) == 2, timeout=30)
+        assert scheduler.submit(config, tiny(), "dave", registered=False).snapshot().queue_position == 2
+        with pytest.raises(ServerFull, match=r"2 runs are waiting .* try again in about \d+ minute\(s\)$"):
+            scheduler.submit(config, tiny(), "erin", registered=False)
     finally:
         scheduler.shutdown()
