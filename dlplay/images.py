@@ -1,6 +1,7 @@
 """The one safe way dlplay decodes an image file: caps, a format allow-list, EXIF, every mode to RGB or L."""
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -60,6 +61,23 @@ def decode_cost(mode: str, info: dict, pixels: int) -> int:
     """Bytes that decoding and converting `pixels` pixels of this mode takes at its peak."""
     transparent = mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in info
     return pixels * (TRANSPARENT_BYTES_PER_PIXEL if transparent else DECODE_BYTES_PER_PIXEL.get(mode, 16))
+
+
+def decoded_pixels(path: Path, draft_size: tuple[int, int] | None = None, max_pixels: int | None = None) -> int:
+    """The pixels an image file decodes to (JPEG's reduced decode for `draft_size` counted), read from its header
+    alone; 0 for a file that decode_image would refuse without decoding."""
+    max_pixels = max_pixels or int(limits().image_megapixels * 1e6)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=ALLOWED_FORMATS) as image:
+                if image.size[0] * image.size[1] > max_pixels:
+                    return 0
+                if draft_size and image.format == "JPEG":
+                    image.draft("RGB" if image.mode != "L" else "L", draft_size)
+                return image.size[0] * image.size[1]
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return 0
 
 
 def decode_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int | None = None,

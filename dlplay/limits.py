@@ -35,6 +35,8 @@ class Limits:
     csv_rows: int = 5_000  # DLPLAY_MAX_CSV_ROWS: points in a playground CSV
     kernel_chars: int = 2_000  # DLPLAY_MAX_KERNEL_CHARS: a typed convolution kernel (7×7 numbers need ~400)
     playground_steps: int = 2_000  # DLPLAY_MAX_PLAYGROUND_STEPS: optimizer steps in one live playground update
+    zip_megapixels: float = 1_000.0  # DLPLAY_MAX_ZIP_MEGAPIXELS: what a zip's images decode to, all together
+    zip_seconds: float = 120.0  # DLPLAY_MAX_ZIP_SECONDS: reading a zip's images, all together
 
     @staticmethod
     def variable(field_name: str) -> str:

@@ -1,6 +1,7 @@
 """Import a user's .zip of class folders (Keras' flow_from_directory layout) safely into an in-memory Dataset."""
 import stat
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -9,7 +10,8 @@ import numpy as np
 import torch
 
 from dlplay.data import Dataset, ImageSet, data_problem, stratified_split
-from dlplay.images import ImageRejected, decode_image
+from dlplay.images import ImageRejected, decode_image, decoded_pixels
+from dlplay.limits import limits as server_limits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 TEST_FOLDERS = ("test", "validation", "val")
@@ -23,6 +25,8 @@ class ZipLimits:
     max_member_bytes: int = 25 * 1024 * 1024
     max_total_bytes: int = 1024 * 1024 * 1024
     max_ratio: float = 200.0  # uncompressed / compressed, per member
+    max_megapixels: float | None = None  # what the images decode to, all together (None: DLPLAY_MAX_ZIP_MEGAPIXELS)
+    max_seconds: float | None = None  # reading the images, all together (None: DLPLAY_MAX_ZIP_SECONDS)
 
 
 class ZipRejected(ValueError):
@@ -121,14 +125,32 @@ def _class_layout(files: list[tuple[str, ...]]) -> list[_Entry]:
     return entries
 
 
-def _load_split(folder: Path, entries: list[_Entry], size: int, skipped: list) -> dict[str, list[np.ndarray]]:
-    """Decode every image once, resized to size x size RGB; unreadable files go to `skipped`."""
+def _is_image(entry: _Entry) -> bool:
+    return PurePosixPath(entry.parts[-1]).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _check_decoded_pixels(folder: Path, entries: list[_Entry], size: int, limit_megapixels: float) -> None:
+    """Refuse, from the images' headers alone, a zip whose images together decode to more than the limit."""
+    total = sum(decoded_pixels(folder.joinpath(*e.parts), (size, size)) for e in entries if e.label and _is_image(e))
+    if total > limit_megapixels * 1e6:
+        raise ZipRejected(f"The zip's images decode to {total / 1e6:,.0f} megapixels together; the limit is "
+                          f"{limit_megapixels:,.0f}. Use fewer or smaller pictures.")
+
+
+def _load_split(folder: Path, entries: list[_Entry], size: int, skipped: list,
+                deadline: tuple[float, float, int]) -> dict[str, list[np.ndarray]]:
+    """Decode every image once, resized to size x size RGB; unreadable files go to `skipped`. `deadline`: (when
+    reading must be over, the seconds allowed, the images in the zip) for the time budget."""
     by_class: dict[str, list[np.ndarray]] = {}
     for entry in sorted(entries, key=lambda e: e.parts):
         name = "/".join(entry.parts)
-        if PurePosixPath(entry.parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+        if not _is_image(entry):
             skipped.append((name, "not an image file (PNG, JPEG, WebP, BMP or GIF)"))
             continue
+        if time.monotonic() >= deadline[0]:
+            done = sum(len(images) for images in by_class.values())
+            raise ZipRejected(f"Reading the zip's images took longer than {deadline[1]:,.0f} s ({done:,} of "
+                              f"{deadline[2]:,} read). Use fewer or smaller pictures.")
         try:
             image = decode_image(folder.joinpath(*entry.parts).read_bytes(), draft_size=(size, size))
         except ImageRejected as err:
@@ -156,9 +178,14 @@ def import_zip(source, *, image_size: int = 64, test_fraction: float = 0.2, seed
     with tempfile.TemporaryDirectory(prefix="dlplay-zip-") as scratch:
         folder = Path(scratch)
         entries = _class_layout(extract_zip(source, folder, limits))
+        _check_decoded_pixels(folder, entries, image_size, limits.max_megapixels or server_limits().zip_megapixels)
+        seconds = limits.max_seconds if limits.max_seconds is not None else server_limits().zip_seconds
+        deadline = (time.monotonic() + seconds, seconds, sum(1 for e in entries if e.label and _is_image(e)))
         skipped = [("/".join(e.parts), "not inside a class folder") for e in entries if e.label is None]
-        train = _load_split(folder, [e for e in entries if e.label and e.split == "train"], image_size, skipped)
-        test = _load_split(folder, [e for e in entries if e.label and e.split == "test"], image_size, skipped)
+        train = _load_split(folder, [e for e in entries if e.label and e.split == "train"], image_size, skipped,
+                            deadline)
+        test = _load_split(folder, [e for e in entries if e.label and e.split == "test"], image_size, skipped,
+                           deadline)
     classes = sorted(train)
     if len(classes) < 2:
         raise ZipRejected(f"Found {len(classes)} class folder(s) with readable images; at least 2 are needed "

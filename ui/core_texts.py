@@ -85,6 +85,10 @@ MESSAGES = (
     N_("The zip contains a path that escapes its folder ({name}); it was not imported."),
     N_("This file is not a readable .zip archive."), N_("The zip has {count} entries; the limit is {limit}."),
     N_("The zip contains a symbolic link ({name}); it was not imported."),
+    N_("The zip's images decode to {total} megapixels together; the limit is {limit}. Use fewer or smaller "
+       "pictures."),
+    N_("Reading the zip's images took longer than {seconds} s ({done} of {count} read). Use fewer or smaller "
+       "pictures."),
     N_("The zip contains a name that cannot be unpacked ({name}): it is too long, or a file and a folder share it. "
        "Rename it and try again."),
     N_("The zip is encrypted; please upload an unencrypted zip."), N_("{name} is larger than {limit} MB."),

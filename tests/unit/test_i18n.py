@@ -26,7 +26,8 @@ from dlplay.lessons.playground import REGULARIZERS, NetworkConfig, read_points_c
 from dlplay.models import MODELS
 from dlplay.training.jobs import REMEDIES, RunStatus
 from dlplay.training.schedules import SCHEDULES
-from dlplay.userdata import ZipRejected, import_zip
+from dlplay.userdata import ZipLimits, ZipRejected, import_zip
+from helpers import class_folders_zip
 from ui.i18n import translate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,6 +152,9 @@ def test_a_bad_zip_and_its_skipped_files_are_said_in_chinese(tmp_path):
         archive.writestr("cats/x.png", b"1")
         archive.writestr("cats/x.png/y.png", b"2")
     assert "'cats/x.png/y.png'" in chinese(raised(import_zip, clash, error=ZipRejected))
+    slow = chinese(raised(lambda: import_zip(io.BytesIO(class_folders_zip({"a": 2, "b": 2})),
+                                             limits=ZipLimits(max_seconds=0)), error=ZipRejected))
+    assert slow.startswith("读取压缩包里的图片超过了 0 秒（已读 4 张中的 0 张）")
 
 
 def test_the_preprocessing_steps_are_said_in_chinese():

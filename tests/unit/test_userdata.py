@@ -82,6 +82,32 @@ def test_names_that_cannot_be_unpacked_are_one_sentence(names):
         load(data)
 
 
+def bilevel_png(side: int, seed: int) -> bytes:
+    """A 1-bit PNG of a few kilobytes that decodes to side × side pixels (a white block tells it apart)."""
+    from PIL import Image, ImageDraw
+    picture = Image.new("1", (side, side), 0)
+    ImageDraw.Draw(picture).rectangle((0, 0, 100 + 80 * seed, 300 + 40 * seed), fill=1)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_what_the_images_decode_to_together_is_costed_from_their_headers():
+    data = zip_bytes({f"{c}/{i}.png": bilevel_png(2000, 10 * j + i) for j, c in enumerate("ab") for i in range(3)})
+    assert len(data) < 50_000  # six pictures of 4 megapixels each
+    with pytest.raises(ZipRejected, match=r"^The zip's images decode to 24 megapixels together; the limit is 10\. "
+                                          r"Use fewer or smaller pictures\.$"):
+        load(data, limits=ZipLimits(max_megapixels=10))
+    assert load(data, limits=ZipLimits(max_megapixels=100)).dataset.num_classes == 2
+
+
+def test_reading_the_images_has_a_time_budget_for_the_whole_zip():
+    data = class_folders_zip({"a": 3, "b": 3})
+    with pytest.raises(ZipRejected, match=r"^Reading the zip's images took longer than 0 s \(0 of 6 read\)\. "):
+        load(data, limits=ZipLimits(max_seconds=0))  # a budget already spent: refused before the first decode
+    assert load(data, limits=ZipLimits(max_seconds=600)).dataset.num_classes == 2
+
+
 def test_too_many_files_is_refused():
     with pytest.raises(ZipRejected, match="12 entries; the limit is 10"):
         load(class_folders_zip({"a": 6, "b": 6}), limits=ZipLimits(max_entries=10))
