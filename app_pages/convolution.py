@@ -73,7 +73,8 @@ def choose_kernel():
         name = st.selectbox(_("Classic kernel"), list(KERNELS), format_func=translator(), key="convolution.classic")
         return _(name), np.array(KERNELS[name], dtype=np.float64), 0.0, None
     if kind == "typed":
-        text = st.text_area(_("Kernel rows (3×3 or 5×5: numbers split by spaces, one row per line)"), TYPED_DEFAULT,
+        text = st.text_area(_("Kernel rows (any square up to 7×7: numbers split by spaces, one row per line)"),
+                            TYPED_DEFAULT,
                             key="convolution.typed", height=130, max_chars=limits().kernel_chars)
         bias = st.number_input(_("Bias"), -10.0, 10.0, 0.0, 0.1, key="convolution.bias")
         try:
@@ -241,7 +242,7 @@ def one_convolution() -> np.ndarray | None:
         stage.warning(_("A {k}×{k} kernel with dilation {dilation} reaches over {reach} pixels, more than the "
                         "padded {size} picture has: make the picture larger, pad it or lower the dilation.").format(
             k=k, dilation=setup.dilation, reach=setup.dilation * (k - 1) + 1,
-            size=f"{setup.planes.shape[2]}×{setup.planes.shape[1]}"))
+            size=f"{setup.planes.shape[2] + sum(col_pads)}×{setup.planes.shape[1] + sum(row_pads)}"))
         return None
     output = conv2d(setup.planes, setup.weight[None], np.array([setup.bias]), setup.stride, setup.padding,
                     setup.dilation)[0]
@@ -332,8 +333,8 @@ def pooling(output: np.ndarray) -> None:
     if kind == "max":
         st.caption(_("Each × on the ReLU map is the input that won its {window} window (windows of zeros are not "
                      "marked; ties go to the first in reading order, as in PyTorch). Everything else is thrown away: "
-                     "pooling keeps where a feature is strongest and makes the map smaller and less sensitive to "
-                     "small shifts.").format(window=f"{window}×{window}"))
+                     "pooling keeps how strongly each window holds the feature, not where in it, so the map gets "
+                     "smaller and less sensitive to small shifts.").format(window=f"{window}×{window}"))
     else:
         st.caption(_("Average pooling keeps the mean of each {window} window: smoother than max pooling, and every "
                      "input counts.").format(window=f"{window}×{window}"))

@@ -126,7 +126,7 @@ def read_flow(norms: list[float]) -> FlowReading:
         return FlowReading("vanishing", ratio, first, len(norms))
     if ratio <= 0.1:
         return FlowReading("exploding", 1 / ratio, None, len(norms))
-    return FlowReading("healthy", max(ratio, 1 / ratio), None, len(norms))
+    return FlowReading("healthy", max(norms) / max(min(norms), 1e-30), None, len(norms))  # across all the layers
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,9 @@ def test_a_kernel_that_does_not_fit_says_so():
     by_label(at.radio, "Kernel").set_value("typed").run()
     at.text_area[0].set_value("\n".join(["1 1 1 1 1"] * 5)).run()
     assert not at.exception and any("reaches over 13 pixels" in w.value for w in at.warning)
+    by_label(at.radio, "Padding").set_value(2).run()  # the padded picture: 2 zeros on every side
+    [warning] = [w.value for w in at.warning]
+    assert "more than the padded 12×12 picture has" in warning  # the 8×8 photo padded, not the photo itself
 
 
 def test_shape_formula_with_the_users_numbers():

@@ -77,5 +77,7 @@ def test_the_activation_race_trains_each_activation_the_same_way(mnist5k, cpu):
 
 def test_flow_readings_cover_shallow_and_exploding_networks():
     assert read_flow([1.0]).kind == "shallow"
+    healthy = read_flow([1.0, 8.2, 2.0])  # first and last 2× apart, the middle layer 8.2× the first
+    assert (healthy.kind, healthy.factor) == ("healthy", 8.2)  # "within 8.2× across the layers", all of them
     exploding = read_flow([500.0, 5.0, 1.0])
     assert exploding.kind == "exploding" and exploding.factor == pytest.approx(500.0)
