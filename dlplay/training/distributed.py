@@ -1,6 +1,7 @@
 """One training run across processes with PyTorch's own engine: `torchrun` starts the processes and sets RANK,
 WORLD_SIZE and LOCAL_RANK; this module joins them into a process group (NCCL on CUDA, gloo on CPU), deals each
 rank its shard of every epoch, and sums the metrics. DistributedDataParallel averages the gradients."""
+import gc
 import os
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -51,8 +52,12 @@ def join(ranks: Ranks, device: DeviceInfo) -> DeviceInfo:
 
 
 def leave() -> None:
-    """Leave the process group (after the last collective)."""
+    """Leave the process group (after the last collective). The DistributedDataParallel wrapper and its reducer sit
+    in reference cycles: collected first, while the interpreter is whole, their gloo work does not end up freed
+    during interpreter shutdown, where it aborted a rank now and then ("terminate called without an active
+    exception", SIGABRT; see pytorch#179291)."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
