@@ -1,5 +1,4 @@
 """Save and load models as safetensors files whose metadata says how to rebuild and feed them."""
-import contextlib
 import json
 import os
 import tempfile
@@ -149,8 +148,8 @@ def model_cost(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int
     return sum(p.numel() for p in model.parameters()), flowing
 
 
-def _build(card: ModelCard, device: str | None = None) -> nn.Module:
-    with torch.device(device) if device else contextlib.nullcontext():
+def _build(card: ModelCard, device: str = "cpu") -> nn.Module:
+    with torch.device(device):
         return build_model(card.architecture, card.input_shape, len(card.class_names), card.mean, card.std,
                            stack=[LayerSpec(kind, size) for kind, size in card.stack])
 

@@ -63,6 +63,12 @@ def decode_cost(mode: str, info: dict, pixels: int) -> int:
     return pixels * (TRANSPARENT_BYTES_PER_PIXEL if transparent else DECODE_BYTES_PER_PIXEL.get(mode, 16))
 
 
+def _draft(image: Image.Image, draft_size: tuple[int, int] | None) -> None:
+    """Let a JPEG decode at a reduced scale near `draft_size` (much faster); other formats decode in full."""
+    if draft_size and image.format == "JPEG":
+        image.draft("RGB" if image.mode != "L" else "L", draft_size)
+
+
 def decoded_pixels(path: Path, draft_size: tuple[int, int] | None = None, max_pixels: int | None = None) -> int:
     """The pixels an image file decodes to (JPEG's reduced decode for `draft_size` counted), read from its header
     alone; 0 for a file that decode_image would refuse without decoding."""
@@ -73,8 +79,7 @@ def decoded_pixels(path: Path, draft_size: tuple[int, int] | None = None, max_pi
             with Image.open(path, formats=ALLOWED_FORMATS) as image:
                 if image.size[0] * image.size[1] > max_pixels:
                     return 0
-                if draft_size and image.format == "JPEG":
-                    image.draft("RGB" if image.mode != "L" else "L", draft_size)
+                _draft(image, draft_size)
                 return image.size[0] * image.size[1]
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return 0
@@ -108,8 +113,7 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int | N
                             "megapixels.")
     if min(width, height) < min_side:
         raise ImageRejected(f"The image is {width}×{height} pixels; each side needs at least {min_side}.")
-    if draft_size and image.format == "JPEG":
-        image.draft("RGB" if image.mode != "L" else "L", draft_size)  # decode at a reduced scale: much faster
+    _draft(image, draft_size)
     cost = decode_cost(image.mode, image.info, image.size[0] * image.size[1])
     if cost > max_decoded:
         raise ImageRejected(f"Decoding this {width}×{height} image ({image.mode}) would take {cost / 1e6:,.0f} MB of "

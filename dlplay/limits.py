@@ -26,7 +26,7 @@ def number_from_env(env, name: str, kind, default, minimum):
 
 @dataclass(frozen=True)
 class Limits:
-    """The most one input may cost; the metadata of each field names its environment variable."""
+    """The most one input may cost; each field's comment names its environment variable (Limits.variable)."""
 
     model_parameters: int = 50_000_000  # DLPLAY_MAX_MODEL_PARAMETERS: a model file's weights (the article's: 3.5 M)
     model_activations: int = 25_000_000  # DLPLAY_MAX_MODEL_ACTIVATIONS: values one image makes flow through it

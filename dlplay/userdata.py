@@ -129,28 +129,40 @@ def _is_image(entry: _Entry) -> bool:
     return PurePosixPath(entry.parts[-1]).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _check_decoded_pixels(folder: Path, entries: list[_Entry], size: int, limit_megapixels: float) -> None:
+def _check_decoded_pixels(folder: Path, images: list[_Entry], size: int, limit_megapixels: float) -> None:
     """Refuse, from the images' headers alone, a zip whose images together decode to more than the limit."""
-    total = sum(decoded_pixels(folder.joinpath(*e.parts), (size, size)) for e in entries if e.label and _is_image(e))
+    total = sum(decoded_pixels(folder.joinpath(*e.parts), (size, size)) for e in images)
     if total > limit_megapixels * 1e6:
         raise ZipRejected(f"The zip's images decode to {total / 1e6:,.0f} megapixels together; the limit is "
                           f"{limit_megapixels:,.0f}. Use fewer or smaller pictures.")
 
 
+class _ReadingBudget:
+    """The time the whole import may spend reading its images, and how many it has read so far."""
+
+    def __init__(self, seconds: float, images: int):
+        self.seconds, self.images, self.read = seconds, images, 0
+        self.ends = time.monotonic() + seconds
+
+    def check(self) -> None:
+        """ZipRejected once the time is spent (so a budget of 0 refuses before the first image)."""
+        if time.monotonic() >= self.ends:
+            raise ZipRejected(f"Reading the zip's images took longer than {self.seconds:,.0f} s ({self.read:,} of "
+                              f"{self.images:,} read). Use fewer or smaller pictures.")
+
+
 def _load_split(folder: Path, entries: list[_Entry], size: int, skipped: list,
-                deadline: tuple[float, float, int]) -> dict[str, list[np.ndarray]]:
-    """Decode every image once, resized to size x size RGB; unreadable files go to `skipped`. `deadline`: (when
-    reading must be over, the seconds allowed, the images in the zip) for the time budget."""
+                budget: _ReadingBudget) -> dict[str, list[np.ndarray]]:
+    """Decode every image once, resized to size x size RGB, within the import's time budget; unreadable files go to
+    `skipped`."""
     by_class: dict[str, list[np.ndarray]] = {}
     for entry in sorted(entries, key=lambda e: e.parts):
         name = "/".join(entry.parts)
         if not _is_image(entry):
             skipped.append((name, "not an image file (PNG, JPEG, WebP, BMP or GIF)"))
             continue
-        if time.monotonic() >= deadline[0]:
-            done = sum(len(images) for images in by_class.values())
-            raise ZipRejected(f"Reading the zip's images took longer than {deadline[1]:,.0f} s ({done:,} of "
-                              f"{deadline[2]:,} read). Use fewer or smaller pictures.")
+        budget.check()
+        budget.read += 1
         try:
             image = decode_image(folder.joinpath(*entry.parts).read_bytes(), draft_size=(size, size))
         except ImageRejected as err:
@@ -178,14 +190,16 @@ def import_zip(source, *, image_size: int = 64, test_fraction: float = 0.2, seed
     with tempfile.TemporaryDirectory(prefix="dlplay-zip-") as scratch:
         folder = Path(scratch)
         entries = _class_layout(extract_zip(source, folder, limits))
-        _check_decoded_pixels(folder, entries, image_size, limits.max_megapixels or server_limits().zip_megapixels)
+        images = [e for e in entries if e.label and _is_image(e)]
+        megapixels = limits.max_megapixels if limits.max_megapixels is not None else server_limits().zip_megapixels
+        _check_decoded_pixels(folder, images, image_size, megapixels)
         seconds = limits.max_seconds if limits.max_seconds is not None else server_limits().zip_seconds
-        deadline = (time.monotonic() + seconds, seconds, sum(1 for e in entries if e.label and _is_image(e)))
+        budget = _ReadingBudget(seconds, len(images))
         skipped = [("/".join(e.parts), "not inside a class folder") for e in entries if e.label is None]
         train = _load_split(folder, [e for e in entries if e.label and e.split == "train"], image_size, skipped,
-                            deadline)
+                            budget)
         test = _load_split(folder, [e for e in entries if e.label and e.split == "test"], image_size, skipped,
-                           deadline)
+                           budget)
     classes = sorted(train)
     if len(classes) < 2:
         raise ZipRejected(f"Found {len(classes)} class folder(s) with readable images; at least 2 are needed "

@@ -1,7 +1,7 @@
 """One home for state: cached server-wide resources (datasets, the training scheduler), and every page's session
 state declared once, as TensorFlow Playground's `State` declares its properties: a `PageState` subclass per page lists
-its entries with their defaults, under keys prefixed by the page. Pages read and write those attributes (and take
-their widgets' keys from `key()`), never st.session_state by string keys."""
+its entries with their defaults, under keys prefixed by the page. Pages read and write those attributes, never
+st.session_state by string keys; their widgets' keys carry the same page prefix."""
 import atexit
 import gc
 import threading
