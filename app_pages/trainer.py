@@ -17,6 +17,7 @@ from dlplay.training.jobs import (
     AlreadyTraining,
     DataProblem,
     Job,
+    NotYourRun,
     ResumePoint,
     RunAlreadyLive,
     RunConfig,
@@ -26,6 +27,7 @@ from dlplay.training.jobs import (
     check_run_id,
 )
 from dlplay.training.jobs.progress import epochs_csv
+from dlplay.training.jobs.scheduler import resumable
 from dlplay.training.jobs.spec import steps_per_epoch
 from dlplay.training.schedules import SCHEDULES
 from dlplay.training.trainer import OPTIMIZERS
@@ -211,10 +213,11 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
     """
     try:
         hold = pause_after * steps_per_epoch(config, dataset) if 0 < pause_after < config.epochs else None
-        job = state.scheduler().submit(config, dataset, state.session_id(), registered=registered, run_id=run_id,
-                                       resume=resume, pause_at_step=hold)
-    except AlreadyTraining:
-        st.error(_("This session is already training: stop that run first."))
+        me = state.visitor()
+        job = state.scheduler().submit(config, dataset, me.owner, quota_key=me.quota_key, registered=registered,
+                                       run_id=run_id, resume=resume, pause_at_step=hold)
+    except (AlreadyTraining, NotYourRun) as err:
+        st.error(sentence(say(str(err))))
         return
     except RunAlreadyLive:
         st.error(_("This run is already training again, resumed from another tab or session."))
@@ -251,16 +254,32 @@ def resume_from_checkpoint(run_id: str, point: ResumePoint) -> None:
 
 
 def find_run_from_url() -> Job | None:
-    """After a refresh: the run named in the URL if the server still has it, else offer to resume it."""
+    """The run named in the URL (after a refresh, in a second tab, from a shared link). This browser's run becomes
+    the session's, with every control; another browser's is only shown (the viewed run); a run of this browser
+    that the server no longer trains is offered for resuming."""
+    state.set_viewed_run(None)
     try:
         run_id = check_run_id(st.query_params.get("run", ""))
     except ValueError:
         return None
-    job = state.scheduler().job(run_id)
+    me, job = state.visitor(), state.scheduler().job(run_id)
+    if job is not None and job.evicted:
+        job = None  # the store's budget removed its files: the store says so below
+    if job is not None and not me.owns(job.owner):
+        state.set_viewed_run(job)
+        return None
     if job is not None:
         state.set_current_run(job)
         return job
     store = state.scheduler().store
+    if store.evicted(run_id):
+        st.info(_("This run's files were removed to keep the server's disk within its budget."))
+        return None
+    if not me.owns(store.owner(run_id)):
+        if store.meta(run_id):
+            st.info(_("This link is to another browser's run, which the server is not training now: only the "
+                      "browser that started it can resume it."))
+        return None
     try:
         point = store.resume_point(run_id)
     except ModelFileError:
@@ -278,14 +297,20 @@ def find_run_from_url() -> Job | None:
     return None
 
 
-def live_view(job: Job) -> None:
-    """Progress and curves of the current run; reruns the page once the run ends."""
-    job.touch()
+def live_view(job: Job, owned: bool = True) -> None:
+    """Progress and curves of a run (the owner's watching keeps it from the idle timeout); reruns the page once
+    the run ends, and for the owner when its buttons must change."""
+    if owned:
+        job.touch()
     snapshot = job.snapshot()
     views.progress(snapshot, job.config.epochs)
     if snapshot.status is not RunStatus.QUEUED:  # a static plot while training: a third less work for the browser
         st.plotly_chart(views.live_figure(job.run_id, snapshot), key="trainer.live_chart",
                         config={"staticPlot": snapshot.active})
+    if not owned:
+        if not snapshot.active and snapshot.status is not PAGE.controls_status:
+            st.rerun()  # the run ended: draw its results
+        return
     if not snapshot.active and job not in state.finished_runs():
         state.keep_finished(job)
         st.rerun()
@@ -315,13 +340,71 @@ def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registere
             command = job.resume if paused else job.pause
         if row.button(_("Stop"), key="trainer.stop"):
             command = job.stop
-    elif snapshot and snapshot.status is RunStatus.CRASHED and 0 < snapshot.checkpoint_epoch:
+    elif snapshot and resumable(snapshot, job.config.epochs):
         if row.button(_("Resume from epoch {epoch}").format(epoch=snapshot.checkpoint_epoch + 1),
                       key="trainer.resume_crashed"):
             resume_from_checkpoint(job.run_id, state.scheduler().store.resume_point(job.run_id))
     if command:
         command()
         st.rerun()  # the buttons and the status line show the new state at once
+
+
+def pictures_visible(job: Job, owned: bool) -> bool:
+    """Whether this page may show the pictures a run trained on: the owner always; others when they are dlplay's
+    own images, or the owner shared theirs."""
+    return owned or job.spec.data.file_key is None or job.pictures_shared
+
+
+def run_results(run: Job, owned: bool) -> None:
+    """An ended run's results: test accuracy, the confusion matrix, and (where its pictures may be shown) its most
+    confident mistakes and a look inside the network; the owner of a run on their own images may share them."""
+    final = run.snapshot()
+    if final.active or final.evaluation is None:
+        return
+    run_data = state.run_dataset(run)
+    views.results(final.evaluation, final)
+    if owned and run.spec.data.file_key is not None:
+        shared = st.toggle(_("Share my pictures with people who open this run's link"), value=run.pictures_shared,
+                           key=f"trainer.share.{run.run_id}",
+                           help=_("Off: they see the curves and the numbers, never your pictures."))
+        if shared != run.pictures_shared:
+            run.share_pictures(shared)
+    if not pictures_visible(run, owned):
+        views.confusion_section(final.evaluation, run_data, key=f"trainer.cell.{run.run_id}", pictures=False)
+        st.caption(_("The pictures this run trained on stay private: its owner has not shared them."))
+        return
+    # Lazy tabs: only the open one runs (looking inside the network costs the server a few forward passes).
+    confusion_tab, mistakes_tab, inside_tab = st.tabs([_("Confusion matrix"), _("Most confident mistakes"),
+                                                        _("Inside the network")], on_change="rerun",
+                                                       key="trainer.results_tab")
+    if confusion_tab.open:
+        with confusion_tab:
+            views.confusion_section(final.evaluation, run_data, key=f"trainer.cell.{run.run_id}")
+    if mistakes_tab.open:
+        with mistakes_tab:
+            views.mistakes_section(final.evaluation, run_data)
+    if inside_tab.open:
+        with inside_tab:
+            views.inside_section(run.model()[0], run_data, pick_device("cpu"))
+
+
+def read_only_view(job: Job) -> None:
+    """Another browser's run, opened through its link: its progress, curves and results, with no controls, no
+    downloads, and its model in none of this browser's pickers."""
+    st.info(_("This run belongs to another browser: you can watch it and see its results, but not control it, "
+              "download it or use its model."))
+    config = job.config
+    st.caption(_("Its settings: {model} on {dataset}; {optimizer}, learning rate {lr}, batch size {batch}, {epochs} "
+                 "epoch(s).").format(model=config.model, dataset=job.dataset_name, optimizer=config.optimizer,
+                                     lr=f"{config.lr:g}", batch=config.batch_size, epochs=config.epochs))
+    if st.button(_("Start a run of your own"), key="trainer.own_run"):
+        del st.query_params["run"]
+        state.set_viewed_run(None)
+        st.rerun()
+    PAGE.controls_status = job.snapshot().status
+    st.fragment(run_every=views.LIVE_REFRESH_SECONDS if PAGE.controls_status.active else None)(live_view)(
+        job, owned=False)
+    run_results(job, owned=False)
 
 
 def runs_section() -> None:
@@ -383,28 +466,16 @@ except SettingError as err:
     st.error(_("Training is not available: {reason}.").format(reason=say(str(err))))
     st.stop()
 run = state.current_run() or find_run_from_url()
-run_controls(run, config, dataset, registered)
-if run is None:
-    st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
-              "CPU."))
+viewed = state.viewed_run() if run is None else None
+if viewed is not None:
+    read_only_view(viewed)
 else:
-    active = run.snapshot().active
-    st.fragment(run_every=views.LIVE_REFRESH_SECONDS if active else None)(live_view)(run)
-    final = run.snapshot()
-    if not final.active and final.evaluation is not None:
-        run_data = state.run_dataset(run)
-        views.results(final.evaluation, final)
-        # Lazy tabs: only the open one runs (looking inside the network costs the server a few forward passes).
-        confusion_tab, mistakes_tab, inside_tab = st.tabs([_("Confusion matrix"), _("Most confident mistakes"),
-                                                            _("Inside the network")], on_change="rerun",
-                                                           key="trainer.results_tab")
-        if confusion_tab.open:
-            with confusion_tab:
-                views.confusion_section(final.evaluation, run_data, key=f"trainer.cell.{run.run_id}")
-        if mistakes_tab.open:
-            with mistakes_tab:
-                views.mistakes_section(final.evaluation, run_data)
-        if inside_tab.open:
-            with inside_tab:
-                views.inside_section(run.model()[0], run_data, pick_device("cpu"))
+    run_controls(run, config, dataset, registered)
+    if run is None:
+        st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
+                  "CPU."))
+    else:
+        active = run.snapshot().active
+        st.fragment(run_every=views.LIVE_REFRESH_SECONDS if active else None)(live_view)(run)
+        run_results(run, owned=True)
 runs_section()

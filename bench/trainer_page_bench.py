@@ -55,7 +55,7 @@ def live_view_epochs(scheduler: Scheduler) -> list[float]:
 
 def page_epochs() -> list[float]:
     """Per-epoch images/s of one run started from the page with its default settings, whole page rerun each second."""
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120).run()
     at.switch_page("app_pages/trainer.py").run()
     next(w for w in at.number_input if w.label == "Epochs").set_value(EPOCHS).run()
     next(b for b in at.button if b.label == "Train").click().run()

@@ -47,10 +47,10 @@ def class_folders_zip(classes: dict[str, int], prefix: str = "", gray: bool = Fa
 
 
 def open_app_page(page: str):
-    """An AppTest of app.py switched to `page` (e.g. 'app_pages/trainer.py'), checked for exceptions."""
+    """An AppTest of router.py switched to `page` (e.g. 'app_pages/trainer.py'), checked for exceptions."""
     from streamlit.testing.v1 import AppTest
 
-    app = Path(__file__).resolve().parents[1] / "app.py"
+    app = Path(__file__).resolve().parents[1] / "router.py"
     at = AppTest.from_file(str(app), default_timeout=120).run()  # a cold `import torch` outlasts the 3 s default
     at.switch_page(page).run()
     assert not at.exception

@@ -138,6 +138,11 @@ MESSAGES = (
     N_("{name} must be at least {minimum}, got {value}"),
     N_("the server is full: {count} runs are waiting for a training slot; try again in about {minutes} minute(s)"),
     N_("the server is full: {count} runs are waiting for a training slot; try again in a few minutes"),
+    N_("this browser already has {count} run(s) training or waiting, as many as the server allows one browser; stop "
+       "one first"),
+    N_("this run belongs to another browser; only the browser that started it can resume it"),
+    N_("Nobody watched this run for {minutes} minute(s), so it stopped to free its training slot. {message}"),
+    N_("Cancelled while waiting for a training slot."),
     N_("Waiting for a free training slot."), N_("Paused."), N_("Holding after step {step}; press Resume to go on."),
     N_("Training."), N_("Training failed: {reason}"),
     N_("Trained {epochs} epoch(s) in {seconds} s; test accuracy {accuracy}."),

@@ -14,6 +14,7 @@ from dlplay.builder import ARTICLE_STACK
 from dlplay.classify import load_bundled_model
 from dlplay.data import Dataset, load_dataset, read_dataset
 from dlplay.training.jobs import Job, Scheduler, ServerSettings, start_scheduler
+from ui import browser
 from ui.i18n import _
 
 MAX_KEPT_RUNS = 10
@@ -112,12 +113,12 @@ class PageState:
 
 
 class LearnerState(PageState):
-    """What this browser session holds across pages. (Its owner id is the one run ownership will build on; the
-    learner's exercise progress joins it here.)"""
+    """What this browser session holds across pages. (The learner's exercise progress joins it here.)"""
 
     page = "state"
-    session = Field(factory=lambda: uuid.uuid4().hex)  # this session's id: the owner of its training runs
-    run = Field(None)  # the run this session started last (or found again through the URL)
+    browser = Field(factory=lambda: uuid.uuid4().hex)  # the session's own secret, for a browser that sends no cookie
+    run = Field(None)  # this browser's run that the session started last (or found again through the URL)
+    viewing = Field(None)  # another browser's run, opened through its link: shown read-only
     runs = Field(factory=list)  # its ended runs, oldest first (at most MAX_KEPT_RUNS)
     run_datasets = Field(factory=dict)  # users' images read from the run store, by key
 
@@ -173,9 +174,19 @@ class PlaygroundState(PageState):
 LEARNER = LearnerState()
 
 
-def session_id() -> str:
-    """This browser session's id: the owner of its training runs."""
-    return LEARNER.session
+def visitor() -> browser.Visitor:
+    """Who this browser is: the owner of its training runs, and what its quotas count against."""
+    return browser.visitor(LEARNER.browser)
+
+
+def viewed_run() -> Job | None:
+    """Another browser's run that this session opened through its link (read-only)."""
+    return LEARNER.viewing
+
+
+def set_viewed_run(job: Job | None) -> None:
+    """Show `job`, another browser's run, read-only (None: stop showing it)."""
+    LEARNER.viewing = job
 
 
 def current_run() -> Job | None:
@@ -189,8 +200,18 @@ def set_current_run(job: Job) -> None:
 
 
 def finished_runs() -> list[Job]:
-    """This session's ended runs, oldest first (at most MAX_KEPT_RUNS)."""
-    return LEARNER.runs
+    """This session's ended runs that still have their files, oldest first (at most MAX_KEPT_RUNS)."""
+    return [r for r in LEARNER.runs if not r.evicted]
+
+
+def take_evicted_runs() -> list[Job]:
+    """This session's ended runs whose files the store's budget removed since the last call: they leave its list."""
+    runs = LEARNER.runs
+    gone = [r for r in runs if r.evicted]
+    runs[:] = [r for r in runs if not r.evicted]
+    if LEARNER.run is not None and LEARNER.run.evicted:
+        LEARNER.run = None
+    return gone
 
 
 BUNDLED = "bundled"  # trained_models' key for the bundled digit model; a run's key is its run id
@@ -211,9 +232,11 @@ def trained_models() -> dict[str, tuple[str, Callable[[], tuple]]]:
 
 
 def keep_finished(job: Job) -> None:
-    """Add an ended run to the session's list (the oldest is dropped past MAX_KEPT_RUNS; its files go with it)."""
+    """Add an ended run to the session's list, in place of an earlier end of the same run (stopped, then resumed);
+    the oldest is dropped past MAX_KEPT_RUNS, and its files go with it."""
     runs = LEARNER.runs
     if job not in runs:
+        runs[:] = [r for r in runs if r.run_id != job.run_id]
         runs.append(job)
         del runs[:-MAX_KEPT_RUNS]
 

@@ -181,9 +181,14 @@ def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:
     st.info(verdicts.training_curves(read_curves(snapshot.epochs)))
 
 
-def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str) -> None:
-    """Confusion matrix and per-class accuracy; click a cell (or pick it below) to see its test images."""
+def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str, pictures: bool = True) -> None:
+    """Confusion matrix and per-class accuracy; with `pictures`, click a cell (or pick it below) to see its test
+    images."""
     left, right = st.columns([3, 2])
+    if not pictures:
+        left.plotly_chart(charts.confusion_matrix(evaluation.confusion, dataset.class_names), key=f"{key}.chart")
+        right.plotly_chart(charts.per_class_accuracy(dataset.class_names, evaluation.per_class_accuracy))
+        return
     event = left.plotly_chart(charts.confusion_matrix(evaluation.confusion, dataset.class_names), key=f"{key}.chart",
                               on_select="rerun", selection_mode="points")
     right.plotly_chart(charts.per_class_accuracy(dataset.class_names, evaluation.per_class_accuracy))

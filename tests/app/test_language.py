@@ -50,7 +50,7 @@ def shown_strings(node) -> list[str]:
 
 
 def chinese_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120)
     at.query_params["lang"] = "zh"
     at.run()
     at.switch_page(page).run()
@@ -104,7 +104,7 @@ def test_a_training_run_reads_in_chinese():
 
 @pytest.mark.slow
 def test_switching_keeps_a_running_training():
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120).run()
     at.switch_page("app_pages/trainer.py").run()
     by_label(at.number_input, "Epochs").set_value(30).run()
     by_label(at.number_input, "Pause after epoch").set_value(29).run()  # it cannot finish while the test looks
@@ -119,7 +119,7 @@ def test_switching_keeps_a_running_training():
 
 
 def test_the_switch_keeps_the_url_and_the_controls():
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120).run()
     at.switch_page("app_pages/playground.py").run()
     by_label(at.selectbox, "Data").set_value("XOR").run()
     by_label(at.slider, "Noise").set_value(30).run()
@@ -131,7 +131,7 @@ def test_the_switch_keeps_the_url_and_the_controls():
 
 
 def test_a_link_with_lang_zh_opens_in_chinese():
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120)
     at.query_params["lang"] = "zh"
     at.run()
     assert at.title[0].value == "dlplay：在动手中学习深度学习"

@@ -19,14 +19,14 @@ def test_every_page_file_is_covered_here():
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_without_exception(page):
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=TIMEOUT).run()
     at.switch_page(page).run()
     assert not at.exception
     assert at.title
 
 
 def test_home_shows_the_path_device_and_digits():
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert at.title[0].value.startswith("dlplay")
     text = " ".join(m.value for m in at.markdown)
@@ -48,7 +48,7 @@ def test_a_bad_limit_in_the_environment_is_one_sentence(monkeypatch):
     monkeypatch.setenv("DLPLAY_MAX_CSV_ROWS", "lots")
     limits.cache_clear()
     try:
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+        at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120).run()
         assert not at.exception
         assert [e.value for e in at.error] == ["The server's settings are not usable: DLPLAY_MAX_CSV_ROWS='lots' is "
                                                "not a whole number."]

@@ -108,7 +108,7 @@ def test_a_link_opens_the_same_playground_and_the_address_follows_the_controls()
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "router.py"), default_timeout=120)
     at.query_params.update({"data": "XOR", "net": "6-ReLU", "lr": "0.1", "features": "x1x2"})
     at.run()
     at.switch_page(PAGE).run()
@@ -123,7 +123,7 @@ def test_a_link_with_network_b_opens_the_comparison():
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "router.py"), default_timeout=120)
     at.query_params.update({"data": "circle", "net": "4-tanh", "b.net": "3-ReLU,2-ReLU", "b.opt": "Adam"})
     at.run()
     at.switch_page(PAGE).run()

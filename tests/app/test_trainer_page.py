@@ -193,26 +193,58 @@ def test_bad_zips_get_one_sentence_and_the_page_keeps_working(data, message):
     assert not at.exception and at.dataframe
 
 
-@pytest.mark.slow  # trains in a worker process
-def test_a_refreshed_page_finds_its_run_and_a_restarted_server_resumes_it():
-    at = train_holding(open_trainer(), epochs=3, pause_after=1)
-    run_id = at.query_params["run"]
-    assert run_state(at).checkpoint_epoch == 1
+A_BROWSER, B_BROWSER = "a" * 32, "b" * 32  # two browsers' secrets (a real browser's come in its cookie)
+RUN_BUTTONS = {"Train", "Pause", "Resume", "Stop", "Cancel", "Resume the interrupted run"}
 
-    refreshed = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)  # a new session, same URL
-    refreshed.query_params["run"] = run_id
-    refreshed.run()
-    refreshed.switch_page("app_pages/trainer.py").run()
-    assert refreshed.session_state[RUN_KEY] is at.session_state[RUN_KEY]  # the live run is found again
-    at.session_state[RUN_KEY].stop()
-    poll_until(at, lambda a: not run_state(a).active)
-    assert run_state(at).status == "stopped" and len(run_state(at).epochs) == 1
+
+def open_trainer_as(browser: str, run_id: str | None = None) -> AppTest:
+    """The trainer page in a new session of `browser`, opened at `run_id`'s link if given."""
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120)
+    at.session_state["state.browser"] = browser
+    if run_id:
+        at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("app_pages/trainer.py").run()
+    assert not at.exception
+    return at
+
+
+def buttons(at: AppTest) -> set[str]:
+    return {b.label for b in at.button}
+
+
+@pytest.mark.slow  # trains in a worker process
+def test_a_run_link_gives_its_browser_every_control_and_anyone_else_a_read_only_view():
+    # This test once asserted that any session opening a run's link got the run with every control. Now a run is its
+    # browser's: another browser's session gets a read-only view, and the owner's refresh, a second tab and a server
+    # restart still find it with every control.
+    owner = train_holding(open_trainer_as(A_BROWSER), epochs=3, pause_after=1)
+    run_id = owner.query_params["run"]
+    assert run_state(owner).checkpoint_epoch == 1
+
+    other = open_trainer_as(B_BROWSER, run_id)
+    assert any("belongs to another browser" in box.value for box in other.info)
+    assert not buttons(other) & RUN_BUTTONS and "Start a run of your own" in buttons(other)
+    assert RUN_KEY not in other.session_state  # the run is not B's: no sidebar badge, no model in B's pickers
+    assert any("Holding after step" in c.value for c in other.caption)  # its progress, live
+
+    refreshed = open_trainer_as(A_BROWSER, run_id)  # the owner's refresh (or second tab): every control
+    assert refreshed.session_state[RUN_KEY] is owner.session_state[RUN_KEY]
+    assert {"Resume", "Stop"} <= buttons(refreshed)
+    click(refreshed, "Stop")
+    poll_until(refreshed, lambda a: not run_state(a).active)
+    assert run_state(refreshed).status == "stopped" and len(run_state(refreshed).epochs) == 1
+
+    other.run()  # B sees the results, read-only: the numbers, no downloads, no controls
+    assert "Test accuracy" in [m.label for m in other.metric] and not other.get("download_button")
+    assert not buttons(other) & RUN_BUTTONS and not other.session_state["state.runs"]
+    assert refreshed.get("download_button")  # the owner can take the model home
 
     restart_server()  # only the checkpoint file is left
-    restarted = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    restarted.query_params["run"] = run_id
-    restarted.run()
-    restarted.switch_page("app_pages/trainer.py").run()
+    stranger = open_trainer_as(B_BROWSER, run_id)
+    assert any("only the browser that started it can resume it" in box.value for box in stranger.info)
+    assert "Resume the interrupted run" not in buttons(stranger)
+    restarted = open_trainer_as(A_BROWSER, run_id)
     assert any("An interrupted run was found" in box.value for box in restarted.info)
     click(restarted, "Resume the interrupted run")
     poll_until(restarted, lambda a: not run_state(a).active)
@@ -220,8 +252,56 @@ def test_a_refreshed_page_finds_its_run_and_a_restarted_server_resumes_it():
     assert snap.status == "finished" and [e.epoch for e in snap.epochs] == [1, 2, 3]
 
 
+@pytest.mark.slow  # trains in a worker process
+def test_a_learners_own_pictures_stay_private_until_they_share_them():
+    owner = upload(open_trainer_as(A_BROWSER), class_folders_zip({"cats": 12, "dogs": 12}))
+    by_label(owner.number_input, "Epochs").set_value(1).run()
+    click(owner, "Train")
+    poll_until(owner, lambda a: not run_state(a).active)
+    owner.run()
+    run_id = owner.query_params["run"]
+    assert "Most confident mistakes" in [t.label for t in owner.tabs]  # the owner sees their pictures
+
+    other = open_trainer_as(B_BROWSER, run_id)
+    assert "Test accuracy" in [m.label for m in other.metric]
+    assert any("stay private" in c.value for c in other.caption)
+    assert not other.tabs  # no most confident mistakes, no look inside...
+    assert "True class" not in [box.label for box in other.selectbox]  # ...and no pictures behind the matrix's cells
+
+    by_label(owner.toggle, "Share my pictures with people who open this run's link").set_value(True).run()
+    other.run()
+    assert "Most confident mistakes" in [t.label for t in other.tabs]
+    assert not any("stay private" in c.value for c in other.caption)
+
+
+@pytest.mark.slow  # trains in a worker process
+def test_a_run_the_disk_budget_removes_is_announced_and_leaves_every_picker():
+    from dlplay.training.jobs import Budget
+    from ui import state
+
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(1).run()
+    click(at, "Train")
+    poll_until(at, lambda a: not run_state(a).active)
+    at.run()
+    run_id = at.query_params["run"]
+    assert any(h.value == "5. Runs" for h in at.header)
+    scheduler = state.scheduler()
+    budget, scheduler.budget = scheduler.budget, Budget(max_bytes=0)  # the disk fills up with other learners' runs
+    try:
+        scheduler.tidy()
+    finally:
+        scheduler.budget = budget
+    at.run()
+    assert any("was removed to keep the server's disk within its budget" in t.value for t in at.toast)
+    assert not any(h.value == "5. Runs" for h in at.header) and at.session_state[RUN_KEY] is None
+    assert not at.exception
+    later = open_trainer_as(A_BROWSER, run_id)  # its link says what happened
+    assert any("files were removed" in box.value for box in later.info)
+
+
 def test_an_edited_run_id_in_the_url_is_ignored():
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120)
     at.query_params["run"] = "../../etc/passwd"
     at.run()
     at.switch_page("app_pages/trainer.py").run()

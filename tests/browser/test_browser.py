@@ -62,7 +62,7 @@ def test_a_page_url_opened_first_on_a_fresh_server_goes_through_the_router(brows
         page = open_page(browser, f"{url}/trainer", height=900)
         page.get_by_text("1. Data").wait_for(timeout=60_000)
         sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
-        assert "Device:" in sidebar and "CNN trainer" in sidebar  # app.py ran: its badge and menu are there
+        assert "Device:" in sidebar and "CNN trainer" in sidebar  # router.py ran: its badge and menu are there
         assert page.locator('[data-testid="stException"]').count() == 0
         page.close()
 
@@ -84,6 +84,36 @@ def test_train_one_epoch_and_see_the_curves(app_url, browser):
     page.mouse.click(box["x"] + box["width"] * 5.5 / 10, box["y"] + box["height"] * 3.5 / 10)
     expect(page.get_by_text("test image(s) of class “3” predicted as “5”")).to_be_visible(timeout=30_000)
     page.close()
+
+
+def test_a_run_link_is_every_control_in_its_own_browser_and_read_only_in_another(app_url, browser):
+    owners_browser = browser.new_context(viewport={"width": 1300, "height": 3000})  # its cookies, its tabs
+    owner = owners_browser.new_page()
+    owner.goto(f"{app_url}/trainer")
+    owner.wait_for_selector(SCRIPT_DONE, timeout=120_000)
+    press_train(owner, epochs=3, pause_after=1)  # it holds after epoch 1 while the test looks
+    try:
+        owner.get_by_text("Holding after step").wait_for(timeout=120_000)
+        link = owner.url
+        assert "run=" in link
+        other = open_page(browser, link, height=3000)  # a new context: another browser, no cookie of the owner's
+        expect(other.get_by_text("This run belongs to another browser")).to_be_visible(timeout=30_000)
+        expect(other.get_by_text("Holding after step")).to_be_visible()
+        expect(other.get_by_role("button", name="Start a run of your own")).to_have_count(1)
+        other.wait_for_selector(SCRIPT_DONE, timeout=60_000)
+        for name in ("Train", "Pause", "Resume", "Stop"):
+            assert other.get_by_role("button", name=name, exact=True).count() == 0, name
+        other.close()
+        second_tab = owners_browser.new_page()  # the owner's browser, a second tab on the same link
+        second_tab.goto(link)
+        second_tab.wait_for_selector(SCRIPT_DONE, timeout=120_000)
+        expect(second_tab.get_by_role("button", name="Resume", exact=True)).to_be_visible(timeout=30_000)
+        assert second_tab.get_by_text("This run belongs to another browser").count() == 0
+        second_tab.close()
+    finally:
+        owner.get_by_role("button", name="Stop", exact=True).click()  # free the server's one training slot
+        expect(owner.get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=120_000)
+        owners_browser.close()
 
 
 def test_upload_a_photo_through_the_file_chooser_and_see_a_prediction(app_url, browser):

@@ -69,9 +69,9 @@ def test_the_catalog_holds_exactly_the_messages_the_code_asks_for():
     asked = set()
     for folder in (REPO / "app_pages", REPO / "ui"):
         asked |= {message for _, _, message, _, _ in extract_from_dir(folder) if isinstance(message, str)}
-    with (REPO / "app.py").open("rb") as file:
+    with (REPO / "router.py").open("rb") as file:
         asked |= {message for _, message, _, _ in extract("python", file) if isinstance(message, str)}
-    for path in [REPO / "app.py", *(REPO / "app_pages").glob("*.py"), *(REPO / "ui").glob("*.py")]:
+    for path in [REPO / "router.py", *(REPO / "app_pages").glob("*.py"), *(REPO / "ui").glob("*.py")]:
         # Babel does not look inside f-strings: a _("...") there would never reach the catalog.
         for call in re.finditer(r"""\bN?_\(\s*((?:(["'])(?:(?!\2)[^\\]|\\.)*\2\s*)+)\)""", path.read_text()):
             asked.add("".join(eval(part) for part, _ in re.findall(r"""((["'])(?:(?!\2)[^\\]|\\.)*\2)""",

@@ -59,6 +59,7 @@ class Progress:
         self.device_name, self.checkpoint_epoch, self.version, self.threads = "", len(self.epochs), 0, 0
         self.worker_pid, self.held_at_step = 0, None
         self.files: set[str] = set()
+        self.stop_reason = ""  # why the server stopped the run, said before the worker's last word
 
     def apply(self, event: dict) -> None:
         """Fold one event from the worker into the state."""
@@ -90,6 +91,8 @@ class Progress:
                 self.batches, self.epochs = [], []
             elif kind == "done":
                 self.status, self.message, self.held_at_step = RunStatus(event["status"]), event["message"], None
+                if self.status is RunStatus.STOPPED and self.stop_reason:
+                    self.message = f"{self.stop_reason} {self.message}"
                 self.files.update(event.get("files", ()))
 
     def set(self, status: RunStatus, message: str) -> None:
@@ -99,6 +102,11 @@ class Progress:
             self.status, self.message = status, message
             if status is not RunStatus.PAUSED:
                 self.held_at_step = None
+
+    def stopping_because(self, reason: str) -> None:
+        """The server is stopping the run for `reason` (a sentence), which its final message will begin with."""
+        with self._lock:
+            self.stop_reason = reason
 
     def crashed(self) -> None:
         """The worker died without reporting an outcome: say so, and from where the run can resume."""

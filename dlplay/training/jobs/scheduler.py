@@ -1,6 +1,6 @@
-"""A fair queue of training jobs over a backend's slots: jobs start in arrival order across sessions, each session
-has at most one active run, and local workers share the CPU cores so that together they never use more threads
-than the machine has."""
+"""A fair queue of training jobs over a backend's slots: jobs start in arrival order, every run has an owner (a
+browser), each browser has at most RUNS_PER_BROWSER active runs, and local workers share the CPU cores so that
+together they never use more threads than the machine has."""
 import math
 import threading
 import time
@@ -20,13 +20,19 @@ from dlplay.training.jobs.spec import DataRef, JobSpec, RunConfig, RunStatus, ne
 from dlplay.training.jobs.store import Budget, RunStore
 
 CORES_PER_CPU_SLOT = 2  # the default CNN gains ~1.5x from a 2nd thread, less from more (see bench/crowd_bench.py)
-QUEUE_MAX = 20  # runs waiting at once, all sessions together (DLPLAY_QUEUE_MAX)
+QUEUE_MAX = 20  # runs waiting at once, all browsers together (DLPLAY_QUEUE_MAX)
+RUNS_PER_BROWSER = 1  # runs queued, running or paused at once for one browser (DLPLAY_RUNS_PER_BROWSER)
 START_SECONDS = 1.0  # a job's set-up before its first batch, for queue estimates
 IDLE_CHECK_SECONDS = 1.0
+IDLE_TIMEOUT = 900.0  # seconds a run may go unwatched by its owner before it is stopped (DLPLAY_IDLE_TIMEOUT)
 
 
 class AlreadyTraining(ValueError):
-    """A session asked for a second active run."""
+    """A browser asked for more active runs than its quota."""
+
+
+class NotYourRun(PermissionError):
+    """A resume of a run that another browser started."""
 
 
 class ServerFull(ValueError):
@@ -46,22 +52,32 @@ def default_capacity(cores: int, gpus: int) -> int:
     return gpus if gpus else max(1, cores // CORES_PER_CPU_SLOT)
 
 
+def resumable(snapshot: RunSnapshot, epochs: int) -> bool:
+    """Whether an ended run can go on from its last checkpoint: it crashed or was stopped after a saved epoch and
+    before its last."""
+    return snapshot.status in (RunStatus.CRASHED, RunStatus.STOPPED) and 0 < snapshot.checkpoint_epoch < epochs
+
+
 def _forget_finished(store: RunStore, run_id: str, progress: Progress) -> None:
-    """When nobody holds a run any more (its session ended): a finished run's files go at the store's next prune;
-    a resumable one stays."""
-    if not progress.status.active and progress.status is not RunStatus.CRASHED:
+    """When nobody holds a run any more (its session ended): an ended run's files go at the store's next prune; a
+    resumable one stays (until the store's budget)."""
+    snapshot = progress.snapshot()
+    if not snapshot.status.active and not resumable(snapshot, progress.epochs_wanted):
         store.forget(run_id)
 
 
 class Job:
-    """A run as the server knows it: its spec and owner, its live progress, its model and evaluation once done."""
+    """A run as the server knows it: its spec and owner (and what the owner's quota counts against), its live
+    progress, its model and evaluation once done."""
 
-    def __init__(self, scheduler: "Scheduler", spec: JobSpec, owner: str, dataset_name: str, expected_images: int,
-                 progress: Progress):
-        self.spec, self.run_id, self.config, self.owner = spec, spec.run_id, spec.config, owner
+    def __init__(self, scheduler: "Scheduler", spec: JobSpec, owner: str, quota_key: str, dataset_name: str,
+                 expected_images: int, progress: Progress):
+        self.spec, self.run_id, self.config = spec, spec.run_id, spec.config
+        self.owner, self.quota_key = owner, quota_key
         self.dataset_name, self.expected_images, self.progress = dataset_name, expected_images, progress
         self._scheduler, self.handle = scheduler, None
         self.last_seen = time.monotonic()
+        self.evicted = False  # the store's budget removed the run's files (its page says so)
         self._evaluation: Evaluation | None = None
         self._model: tuple[nn.Module, ModelCard] | None = None
         weakref.finalize(self, _forget_finished, scheduler.store, self.run_id, progress)
@@ -78,13 +94,25 @@ class Job:
         return self.progress.snapshot(self.evaluation())
 
     def touch(self) -> None:
-        """A page is watching this run (runs nobody watches can be stopped after an idle timeout)."""
+        """The owner's page is watching this run (runs nobody watches can be stopped after an idle timeout)."""
         self.last_seen = time.monotonic()
 
+    @property
+    def pictures_shared(self) -> bool:
+        """Whether the owner lets people who open this run's link see the pictures it trained on."""
+        return bool(self._scheduler.store.meta(self.run_id).get("share_pictures"))
+
+    def share_pictures(self, shared: bool) -> None:
+        """Let (or stop letting) people who open this run's link see the pictures it trained on."""
+        self._scheduler.store.share_pictures(self.run_id, shared)
+
     def evaluation(self) -> Evaluation | None:
-        """The test-set evaluation, once the worker has delivered it."""
-        if self._evaluation is None and EVALUATION_FILE in self.progress.files:
-            self._evaluation = evaluation_from_bytes((self.folder / EVALUATION_FILE).read_bytes())
+        """The test-set evaluation, once the worker has delivered it (None once the store's budget removed it)."""
+        if self._evaluation is None and EVALUATION_FILE in self.progress.files and not self.evicted:
+            try:
+                self._evaluation = evaluation_from_bytes((self.folder / EVALUATION_FILE).read_bytes())
+            except FileNotFoundError:
+                return None  # removed by the budget just now: the next tidy marks the job
         return self._evaluation
 
     def model(self) -> tuple[nn.Module, ModelCard]:
@@ -115,12 +143,12 @@ class Scheduler:
 
     def __init__(self, backend, store: RunStore, capacity: int | None = None, cores: int | None = None,
                  gpus: int | None = None, idle_timeout: float = 0.0, budget: Budget = Budget(),
-                 queue_max: int = QUEUE_MAX):
+                 queue_max: int = QUEUE_MAX, runs_per_browser: int = RUNS_PER_BROWSER):
         self.backend, self.store, self.budget = backend, store, budget
         self.cores = cores or usable_cores()
         self.gpus = torch.cuda.device_count() if gpus is None else gpus
         self.capacity = capacity or backend.capacity() or default_capacity(self.cores, self.gpus)
-        self.idle_timeout, self.queue_max = idle_timeout, queue_max
+        self.idle_timeout, self.queue_max, self.runs_per_browser = idle_timeout, queue_max, runs_per_browser
         self._lock = threading.RLock()
         self._queue: list[Job] = []
         self._running: dict[Job, object] = {}  # job -> the backend's handle
@@ -131,41 +159,48 @@ class Scheduler:
         if idle_timeout > 0:
             threading.Thread(target=self._watch_idle, daemon=True, name="dlplay-idle-runs").start()
 
-    def submit(self, config: RunConfig, dataset: Dataset, owner: str, *, registered: bool,
+    def submit(self, config: RunConfig, dataset: Dataset, owner: str, *, registered: bool, quota_key: str = "",
                run_id: str | None = None, resume: ResumePoint | None = None, pause_at_step: int | None = None) -> Job:
-        """Queue a run (or the resumption of one) for `owner`; it starts when a slot is free.
+        """Queue a run (or the resumption of one) for the browser `owner`; it starts when a slot is free.
 
         `registered`: the dataset is one of dlplay's registered datasets, which a worker loads by name; any other
-        (a user's zip) is stored as a file for the worker. `pause_at_step`: the run pauses by itself once it has
-        done this many steps (until resumed or stopped). An impossible model raises ValueError, a second active
-        run for the same owner AlreadyTraining, a run id that a live job already has RunAlreadyLive (one live job
-        per run, however many sessions ask at once), a full queue ServerFull.
+        (a user's zip) is stored as a file for the worker. `quota_key`: what the run counts against (default: the
+        owner). `pause_at_step`: the run pauses by itself once it has done this many steps (until resumed or
+        stopped). An impossible model raises ValueError, a run past the quota AlreadyTraining, a resume of another
+        browser's run NotYourRun, a run id that a live job already has RunAlreadyLive (one live job per run, however
+        many sessions ask at once), a full queue ServerFull.
         """
         build_run_model(config, dataset)  # refuse an impossible architecture before anything is queued
         train, _ = training_split(config, dataset)
         problem = data_problem(dataset.class_names, train, dataset.test)
         if problem:
             raise DataProblem(problem)
-        self._refuse_second_run(owner)
+        quota_key = quota_key or owner
+        if run_id is not None and self.store.owner(run_id) not in (None, owner):
+            raise NotYourRun("this run belongs to another browser; only the browser that started it can resume it")
         self._refuse_live_run(run_id)
+        self._refuse_past_the_quota(quota_key)
         spec = JobSpec(run_id or new_run_id(), config, DataRef(dataset.name), resume=resume is not None,
                        pause_at_step=pause_at_step)
-        spec = self.store.record(spec, None if registered else dataset)
+        spec = self.store.record(spec, None if registered else dataset, owner)
         train_images = len(dataset.train) * min(1.0, config.train_fraction) * (1 - config.validation_fraction)
         progress = Progress(config.epochs, config.batch_size, *((resume.batches, resume.epochs) if resume else ()))
-        job = Job(self, spec, owner, dataset.name, int(train_images * config.epochs), progress)
+        job = Job(self, spec, owner, quota_key, dataset.name, int(train_images * config.epochs), progress)
         with self._lock:
-            self._refuse_second_run(owner)
             self._refuse_live_run(run_id)
+            self._refuse_past_the_quota(quota_key)
             self._refuse_past_the_queue_cap()
             self._jobs[spec.run_id] = job
             self._queue.append(job)
             self._dispatch()
         return job
 
-    def _refuse_second_run(self, owner: str) -> None:
-        if self.active_job(owner):
-            raise AlreadyTraining("this session already has a run in progress; stop it first")
+    def _refuse_past_the_quota(self, quota_key: str) -> None:
+        with self._lock:
+            active = sum(j.quota_key == quota_key and j.progress.status.active for j in [*self._running, *self._queue])
+        if active >= self.runs_per_browser:
+            raise AlreadyTraining(f"this browser already has {active} run(s) training or waiting, as many as the "
+                                  f"server allows one browser; stop one first")
 
     def _refuse_past_the_queue_cap(self) -> None:
         if len(self._queue) < self.queue_max:
@@ -209,7 +244,9 @@ class Scheduler:
         with self._lock:
             if job in self._queue:
                 self._queue.remove(job)
-                job.progress.set(RunStatus.STOPPED, "Cancelled while waiting for a training slot.")
+                reason = job.progress.stop_reason
+                job.progress.set(RunStatus.STOPPED, f"{reason} Cancelled while waiting for a training slot."
+                                 if reason else "Cancelled while waiting for a training slot.")
             elif job in self._running:
                 self._running[job].command("stop")
 
@@ -299,10 +336,16 @@ class Scheduler:
         self.tidy()
 
     def tidy(self) -> None:
-        """Delete the files of runs nobody holds any more, and keep the store within its budget."""
+        """Delete the files of runs nobody holds any more, and keep the store within its budget: never a run that
+        trains, the runs whose owners watched them lately last. A removed run that a session holds is marked."""
         with self._lock:
-            keep = set(self._jobs.keys())
-        self.store.prune(self.budget, keep)
+            active = {j.run_id for j in [*self._running, *self._queue]}
+            held = dict(self._jobs)
+        now, lately = time.monotonic(), self.idle_timeout or IDLE_TIMEOUT
+        watched = {run_id for run_id, job in held.items() if now - job.last_seen < lately}
+        for run_id in self.store.prune(self.budget, active, watched):
+            if run_id in held:
+                held[run_id].evicted = True
 
     def _watch_idle(self) -> None:
         while not self.closed.wait(IDLE_CHECK_SECONDS):
@@ -310,4 +353,7 @@ class Scheduler:
             with self._lock:
                 idle = [j for j in [*self._running, *self._queue] if now - j.last_seen > self.idle_timeout]
             for job in idle:
+                minutes = max(1, round(self.idle_timeout / 60))
+                job.progress.stopping_because(f"Nobody watched this run for {minutes} minute(s), so it stopped to "
+                                              f"free its training slot.")
                 self.stop(job)

@@ -17,6 +17,7 @@ from dlplay.training.jobs.runner import STATE_FILE, ResumePoint, read_resume_poi
 from dlplay.training.jobs.spec import DataRef, JobSpec, check_run_id
 
 DATASETS_FOLDER = "_datasets"
+EVICTED_FOLDER = "_evicted"  # an empty file per run the budget removed, so that its link can say what happened
 META_FILE = "run.json"
 
 
@@ -84,15 +85,38 @@ class RunStore:
             raise ValueError("not a dataset key")
         return self.root / DATASETS_FOLDER / f"{key}.safetensors"
 
-    def record(self, spec: JobSpec, dataset: Dataset | None = None) -> JobSpec:
-        """Write the run's settings into its folder, first storing `dataset` (a user's images) for the worker;
-        returns the spec with the stored dataset's key."""
+    def record(self, spec: JobSpec, dataset: Dataset | None = None, owner: str | None = None) -> JobSpec:
+        """Write the run's settings and owner into its folder, first storing `dataset` (a user's images) for the
+        worker; returns the spec with the stored dataset's key. A resumed run keeps what its folder already says
+        (when it was made, whether its pictures are shared)."""
         with self._lock:
             if dataset is not None:
                 spec = replace(spec, data=DataRef(dataset.name, self._save_dataset(dataset)))
-            meta = {"config": spec.config.to_plain(), "data": asdict(spec.data), "created": time.time()}
+            meta = {"created": time.time(), "share_pictures": False, **self.meta(spec.run_id),
+                    "config": spec.config.to_plain(), "data": asdict(spec.data), "owner": owner}
             write_atomically(self.run_dir(spec.run_id) / META_FILE, json.dumps(meta).encode())
         return spec
+
+    def meta(self, run_id: str) -> dict:
+        """What the run's folder says about it (settings, owner, created, share_pictures); {} if nothing readable."""
+        try:
+            meta = json.loads((self.run_dir(run_id) / META_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    def owner(self, run_id: str) -> str | None:
+        """The browser that started the run (None for a run recorded without one)."""
+        owner = self.meta(run_id).get("owner")
+        return owner if isinstance(owner, str) else None
+
+    def share_pictures(self, run_id: str, shared: bool) -> None:
+        """Record whether the run's owner lets people who open its link see the pictures it trained on."""
+        with self._lock:
+            meta = self.meta(run_id)
+            if meta:
+                meta["share_pictures"] = shared
+                write_atomically(self.run_dir(run_id) / META_FILE, json.dumps(meta).encode())
 
     def resume_point(self, run_id: str) -> ResumePoint | None:
         """The run's last checkpoint, or None when there is none; an unreadable one raises ModelFileError."""
@@ -122,20 +146,21 @@ class RunStore:
         """What the whole store takes on disk."""
         return folder_bytes(self.root) if self.root.exists() else 0
 
-    def prune(self, budget: Budget, keep: set[str]) -> list[str]:
-        """Remove runs older than the budget's age, then the least recently used until the store fits its size;
-        never the runs in `keep`. Dataset files no remaining run uses go too. Returns the removed run ids."""
+    def prune(self, budget: Budget, keep: set[str], last: set[str] = frozenset()) -> list[str]:
+        """Remove runs older than the budget's age, then runs until the store fits its size: the least recently used
+        first, the runs in `last` (their owners are here) only after all others, never the runs in `keep` (they
+        train). Dataset files no remaining run uses go too. Returns the removed run ids, each left a tombstone."""
         with self._lock:
             if not self.root.exists():
                 self._forgotten.clear()
                 return []
-            return self._prune(budget, keep)
+            return self._prune(budget, keep, last)
 
-    def _prune(self, budget: Budget, keep: set[str]) -> list[str]:
+    def _prune(self, budget: Budget, keep: set[str], last: set[str]) -> list[str]:
         while self._forgotten:
             shutil.rmtree(self.run_dir(self._forgotten.popleft()), ignore_errors=True)
-        runs = [f for f in self.root.iterdir() if f.is_dir() and f.name != DATASETS_FOLDER]
-        runs.sort(key=last_used)  # least recently used first
+        runs = [f for f in self.root.iterdir() if f.is_dir() and not f.name.startswith("_")]
+        runs.sort(key=lambda folder: (folder.name in last, last_used(folder)))
         now, removed = time.time(), []
         total = self.total_bytes()
         for folder in runs:
@@ -145,8 +170,17 @@ class RunStore:
                 total -= folder_bytes(folder)
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
+        for run_id in removed:
+            write_atomically(self.root / EVICTED_FOLDER / run_id, b"")
+        for tombstone in (self.root / EVICTED_FOLDER).glob("*"):
+            if now - last_used(tombstone) > budget.max_age_seconds:
+                tombstone.unlink(missing_ok=True)
         self._prune_datasets()
         return removed
+
+    def evicted(self, run_id: str) -> bool:
+        """Whether the store's budget removed this run."""
+        return (self.root / EVICTED_FOLDER / check_run_id(run_id)).exists()
 
     def _prune_datasets(self) -> None:
         """Delete the dataset files that no run uses any more."""

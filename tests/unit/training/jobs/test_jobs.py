@@ -187,7 +187,7 @@ def test_one_live_job_per_run_however_many_sessions_resume_it_at_once(scheduler,
     point = scheduler.store.resume_point(job.run_id)
     start, outcomes = threading.Barrier(6), []
 
-    def press_resume(owner: str) -> None:  # six sessions press Resume on the same run at the same moment
+    def press_resume(owner: str) -> None:  # six tabs of its browser press Resume at the same moment
         start.wait()
         try:
             outcomes.append(scheduler.submit(point.config, data, owner, registered=False, run_id=job.run_id,
@@ -195,7 +195,7 @@ def test_one_live_job_per_run_however_many_sessions_resume_it_at_once(scheduler,
         except RunAlreadyLive as refused:
             outcomes.append(refused)
 
-    pressers = [threading.Thread(target=press_resume, args=(f"session{i}",)) for i in range(6)]
+    pressers = [threading.Thread(target=press_resume, args=("alice",)) for _ in range(6)]
     for presser in pressers:
         presser.start()
     for presser in pressers:
@@ -267,8 +267,10 @@ def test_a_run_nobody_watches_is_stopped_after_the_idle_timeout(backend, tmp_pat
             watched.touch()
             assert watched.snapshot().active
             time.sleep(0.2)
-        snap = finish(watched, timeout=30)  # the tab closed: stopped
+        snap = finish(watched, timeout=30)  # the tab closed: stopped, and it says why
         assert snap.status is RunStatus.STOPPED and snap.step <= last_step
+        assert snap.message.startswith("Nobody watched this run for 1 minute(s), so it stopped to free its training "
+                                       "slot. Stopped; the model keeps")
     finally:
         stop_all(scheduler)
 
@@ -374,7 +376,7 @@ def test_server_settings_come_from_the_environment_and_bad_values_get_a_sentence
         (3, 600.0, "10.0.0.5:6379", tmp_path)
     assert settings.budget == Budget(100 * 1024**2, 86400)
     default = ServerSettings.from_env({})
-    assert default.slots is None and default.idle_timeout == 0 and default.ray_address is None
+    assert default.slots is None and default.idle_timeout == 900 and default.ray_address is None
     assert (default.queue_max, ServerSettings.from_env({"DLPLAY_QUEUE_MAX": "5"}).queue_max) == (20, 5)
     with pytest.raises(SettingError, match="DLPLAY_SLOTS='two' is not a whole number"):
         ServerSettings.from_env({"DLPLAY_SLOTS": "two"})
