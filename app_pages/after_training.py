@@ -1,12 +1,12 @@
 """After training: take a trained model out of the playground (deployment to ONNX and ONNX Runtime; pruning,
 int8 and distillation), train one without pooling anyone's data (federated averaging), and reuse one for new
 classes with few images (transfer learning)."""
-import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dlplay.after_training.compress import compression_report
 from dlplay.after_training.deploy import (
     CALIBRATION_IMAGES,
     INPUT,
@@ -15,15 +15,16 @@ from dlplay.after_training.deploy import (
     OPSET,
     OUTPUT,
     RANDOM_IMAGES,
-    deployment_report,
-    report_images,
 )
-from dlplay.after_training.federated import LocalTraining, Round, federated_lab
-from dlplay.after_training.transfer import FREEZE, transfer_lab
+from dlplay.after_training.federated import LocalTraining
+from dlplay.after_training.transfer import FREEZE
+from dlplay.checkpoint import ModelCard, read_card
 from dlplay.data import DATASETS
-from dlplay.device import pick_device
+from dlplay.training.jobs.labs import ARMS, read_result
+from dlplay.training.jobs.spec import RunStatus
 from ui import charts, state
 from ui.i18n import N_, _, say, translated
+from ui.labs import follow, start_lab
 from ui.state import AfterTrainingState
 
 PAGE = AfterTrainingState()
@@ -33,17 +34,28 @@ FREEZE_LABELS = {"none": N_("nothing (fine-tune all)"), "features": N_("the conv
                  "all but the head": N_("all but the new head")}
 
 
-def measure(label: str, model, card, quantize: bool) -> None:
-    """Export the model (and quantize it), measure every form, and keep the table and the files' bytes."""
-    data = state.dataset(card.dataset) if card.dataset in DATASETS else None
-    images, labels, calibration = report_images(card, data, quantize)
-    with tempfile.TemporaryDirectory(prefix="dlplay-after-") as folder:
-        variants = deployment_report(model, card, folder, images, labels, calibration)
-        files = {v.path.name: v.path.read_bytes() for v in variants if v.path is not None}
-    PAGE.reports[label] = (variants, files)
+def run_lab(section: str, subject, kind: str, params: dict, files: dict[str, bytes] | None = None) -> None:
+    """Start a section's lab in the worker lane, for `subject` (the model, or the settings it ran with)."""
+    lab = start_lab(kind, params, files)
+    if lab is not None:
+        PAGE.labs[section] = (subject, lab)
 
 
-def deploy_section(label: str, model, card) -> None:
+def lab_result(section: str, subject):
+    """The section's lab for `subject`: followed live while it waits or runs; once it has finished, its result
+    (read back as the lab's own dataclasses, its files as paths), after which the lab and its folder are let go."""
+    found = PAGE.labs.get(section)
+    if found is None or found[0] != subject:
+        return None
+    lab = found[1]
+    snapshot = follow(lab, key=PAGE.key(section))
+    if snapshot.status.active:
+        return None
+    del PAGE.labs[section]
+    return read_result(lab.kind, snapshot.result, lab.folder) if snapshot.status is RunStatus.FINISHED else None
+
+
+def deploy_section(label: str, card: ModelCard) -> None:
     st.header(_("1. Deploy: ONNX and ONNX Runtime"))
     st.caption(_("ONNX is the common file format for trained networks: ONNX Runtime runs it on servers, phones and "
                  "browsers without PyTorch. Export your model, check the file, and see that ONNX Runtime computes "
@@ -58,8 +70,12 @@ def deploy_section(label: str, model, card) -> None:
                      "random images, and int8 needs real ones for calibration.").format(
             dataset=card.dataset or _("unknown"), count=RANDOM_IMAGES))
     if st.button(_("Export and measure"), type="primary", key="after_training.export"):
-        with st.spinner(_("Exporting to ONNX, checking, quantizing and timing (about 10 s)...")):
-            measure(label, model, card, quantize and known)
+        run_lab("deploy", label, "deploy", {"model_file": str(state.trained_model_file(label)),
+                                            "quantize": quantize and known})
+    measured = lab_result("deploy", label)
+    if measured is not None:  # the files' bytes are kept: the lab's folder goes with it
+        PAGE.reports[label] = ([replace(v, path=Path(v.path.name) if v.path else None) for v in measured],
+                               {v.path.name: v.path.read_bytes() for v in measured if v.path is not None})
     found = PAGE.reports.get(label)
     if found is None:
         return
@@ -103,7 +119,7 @@ scores = session.run(["{OUTPUT}"], {{"{INPUT}": images}})[0]
 print({list(card.class_names)!r}[scores.argmax(1)[0]])""", language="python")
 
 
-def compress_section(label: str, model, card) -> None:
+def compress_section(label: str, card: ModelCard) -> None:
     st.header(_("2. Compress: prune, quantize, distill"))
     st.caption(_("Three ways to a smaller model. Pruning sets the weights with the smallest |w| to zero across all "
                  "conv and dense layers (torch.nn.utils.prune, global L1, made permanent). int8 quantization stores "
@@ -120,11 +136,14 @@ def compress_section(label: str, model, card) -> None:
     quantize = b.checkbox(_("int8 quantization"), value=True, key="after_training.int8")
     epochs = c.slider(_("Student epochs (0: no student)"), 0, 10, 3, key="after_training.student_epochs")
     if st.button(_("Compress and measure"), key="after_training.compress", disabled=not (chosen or quantize or epochs)):
-        with st.spinner(_("Pruning, quantizing, distilling and timing...")):
-            exported = PAGE.reports.get(label, (None, {}))[1]  # the Deploy section's files
-            PAGE.compressed[label] = compression_report(
-                model, card, state.dataset(card.dataset), pick_device("auto"), chosen, quantize, epochs,
-                int8=exported.get(INT8_FILE))
+        int8 = PAGE.reports.get(label, (None, {}))[1].get(INT8_FILE)  # the Deploy section's int8 file, if made
+        run_lab("compress", label, "compress",
+                {"model_file": str(state.trained_model_file(label)), "sparsities": chosen, "quantize": quantize,
+                 "student_epochs": epochs, "int8_file": INT8_FILE if int8 else None},
+                {INT8_FILE: int8} if int8 else None)
+    measured = lab_result("compress", label)
+    if measured is not None:
+        PAGE.compressed[label] = measured
     forms = PAGE.compressed.get(label)
     if forms is None:
         return
@@ -147,22 +166,6 @@ def compress_section(label: str, model, card) -> None:
                  "kernels or structured pruning (whole filters) are what turn zeros into speed."))
 
 
-def run_federated(clients: int, alpha: float | None, rounds: int, local: LocalTraining) -> None:
-    """FedAvg on mnist5k split across clients, beside the same training on the pooled images, with a progress bar."""
-    bar = st.progress(0.0, text=_("Federated rounds..."))
-    names = {"federated": N_("FedAvg"), "pooled": N_("centralised (all images pooled)")}
-
-    def tick(arm: str, done: Round) -> None:
-        finished = done.round + (rounds if arm == "pooled" else 0)
-        bar.progress(finished / (2 * rounds), text=_("{what}: round {round} of {rounds}").format(
-            what=_(names[arm]), round=done.round, rounds=rounds))
-
-    lab = federated_lab(state.dataset("mnist5k"), pick_device("auto"), clients, alpha, rounds, local, on_round=tick)
-    bar.empty()
-    PAGE.federated = (clients, alpha, lab.mix, {names["federated"]: lab.federated,
-                                                            names["pooled"]: lab.pooled})
-
-
 def federated_section() -> None:
     st.header(_("3. Privacy: federated averaging"))
     st.caption(_("Learners' phones or hospitals keep their images; each trains a copy of the model on its own and "
@@ -178,7 +181,13 @@ def federated_section() -> None:
     rounds = c.slider(_("Rounds"), 1, 20, 5, key="after_training.rounds")
     epochs = d.slider(_("Local epochs per round"), 1, 3, 1, key="after_training.local_epochs")
     if st.button(_("Run FedAvg"), type="primary", key="after_training.federate"):
-        run_federated(clients, alpha if skewed else None, rounds, LocalTraining(epochs=epochs))
+        split = alpha if skewed else None
+        run_lab("federated", (clients, split), "federated", {"clients": clients, "alpha": split, "rounds": rounds,
+                                                             "local": asdict(LocalTraining(epochs=epochs))})
+    subject = PAGE.labs.get("federated", (None,))[0]
+    lab = lab_result("federated", subject)
+    if lab is not None:
+        PAGE.federated = (*subject, lab.mix, {ARMS["federated"]: lab.federated, ARMS["pooled"]: lab.pooled})
     found = PAGE.federated
     if found is None:
         return
@@ -212,9 +221,11 @@ def transfer_section() -> None:
                      format_func=translated(FREEZE_LABELS))
     epochs = b.slider(_("Pre-training epochs on 0–4"), 1, 5, 3, key="after_training.pretrain_epochs")
     if st.button(_("Run the lab"), type="primary", key="after_training.transfer_run"):
-        with st.spinner(_("Pre-training on 0–4, then six runs on 5–9 (about half a minute)...")):
-            PAGE.transfer = (freeze, transfer_lab(state.dataset("mnist5k"), pick_device("auto"),
-                                                               freeze=freeze, pretrain_epochs=epochs))
+        run_lab("transfer", freeze, "transfer", {"freeze": freeze, "pretrain_epochs": epochs})
+    subject = PAGE.labs.get("transfer", (None,))[0]
+    result = lab_result("transfer", subject)
+    if result is not None:
+        PAGE.transfer = (subject, result)
     found = PAGE.transfer
     if found is None:
         return
@@ -238,8 +249,8 @@ st.title(_("After training"))
 st.caption(_("Where a trained model goes next (the article's §8): out of PyTorch and onto any device, and smaller."))
 models = state.trained_models()
 picked = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="after_training.model")
-chosen_model, chosen_card = models[picked][1]()
-deploy_section(picked, chosen_model, chosen_card)
-compress_section(picked, chosen_model, chosen_card)
+chosen_card = read_card(state.trained_model_file(picked))  # the labs load the model itself in a worker
+deploy_section(picked, chosen_card)
+compress_section(picked, chosen_card)
 federated_section()
 transfer_section()

@@ -8,7 +8,16 @@ from dlplay.after_training.transfer import FREEZE, IMAGENET, imagenet_weights
 from dlplay.augment import ARTICLE, LIGHT, Augmentation
 from dlplay.builder import LayerSpec
 from dlplay.checkpoint import ModelFileError
-from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, download_files, files_present, sample_per_class
+from dlplay.data import (
+    DATASETS,
+    Dataset,
+    DatasetUnavailable,
+    ImageSet,
+    download_files,
+    files_present,
+    read_dataset,
+    sample_per_class,
+)
 from dlplay.device import DEVICE_CHOICES, pick_device
 from dlplay.models import CUSTOM, IMAGENET_MIN_SIZE, MODELS, build_model, summary
 from dlplay.pretrained import WeightsUnavailable
@@ -26,15 +35,17 @@ from dlplay.training.jobs import (
     SettingError,
     check_run_id,
 )
+from dlplay.training.jobs.labs import DATASET_FILE, ZIP_FILE, read_result
 from dlplay.training.jobs.progress import epochs_csv
 from dlplay.training.jobs.scheduler import resumable
 from dlplay.training.jobs.spec import steps_per_epoch
 from dlplay.training.schedules import SCHEDULES
 from dlplay.training.trainer import OPTIMIZERS
-from dlplay.userdata import ZipRejected, import_zip
+from dlplay.userdata import ZipImport
 from ui import charts, state
 from ui import trainer_views as views
 from ui.i18n import N_, _, say, sentence, shown_as, translated, translator
+from ui.labs import follow, start_lab
 from ui.state import TrainerState
 
 PAGE = TrainerState()
@@ -74,11 +85,8 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
     size = st.select_slider(_("Resize every image to"), [32, 48, 64, 96, 128, 150], value=64, key="trainer.size")
     previous = PAGE.user_data
     if uploaded is not None and (previous is None or previous[0] != (uploaded.file_id, size)):
-        try:
-            with st.spinner(_("Unpacking and decoding the images...")):
-                imported = import_zip(uploaded, image_size=size, name=Path(uploaded.name).stem)
-        except ZipRejected as err:
-            st.error(say(str(err)))
+        imported = import_in_a_worker(uploaded, size)
+        if imported is None:
             return None, False
         PAGE.user_data = previous = ((uploaded.file_id, size), imported)
     if previous is None:
@@ -90,6 +98,24 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
             st.dataframe(pd.DataFrame([(file, say(reason)) for file, reason in imported.skipped],
                                       columns=[_("file"), _("reason")]), hide_index=True)
     return imported.dataset, False
+
+
+def import_in_a_worker(uploaded, size: int) -> ZipImport | None:
+    """The uploaded zip imported by a lab in the worker lane (followed live until it ends); None until then, or
+    if it cannot be (the page says why)."""
+    wanted = (uploaded.file_id, size)
+    if PAGE.zip_lab is None or PAGE.zip_lab[0] != wanted:  # a new upload or size: import it (once)
+        lab = start_lab("import_zip", {"image_size": size, "name": Path(uploaded.name).stem},
+                        {ZIP_FILE: uploaded.getvalue()})
+        if lab is None:
+            return None
+        PAGE.zip_lab = (wanted, lab)
+    lab = PAGE.zip_lab[1]
+    snapshot = follow(lab, key=PAGE.key("zip_lab"))
+    if snapshot.status is not RunStatus.FINISHED:
+        return None
+    PAGE.zip_lab = None  # its folder goes with it: the images now live in the dataset read here
+    return ZipImport(read_dataset(lab.folder / DATASET_FILE), read_result(lab.kind, snapshot.result, lab.folder))
 
 
 def choose_start() -> tuple[Job | str | None, str]:

@@ -119,3 +119,26 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def labs_ended(at, timeout: float = 300.0):
+    """Rerun an AppTest until none of its session's labs waits or runs (AppTest does not tick st.fragment's timer,
+    which is what reruns a real page when a lab ends); then once more, so the page draws the results."""
+    import time
+
+    def running() -> bool:
+        labs = []
+        if "after_training.labs" in at.session_state:
+            labs += [lab for _, lab in at.session_state["after_training.labs"].values()]
+        if "trainer.zip_lab" in at.session_state and at.session_state["trainer.zip_lab"] is not None:
+            labs.append(at.session_state["trainer.zip_lab"][1])
+        return any(lab.snapshot().status.active for lab in labs)
+
+    deadline = time.monotonic() + timeout
+    while running():
+        assert time.monotonic() < deadline, "timed out waiting for the lab"
+        time.sleep(0.3)
+        at.run()
+    at.run()
+    assert not at.exception
+    return at

@@ -7,11 +7,12 @@ import gc
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
 from dlplay.builder import ARTICLE_STACK
-from dlplay.classify import load_bundled_model
+from dlplay.classify import BUNDLED_MODEL, load_bundled_model
 from dlplay.data import Dataset, load_dataset, read_dataset
 from dlplay.training.jobs import Job, Scheduler, ServerSettings, start_scheduler
 from ui import browser
@@ -144,6 +145,7 @@ class TrainerState(PageState):
 
     page = "trainer"
     user_data = Field(None)  # ((file id, image size), the imported zip) of the last upload
+    zip_lab = Field(None)  # ((file id, image size), the Lab importing it) until it has finished
     imagenet_checked = Field(False)  # looked once a session whether ImageNet weights can be had (a download...)
     imagenet_problem = Field(None)  # ...can take a while): why not, or None
     stack = Field(factory=lambda: list(enumerate(ARTICLE_STACK)))  # the builder's (id, LayerSpec) rows
@@ -155,6 +157,7 @@ class AfterTrainingState(PageState):
     """After training: each lab's last result."""
 
     page = "after_training"
+    labs = Field(factory=dict)  # section -> (what it ran for, its Lab in the worker lane) while it runs
     reports = Field(factory=dict)  # model label -> its deployed forms measured, and their files
     compressed = Field(factory=dict)  # model label -> its compressed forms measured
     federated = Field(None)  # the last FedAvg run: settings, class mix and both histories
@@ -229,6 +232,13 @@ def trained_models() -> dict[str, tuple[str, Callable[[], tuple]]]:
     return {BUNDLED: (_("the bundled digit model (small CNN trained on mnist5k)"), bundled_model),
             **{r.run_id: (_("run #{number} from the CNN trainer: {model} on {dataset}").format(
                 number=i, model=r.config.model, dataset=r.dataset_name), r.model) for i, r in enumerate(runs, start=1)}}
+
+
+def trained_model_file(key: str) -> Path:
+    """The .safetensors file of trained_models()'s model `key` (for a worker to load)."""
+    if key == BUNDLED:
+        return BUNDLED_MODEL
+    return next(r.model_file() for r in evaluated_runs() if r.run_id == key)
 
 
 def keep_finished(job: Job) -> None:

@@ -1,11 +1,12 @@
-"""AppTest drives the After training page: export the bundled model, see every form measured, download the files."""
+"""AppTest drives the After training page: export the bundled model, see every form measured, download the files.
+Every lab runs in a worker of the short-job lane; the tests rerun the page until it has ended."""
 import io
 
 import numpy as np
 import onnx
 import pytest
 
-from helpers import by_label, open_app_page
+from helpers import by_label, labs_ended, open_app_page
 
 PAGE = "app_pages/after_training.py"
 
@@ -14,7 +15,7 @@ PAGE = "app_pages/after_training.py"
 def test_export_measures_every_form_and_offers_the_files():
     at = open_app_page(PAGE)
     assert not at.dataframe  # nothing measured before the click
-    by_label(at.button, "Export and measure").click().run()
+    labs_ended(by_label(at.button, "Export and measure").click().run())
     assert not at.exception
     assert any("The onnx checker passed. Opset 18" in s.value for s in at.success)
     table = at.dataframe[0].value
@@ -34,7 +35,7 @@ def test_export_measures_every_form_and_offers_the_files():
 def test_the_downloaded_file_is_a_checked_onnx_model(tmp_path):
     at = open_app_page(PAGE)
     by_label(at.checkbox, "Also quantize to int8 (calibrated on 256 training images)").set_value(False).run()
-    by_label(at.button, "Export and measure").click().run()
+    labs_ended(by_label(at.button, "Export and measure").click().run())
     assert len(at.dataframe[0].value) == 2 and not at.exception  # PyTorch and float32 ONNX only
     [(variants, files)] = at.session_state["after_training.reports"].values()
     proto = onnx.load(io.BytesIO(files["model.onnx"]))
@@ -47,7 +48,7 @@ def test_compression_puts_every_form_beside_the_original():
     at = open_app_page(PAGE)
     by_label(at.multiselect, "Pruning sparsities (share of weights set to zero)").set_value([0.5, 0.95]).run()
     by_label(at.slider, "Student epochs (0: no student)").set_value(1).run()
-    by_label(at.button, "Compress and measure").click().run()
+    labs_ended(by_label(at.button, "Compress and measure").click().run())
     assert not at.exception
     table = at.dataframe[-1].value
     assert table["form"].tolist() == ["original", "pruned 50%", "pruned 95%", "int8 (ONNX Runtime, static)",
@@ -69,7 +70,7 @@ def test_federated_averaging_against_pooled_training():
     by_label(at.radio, "Split").set_value(True).run()  # skewed (Dirichlet)
     by_label(at.select_slider, "α (smaller: fewer classes per client)").set_value(0.05).run()
     by_label(at.slider, "Rounds").set_value(2).run()
-    by_label(at.button, "Run FedAvg").click().run()
+    labs_ended(by_label(at.button, "Run FedAvg").click().run())
     assert not at.exception
     clients, alpha, mix, histories = at.session_state["after_training.federated"]
     assert (clients, alpha) == (4, 0.05) and len(mix) == 4
@@ -85,7 +86,7 @@ def test_the_transfer_lab_compares_both_arms_at_each_size():
     at = open_app_page(PAGE)
     by_label(at.radio, "While learning 5–9, keep fixed").set_value("features").run()
     by_label(at.slider, "Pre-training epochs on 0–4").set_value(1).run()
-    by_label(at.button, "Run the lab").click().run()
+    labs_ended(by_label(at.button, "Run the lab").click().run())
     assert not at.exception
     frozen, (pretrained, results) = at.session_state["after_training.transfer"]
     assert frozen == "features" and pretrained > 0.9

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.data import load_dataset
 from dlplay.training.jobs.spec import training_split
-from helpers import by_label, class_folders_zip, image_bytes, noise_png, open_app_page, wait_until, zip_bytes
+from helpers import by_label, class_folders_zip, image_bytes, labs_ended, noise_png, open_app_page, wait_until, zip_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_KEY = "state.run"
@@ -155,10 +155,10 @@ def test_seeded_runs_give_identical_curves():
 
 
 def upload(at: AppTest, data: bytes, name="photos.zip") -> AppTest:
+    """Upload a zip and rerun until the worker lane has imported it (or refused it)."""
     by_label(at.selectbox, "Dataset").set_value("zip").run()
     at.get("file_uploader")[0].upload(name, data, "application/zip").run()
-    assert not at.exception
-    return at
+    return labs_ended(at)
 
 
 @pytest.mark.slow  # trains in a worker process
@@ -175,6 +175,7 @@ def test_zip_import_shows_classes_counts_and_samples_as_text():
     assert run_state(at).status == "finished"
 
 
+@pytest.mark.slow  # imports in a worker process
 @pytest.mark.parametrize("data, message", [
     (zip_bytes({"a/0.png": noise_png(0), "b/0.png": noise_png(1), "../escape.png": noise_png(2)}),
      "escapes its folder"),

@@ -31,6 +31,7 @@ class LocalHandle:
         self._lock = threading.Lock()
         self.pid: int | None = None  # the worker's process id, once it has said hello
         self.done = False
+        self._doomed = False  # killed before it said hello: killed as soon as it does
         self._reader = threading.Thread(target=self._read, daemon=True, name="dlplay-job-reader")
         self._reader.start()
 
@@ -52,6 +53,8 @@ class LocalHandle:
                 event = json.loads(message)
                 if event["type"] == "hello":
                     self.pid = event["pid"]
+                    if self._doomed:
+                        self.kill()
                     continue
                 self._progress.apply(event)
                 self.done = self.done or event["type"] == "done"
@@ -65,7 +68,8 @@ class LocalHandle:
             self._on_exit(self)
 
     def kill(self) -> None:
-        """End the worker at once (server shutdown)."""
+        """End the worker at once (a cancel, the server's shutdown); before its hello, as soon as it says it."""
+        self._doomed = True
         if self.pid and not self.done:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -103,13 +107,19 @@ class LocalBackend:
                on_exit: Callable[[LocalHandle], None]) -> LocalHandle:
         """Ask the zygote for a worker for this job; events flow into `progress`, and `on_exit` is called when the
         worker has gone (finished, or died)."""
+        return self._fork({"spec": spec.to_plain(), "run_dir": str(run_dir),
+                           "dataset_file": str(dataset_file) if dataset_file else None}, progress, on_exit)
+
+    def launch_lab(self, request: dict, progress, on_exit: Callable[[LocalHandle], None]) -> LocalHandle:
+        """Ask the zygote for a worker for a lab (see labs.serve_lab); as `launch`."""
+        return self._fork(request, progress, on_exit)
+
+    def _fork(self, request: dict, progress, on_exit: Callable[[LocalHandle], None]) -> LocalHandle:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        request = json.dumps({"spec": spec.to_plain(), "run_dir": str(run_dir),
-                              "dataset_file": str(dataset_file) if dataset_file else None}).encode()
         with self._lock:
             if self._zygote.poll() is not None:  # it died (killed by hand?): a new one takes over
                 self._start_zygote()
-            socket.send_fds(self._control, [request], [theirs.fileno()])
+            socket.send_fds(self._control, [json.dumps(request).encode()], [theirs.fileno()])
         theirs.close()  # the worker holds the only other end: when it dies, our reads end
         return LocalHandle(Connection(ours.detach()), progress, on_exit)
 

@@ -156,6 +156,7 @@ class Scheduler:
         self._jobs: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
         self._speed: dict[str, float] = {}  # images/s last seen per model, for queue estimates
         self.closed = threading.Event()  # set by shutdown()
+        self.labs = None  # the short-job lane for labs (lane.LabLane), when the server has one
         if idle_timeout > 0:
             threading.Thread(target=self._watch_idle, daemon=True, name="dlplay-idle-runs").start()
 
@@ -268,9 +269,16 @@ class Scheduler:
             free_at = sorted([*free_at, start + self._duration(ahead)])
         return free_at[0]
 
+    def lab_threads(self) -> int:
+        """CPU threads for a lab starting now: one beside training runs (they hold the cores), else every core."""
+        with self._lock:
+            return 1 if self._running else self.cores
+
     def shutdown(self) -> None:
-        """Cancel the queue and end every worker (the server is stopping)."""
+        """Cancel the queue and end every worker, the labs' too (the server is stopping)."""
         self.closed.set()
+        if self.labs is not None:
+            self.labs.shutdown()
         with self._lock:
             for job in self._queue:
                 job.progress.set(RunStatus.STOPPED, "The server stopped before this run could start.")

@@ -21,6 +21,7 @@ import torch._dynamo  # noqa: F401  torch.optim imports it on first use (2-3 s):
 
 from dlplay.checkpoint import write_atomically
 from dlplay.data import load_dataset, read_dataset
+from dlplay.training.jobs.labs import serve_lab  # the labs' imports (ONNX Runtime...) too: paid once, not per lab
 from dlplay.training.jobs.runner import STATE_FILE, JobRunner, read_resume_point
 from dlplay.training.jobs.spec import JobSpec, RunStatus
 
@@ -76,8 +77,9 @@ def serve(conn: Connection, request: dict) -> None:
 
 
 def zygote(control: socket.socket, server_alive) -> None:
-    """Fork a worker for each job request that arrives on `control`; return when `server_alive` (the read end of a
-    pipe the server holds open) reports end of file. Single-threaded on purpose: forking is then safe."""
+    """Fork a worker for each job request (a training run, or a lab) that arrives on `control`; return when
+    `server_alive` (the read end of a pipe the server holds open) reports end of file. Single-threaded on purpose:
+    forking is then safe."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # finished workers are reaped by the system
     while True:
         readable, _, _ = select.select([control, server_alive], [], [])
@@ -90,7 +92,8 @@ def zygote(control: socket.socket, server_alive) -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             control.close()
             try:
-                serve(Connection(fds[0]), json.loads(message))
+                request = json.loads(message)
+                (serve_lab if "kind" in request else serve)(Connection(fds[0]), request)
             finally:
                 os._exit(0)
         for fd in fds:
