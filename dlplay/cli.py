@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "the epochs the run was started with only on a constant schedule: the others end there)")
     train.add_argument("--ray", metavar="ADDRESS", default=None,
                        help="train as a job on the Ray cluster at ADDRESS (e.g. 10.0.0.5:6379, or 'local' to start "
-                            "Ray on this machine) instead of in this process")
+                            "Ray on this machine) instead of in this process; a cluster with token authentication "
+                            "needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN (or a file named by "
+                            "RAY_AUTH_TOKEN_PATH)")
     export = commands.add_parser("export", help="export a saved model to ONNX, check it, and compare ONNX Runtime's "
                                  "outputs and speed with PyTorch's")
     export.add_argument("model", type=Path, help="a .safetensors model saved by dlplay (train --save, or the page)")
@@ -136,7 +138,7 @@ def ray_train_command(args: argparse.Namespace, dataset: Dataset, registered: bo
     """`train --ray ADDRESS`: the same training as a job on a Ray cluster, its progress printed as it arrives."""
     import ray
 
-    from dlplay.training.jobs import RunConfig, RunStatus, RunStore, Scheduler
+    from dlplay.training.jobs import RunConfig, RunStatus, RunStore, Scheduler, SettingError
     from dlplay.training.jobs.ray_backend import RayBackend
     config = RunConfig(model=args.model, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                        schedule=args.schedule, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
@@ -145,7 +147,10 @@ def ray_train_command(args: argparse.Namespace, dataset: Dataset, registered: bo
                        augmentation=AUGMENTATIONS[args.augment], validation_fraction=0.0)
     try:
         backend = RayBackend(args.ray)
-    except (ConnectionError, ValueError, RuntimeError) as err:
+    except SettingError as err:  # no cluster there, or it refused this process's token: the sentence says what to set
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as err:
         print(f"error: could not connect to the Ray cluster at {args.ray!r}: {err}", file=sys.stderr)
         return 2
     bar = ProgressBar(args.epochs)

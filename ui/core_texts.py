@@ -136,6 +136,14 @@ MESSAGES = (
     # dlplay.training.jobs: settings and a run's messages
     N_("{name}={value} is not a whole number"), N_("{name}={value} is not a number"),
     N_("{name} must be at least {minimum}, got {value}"),
+    N_("the Ray cluster at {address} asks for a token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its token (or "
+       "RAY_AUTH_TOKEN_PATH to a file that holds it)"),
+    N_("RAY_AUTH_MODE=token, but no Ray token was found: set RAY_AUTH_TOKEN to the token of the cluster at {address} "
+       "(or RAY_AUTH_TOKEN_PATH to a file that holds it)"),
+    N_("the Ray cluster at {address} refused this token: set RAY_AUTH_TOKEN to the token it was started with (or "
+       "RAY_AUTH_TOKEN_PATH to a file that holds it); `ray get-auth-token` on its head prints it"),
+    N_("could not connect to the Ray cluster at {address}: check that the cluster is running and that this is its "
+       "head's address"),
     N_("the server is full: {count} runs are waiting for a training slot; try again in about {minutes} minute(s)"),
     N_("the server is full: {count} runs are waiting for a training slot; try again in a few minutes"),
     N_("this browser already has {count} run(s) training or waiting, as many as the server allows one browser; stop "

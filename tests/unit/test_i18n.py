@@ -25,6 +25,7 @@ from dlplay.lessons.playground import DATASETS as POINTS
 from dlplay.lessons.playground import REGULARIZERS, NetworkConfig, read_points_csv
 from dlplay.models import MODELS
 from dlplay.training.jobs import REMEDIES, RunStatus
+from dlplay.training.jobs.ray_backend import refusal, unreachable
 from dlplay.training.schedules import SCHEDULES
 from dlplay.userdata import ZipLimits, ZipRejected, import_zip
 from helpers import class_folders_zip
@@ -136,6 +137,13 @@ def test_the_cores_error_messages_come_out_in_chinese_with_their_values():
     chinese(data_problem(("a", "b"), empty, empty))
     one = ImageSet(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
     chinese(data_problem(("a", "b"), one, one))
+    for sentence in (refusal("10.0.0.5:6379", token_mode=False), refusal("10.0.0.5:6379", token_mode=True),
+                     refusal("10.0.0.5:6379", token_mode=True, token_found=False), unreachable("10.0.0.5:6379")):
+        assert "10.0.0.5:6379" in chinese(sentence)
+    assert translate("Training is not available: {reason}.", "zh").format(
+        reason=chinese(refusal("10.0.0.5:6379", token_mode=False))) == (
+        "无法训练：10.0.0.5:6379 上的 Ray 集群要求令牌：请设置 RAY_AUTH_MODE=token，并把 RAY_AUTH_TOKEN 设为它的令牌"
+        "（或把 RAY_AUTH_TOKEN_PATH 设为存有令牌的文件）。")
 
 
 def test_a_bad_zip_and_its_skipped_files_are_said_in_chinese(tmp_path):

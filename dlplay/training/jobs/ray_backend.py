@@ -1,6 +1,11 @@
 """Run jobs as Ray actors on a Ray cluster: the same JobRunner as a local worker, scheduled by Ray with the job's
-CPU or GPU needs as resources. Imported only when DLPLAY_RAY_ADDRESS (or the CLI's --ray) asks for Ray."""
+CPU or GPU needs as resources. Imported only when DLPLAY_RAY_ADDRESS (or the CLI's --ray) asks for Ray.
+
+A cluster started with token authentication (RAY_AUTH_MODE=token) takes only processes that hold its token; Ray
+reads the token from RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token. A cluster
+that will not take this process, or cannot be reached, is one sentence saying what to set (a SettingError)."""
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -9,10 +14,12 @@ from pathlib import Path
 
 import ray
 import torch
+from ray.exceptions import AuthenticationError
 
 import dlplay
 from dlplay.checkpoint import write_atomically
 from dlplay.data import load_dataset, read_dataset
+from dlplay.limits import SettingError
 from dlplay.training.jobs.progress import Progress
 from dlplay.training.jobs.runner import STATE_FILE, JobRunner, read_resume_point
 from dlplay.training.jobs.spec import JobSpec, RunStatus
@@ -20,6 +27,47 @@ from dlplay.training.jobs.spec import JobSpec, RunStatus
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 CALL_TIMEOUT = 60.0
+
+
+def refusal(address: str, token_mode: bool, token_found: bool = True) -> str:
+    """What to set when the cluster at `address` will not take this process, given Ray's mode and token here."""
+    if not token_mode:
+        return (f"the Ray cluster at {address} asks for a token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its "
+                "token (or RAY_AUTH_TOKEN_PATH to a file that holds it)")
+    if not token_found:
+        return (f"RAY_AUTH_MODE=token, but no Ray token was found: set RAY_AUTH_TOKEN to the token of the cluster at "
+                f"{address} (or RAY_AUTH_TOKEN_PATH to a file that holds it)")
+    return (f"the Ray cluster at {address} refused this token: set RAY_AUTH_TOKEN to the token it was started with "
+            "(or RAY_AUTH_TOKEN_PATH to a file that holds it); `ray get-auth-token` on its head prints it")
+
+
+def unreachable(address: str) -> str:
+    """The sentence for a Ray address where no cluster answers."""
+    return (f"could not connect to the Ray cluster at {address}: check that the cluster is running and that this is "
+            "its head's address")
+
+
+def _refused_token(err: BaseException | None) -> bool:
+    """Whether a failed connection was the cluster refusing this process's token (or its lack of one): Ray retries,
+    then raises ConnectionError from a RuntimeError that quotes the refusal."""
+    while err is not None:
+        if isinstance(err, AuthenticationError) or "InvalidAuthToken" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def connect(address: str, **init_args) -> None:
+    """Join the Ray cluster at `address` ('local' starts a Ray runtime here); a refusal raises SettingError."""
+    package = str(Path(dlplay.__file__).parent)  # shipped to every node, so workers run this very code
+    token_mode = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    try:
+        ray.init(address=None if address == "local" else address, runtime_env={"py_modules": [package]},
+                 ignore_reinit_error=True, include_dashboard=False, **init_args)
+    except AuthenticationError:  # token mode, and no token anywhere: raised before Ray tries to connect
+        raise SettingError(refusal(address, token_mode, token_found=False)) from None
+    except ConnectionError as err:
+        raise SettingError(refusal(address, token_mode) if _refused_token(err) else unreachable(address)) from None
 
 
 @ray.remote(max_concurrency=4)  # threads: poll and command calls are served while the job trains
@@ -116,7 +164,8 @@ class RayHandle:
 
 
 class RayBackend:
-    """Starts each job as an actor on the Ray cluster at `address` ('local' starts a Ray runtime on this machine)."""
+    """Starts each job as an actor on the Ray cluster at `address` ('local' starts a Ray runtime on this machine); a
+    cluster that will not take this process raises SettingError."""
 
     name = "Ray cluster"
     shares_cores = False  # Ray gives each actor the CPUs it asked for
@@ -124,9 +173,7 @@ class RayBackend:
     def __init__(self, address: str, cores_per_job: int = 2, **init_args):
         self.cores_per_job = cores_per_job
         self._handles: list[RayHandle] = []
-        package = str(Path(dlplay.__file__).parent)  # shipped to every node, so workers run this very code
-        ray.init(address=None if address == "local" else address, runtime_env={"py_modules": [package]},
-                 ignore_reinit_error=True, include_dashboard=False, **init_args)
+        connect(address, **init_args)
 
     def capacity(self) -> int:
         """Jobs the cluster can hold at once: one per GPU, else one per `cores_per_job` CPUs."""
