@@ -210,7 +210,7 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
         if accuracy:
             columns[3].metric(_("Test accuracy"), accuracy)
     if epoch is None:
-        st.info(verdicts.playground_session(session.reading()))
+        st.info(verdicts.playground_session(session.verdict()))
     axis, values = session.surface(epoch=epoch)
     shown_points = ((points.train_x, points.train_y), (points.test_x, points.test_y) if show_test else None)
     size = 300 if compact else 440
