@@ -210,14 +210,15 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
         if accuracy:
             columns[3].metric(_("Test accuracy"), accuracy)
     if epoch is None:
-        st.info(verdicts.playground_session(session.reading()))
+        st.info(verdicts.playground_session(session.verdict()))
     axis, values = session.surface(epoch=epoch)
     shown_points = ((points.train_x, points.train_y), (points.test_x, points.test_y) if show_test else None)
     size = 300 if compact else 440
     if not details:  # playing: a picture drawn here, which the browser shows at once
-        st.image(charts.playground_picture(axis.tolist(), values, *shown_points, points.task, points.classes,
-                                           discretize, size),
-                 caption=_("the network's output over the plane (x₁ across, x₂ up, from −6 to 6)"), width=size)
+        picture = charts.playground_picture(axis.tolist(), values, *shown_points, points.task, points.classes,
+                                            discretize, size)
+        st.image(picture, caption=_("the network's output over the plane (x₁ across, x₂ up, from −6 to 6)"),
+                 width=picture.shape[1])
     else:
         st.plotly_chart(charts.playground_surface(axis.tolist(), values, *shown_points, points.task, points.classes,
                                                   discretize, size), key=f"playground.surface{name}")

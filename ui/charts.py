@@ -10,7 +10,7 @@ import plotly.colors
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit  # noqa: F401  registers Streamlit's own "streamlit" Plotly template, which dlplay's extends
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from dlplay.training.trainer import BatchEvent, EpochEvent
 from ui.i18n import _
@@ -218,10 +218,12 @@ PLAYGROUND_COLOURS = ["#f59322", "#0877bd", "#2ca02c", "#d62728", "#9467bd", "#8
                       "#bcbd22", "#17becf"]  # class 0 orange and class 1 blue, as TensorFlow Playground draws them
 
 
-def _surface_scale(task: str, classes: int, discretize: bool, z: np.ndarray):
-    """The surface's colours: (values to colour, colour scale, zmin, zmax), as playground_surface describes."""
+def _surface_scale(task: str, classes: int, discretize: bool, z: np.ndarray, targets: Sequence[np.ndarray]):
+    """The surface's colours: (values to colour, colour scale, zmin, zmax), as playground_surface describes. For
+    regression the scale is symmetric about 0 and shared with the points: ± the largest |prediction| or |target|."""
     if task == "regression":
-        return z, "RdBu", None, None
+        limit = max(float(np.abs(values).max(initial=0.0)) for values in (z, *targets)) or 1.0
+        return z, "RdBu", -limit, limit
     if classes == 2:
         return (np.sign(z) if discretize else z), [[0, PLAYGROUND_COLOURS[0]], [0.5, "#ffffff"],
                                                    [1, PLAYGROUND_COLOURS[1]]], -1, 1
@@ -232,42 +234,66 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
                        discretize: bool, height: int = 440) -> go.Figure:
     """The network's output over the plane as a heat-map, with the training points (circles) and, when given,
     the test points (outlined). Two classes: P(1) − P(0) from orange to blue; more: the predicted class's colour;
-    regression: the prediction, with each point coloured by its target."""
-    z, scale, zmin, zmax = _surface_scale(task, classes, discretize, values.numpy())  # NumPy: validated at once
-    fig = go.Figure(go.Heatmap(x=list(axis), y=list(axis), z=z, colorscale=scale, zmin=zmin, zmax=zmax,
-                               opacity=SURFACE_OPACITY, showscale=task == "regression", hoverinfo="skip"))
+    regression: the prediction, and each point its target, on one colour axis symmetric about 0 with its bar."""
+    shown = [points for points in (train, test) if points is not None]
+    z, scale, zmin, zmax = _surface_scale(task, classes, discretize, values.numpy(),  # NumPy: validated at once
+                                          [y.numpy() for _x, y in shown])
+    regression = task == "regression"
+    shared = dict(coloraxis="coloraxis") if regression else {}
+    fig = go.Figure(go.Heatmap(x=list(axis), y=list(axis), z=z, opacity=SURFACE_OPACITY, hoverinfo="skip",
+                               **(shared or dict(colorscale=scale, zmin=zmin, zmax=zmax, showscale=False))))
     for points, name, outline in ((train, _("training points"), False), (test, _("test points"), True)):
         if points is None:
             continue
         x, y = points
-        colour = (y.tolist() if task == "regression" else [PLAYGROUND_COLOURS[int(k)] for k in y])
+        colour = y.tolist() if regression else [PLAYGROUND_COLOURS[int(k)] for k in y]
         fig.add_trace(go.Scatter(x=x[:, 0].tolist(), y=x[:, 1].tolist(), mode="markers", name=name,
-                                 marker=dict(size=6, color=colour, colorscale="RdBu" if task == "regression" else None,
+                                 marker=dict(size=6, color=colour, **shared,
                                              line=dict(width=1.5 if outline else 0.5,
                                                        color="black" if outline else "white"))))
     fig.update_layout(height=height, xaxis=dict(title="x₁", range=[axis[0], axis[-1]], constrain="domain"),
-                      yaxis=dict(title="x₂", range=[axis[0], axis[-1]], scaleanchor="x"), showlegend=False)
+                      yaxis=dict(title="x₂", range=[axis[0], axis[-1]], scaleanchor="x", constrain="domain"),
+                      showlegend=False)
+    if regression:
+        fig.update_layout(coloraxis=dict(colorscale=scale, cmin=zmin, cmax=zmax,
+                                         colorbar=dict(title=dict(text=_("output and target"), side="right"),
+                                                       thickness=14)))
     return fig
 
 
-def _colours(values: np.ndarray, scale, zmin: float | None, zmax: float | None) -> np.ndarray:
-    """Values mapped through a colour scale (a Plotly name or [[position, colour], ...]) to RGB floats, as
-    Plotly does (no zmin or zmax: the values' own range)."""
+def _colours(values: np.ndarray, scale, zmin: float, zmax: float) -> np.ndarray:
+    """Values mapped through a colour scale (a Plotly name or [[position, colour], ...]) from zmin to zmax to RGB
+    floats, as Plotly does."""
     scale = plotly.colors.get_colorscale(scale) if isinstance(scale, str) else scale
     positions = [float(p) for p, __ in scale]
     rgb = np.array([hex_rgb(c) if c.startswith("#") else plotly.colors.unlabel_rgb(c) for __, c in scale], dtype=float)
-    low = float(values.min()) if zmin is None else zmin
-    high = float(values.max()) if zmax is None else zmax
-    t = np.clip((values - low) / max(high - low, 1e-12), 0, 1)
+    t = np.clip((values - zmin) / max(zmax - zmin, 1e-12), 0, 1)
     return np.stack([np.interp(t, positions, rgb[:, i]) for i in range(3)], axis=-1)
+
+
+COLOUR_BAR_WIDTH = 64  # pixels the playing picture's colour bar (regression) adds on the right
+
+
+def _colour_bar(height: int, scale, limit: float) -> Image.Image:
+    """A vertical colour bar from +limit (top) through 0 to −limit, labelled at those three values."""
+    bar = Image.new("RGB", (COLOUR_BAR_WIDTH, height), "white")
+    top, bottom = 6, height - 6
+    ramp = np.linspace(limit, -limit, bottom - top)[:, None].repeat(14, 1)  # (rows, 14): one value a row
+    bar.paste(Image.fromarray(_colours(ramp, scale, -limit, limit).round().astype(np.uint8)), (6, top))
+    draw, font = ImageDraw.Draw(bar), ImageFont.load_default(size=11)
+    for label, y in ((f"{limit:+.2f}", top), ("0", (top + bottom) / 2), (f"{-limit:+.2f}", bottom)):
+        draw.line((20, y, 23, y), fill="black")
+        draw.text((25, y), label, fill="black", font=font, anchor="lm")
+    return bar
 
 
 def playground_picture(axis: Sequence[float], values, train: tuple, test: tuple | None, task: str, classes: int,
                        discretize: bool, size: int = 440) -> np.ndarray:
     """playground_surface as a plain (size, size, 3) picture, drawn on the server: while the playground plays, a
     browser redraws a picture in no time, and a Plotly heat-map with its points in about 0.1–0.2 s on a small CPU
-    (bench/playground_bench.py)."""
-    z, scale, zmin, zmax = _surface_scale(task, classes, discretize, values.numpy())
+    (bench/playground_bench.py). For regression, its colour bar widens it by COLOUR_BAR_WIDTH."""
+    shown = [points for points in (train, test) if points is not None]
+    z, scale, zmin, zmax = _surface_scale(task, classes, discretize, values.numpy(), [y.numpy() for _x, y in shown])
     shaded = 255 + (_colours(z, scale, zmin, zmax) - 255) * SURFACE_OPACITY
     picture = Image.fromarray(shaded[::-1].round().astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(picture)
@@ -279,13 +305,18 @@ def playground_picture(axis: Sequence[float], values, train: tuple, test: tuple 
             continue
         x, y = points
         if task == "regression":
-            fills = _colours(y.numpy(), "RdBu", None, None).round().astype(int)
+            fills = _colours(y.numpy(), scale, zmin, zmax).round().astype(int)
         else:
             fills = [hex_rgb(PLAYGROUND_COLOURS[int(k)]) for k in y]
         for (px, py), fill in zip(x[:, :2].tolist(), fills, strict=True):
             cx, cy = (px - low) / span * size, (1 - (py - low) / span) * size
             draw.ellipse((cx - 3.5, cy - 3.5, cx + 3.5, cy + 3.5), fill=tuple(int(c) for c in fill),
                          outline="black" if outline else "white", width=2 if outline else 1)
+    if task == "regression":
+        framed = Image.new("RGB", (size + COLOUR_BAR_WIDTH, size), "white")
+        framed.paste(picture)
+        framed.paste(_colour_bar(size, scale, zmax), (size, 0))
+        picture = framed
     return np.asarray(picture)
 
 

@@ -2,7 +2,7 @@
 in the page's language: the core decides what the numbers show, this module says it."""
 from dlplay.lessons.activations import CAN_DIE, FlowReading
 from dlplay.lessons.optimizers import Path2D
-from dlplay.lessons.playground import SessionReading
+from dlplay.lessons.playground import Verdict
 from dlplay.training.curve_reading import CurveReading
 from ui.i18n import _
 
@@ -68,21 +68,36 @@ def training_curves(reading: CurveReading) -> str:
                                           gap=f"{reading.gap:.1f}")
 
 
-def playground_session(reading: SessionReading) -> str:
-    """What a playground network's curves say now."""
+def playground_session(verdict: Verdict) -> str:
+    """What a playground network's curves say now, with the numbers the verdict rests on."""
     sentences = {
         "start": _("Press Play (or Step) and watch the losses and the picture change."),
+        "blown-up": _("The loss has blown up: lower the learning rate."),
+        "regularized": _("The {regularizer} penalty has pulled the weights towards zero (their mean size is {size}, "
+                         "{first} before training), so the network gives almost the same answer everywhere: its "
+                         "training loss {train} is no better than always guessing the same ({chance}). Lower the "
+                         "regularization rate (now {rate})."),
+        "overfitting": _("Overfitting: the training loss is {train} but the test loss is {test}, {ratio}× its best "
+                         "({best}, after epoch {best_epoch}). The network is learning its training points rather "
+                         "than the pattern. Try more data, L2 regularization or dropout."),
         "dead": _("{dead} of {total} neurons are dead: they output 0 for every training point, so no gradient "
                   "reaches them. Try a smaller learning rate or LeakyReLU."),
-        "overfitting": _("The test loss rises while the training loss falls: overfitting. Try more data, L2 "
-                         "regularization or dropout."),
-        "blown-up": _("The loss has blown up: lower the learning rate."),
-        "stalled": _("The training loss has stopped falling. If it is still high, the network may need more "
-                     "neurons, other features, or a larger learning rate."),
+        "stalled": _("The training loss has stopped falling while still high ({train}; always guessing the same "
+                     "scores {chance}). The network may need more neurons, other features, or a larger learning "
+                     "rate."),
+        "settled": _("The training loss has levelled off low (training {train}, test {test}): the network fits its "
+                     "training points and has learnt what it can with these settings."),
+        "test-flat": _("The training loss still falls ({train}) but the test loss no longer does ({test}; its best "
+                       "was {best}, after epoch {best_epoch}): from here the network learns its training points more "
+                       "than the pattern. Watch for overfitting."),
         "learning": _("Both losses are falling (training {train}, test {test}): the network is learning."),
     }
-    return sentences[reading.kind].format(dead=reading.dead, total=reading.total, train=f"{reading.train_loss:.3f}",
-                                          test=f"{reading.test_loss:.3f}")
+    return sentences[verdict.kind].format(
+        dead=verdict.dead, total=verdict.neurons, train=f"{verdict.train_loss:.3f}", test=f"{verdict.test_loss:.3f}",
+        best=f"{verdict.best_test:.3f}", best_epoch=verdict.best_epoch,
+        ratio=f"{verdict.test_loss / verdict.best_test:.2f}" if verdict.best_test else "",
+        chance=f"{verdict.chance_loss:.3f}", regularizer=verdict.regularizer, rate=f"{verdict.reg_rate:g}",
+        size=f"{verdict.weight_size:.2g}", first=f"{verdict.first_weight_size:.2g}")
 
 
 def optimizer_outcome(path: Path2D) -> str:

@@ -61,8 +61,8 @@ def only_classes(data: ImageSet, classes: Sequence[int]) -> ImageSet:
 def with_new_head(model: nn.Sequential, num_classes: int, freeze: str, seed: int = 0) -> nn.Sequential:
     """A copy of `model` whose last linear layer is replaced by a fresh one for `num_classes`, with `freeze` deciding
     what else learns: "none" (everything), "features" (the dense layers only: conv and batch-norm fixed) or "all but
-    the head" (only the new layer). Frozen batch-norm layers still update their running statistics in training mode,
-    so they follow the new images' statistics."""
+    the head" (only the new layer). The Trainer keeps frozen batch-norm layers in eval mode, so their running
+    statistics stay fixed too."""
     if freeze not in FREEZE:
         raise ValueError(f"freeze must be one of {', '.join(FREEZE)}, not {freeze!r}")
     copied = copy.deepcopy(model)

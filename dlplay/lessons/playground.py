@@ -298,7 +298,7 @@ def penalty(model: nn.Module, regularizer: str) -> torch.Tensor:
 
 @dataclass
 class Session:
-    """One playground run: the data, the network, its optimizer, and the losses after each epoch."""
+    """One playground run: the data, the network, its optimizer, and its numbers and verdict after each epoch."""
 
     points: Points
     config: NetworkConfig
@@ -308,6 +308,10 @@ class Session:
     train_losses: list[float] = field(default_factory=list)
     test_losses: list[float] = field(default_factory=list)
     test_accuracies: list[float] = field(default_factory=list)  # classification only
+    dead: list[int] = field(default_factory=list)  # hidden neurons that output 0 for every training point
+    weight_sizes: list[float] = field(default_factory=list)  # mean |w| over the weights
+    candidates: list[str] = field(default_factory=list)  # each epoch's verdict on its own numbers...
+    shown: list[str] = field(default_factory=list)  # ...and the one shown (shown_kind)
     snapshots: dict[int, dict] = field(default_factory=dict)  # epoch -> weights, for the time slider
     snapshot_stride: int = 1
 
@@ -320,6 +324,8 @@ class Session:
         self.optimizer = OPTIMIZERS[self.config.optimizer](self.model.parameters(), lr=self.config.lr)
         self.train_inputs = feature_matrix(self.points.train_x, self.config.features)
         self.test_inputs = feature_matrix(self.points.test_x, self.config.features)
+        self.chance_loss = chance_loss(self.points.task, self.points.train_y)
+        self.neurons = sum(self.config.hidden)
         self._record()
 
     def train(self, epochs: int = 1, keep_going: Callable[[], bool] = lambda: True) -> None:
@@ -352,7 +358,8 @@ class Session:
         """Set one weight by hand; the losses of the current epoch are recomputed and training goes on from here."""
         with self.lock:
             linear_layers(self.model)[layer].weight[to_neuron, from_neuron] = value
-            for history in (self.train_losses, self.test_losses, self.test_accuracies):
+            for history in (self.train_losses, self.test_losses, self.test_accuracies, self.dead, self.weight_sizes,
+                            self.candidates, self.shown):
                 if history:
                     history.pop()
             self._record()
@@ -382,6 +389,10 @@ class Session:
         self.test_losses.append(loss_of(self.points.task, test_scores, self.points.test_y).item())
         if self.points.task == CLASSIFICATION:
             self.test_accuracies.append((test_scores.argmax(1) == self.points.test_y).float().mean().item())
+        self.dead.append(self.dead_neurons()[0])
+        self.weight_sizes.append(torch.cat([m.weight.flatten() for m in linear_layers(self.model)]).abs().mean().item())
+        self.candidates.append(candidate(self.trace(), self.epoch))
+        self.shown.append(shown_kind(self.candidates, self.shown[-1] if self.shown else "start"))
         if self.epoch % self.snapshot_stride == 0:
             self.snapshots[self.epoch] = {k: v.clone() for k, v in self.model.state_dict().items()}
         if len(self.snapshots) > MAX_SNAPSHOTS:  # keep every other one: memory stays bounded on long runs
@@ -435,36 +446,139 @@ class Session:
         outputs = hidden_outputs(self.model.eval(), self.train_inputs)
         return sum(int((out == 0).all(0).sum()) for out in outputs), sum(out.shape[1] for out in outputs)
 
-    def reading(self) -> "SessionReading":
+    def trace(self) -> "Trace":
+        """The numbers after each epoch so far, as the verdict reads them."""
+        return Trace(self.points.task, self.config.regularizer, self.config.reg_rate, self.chance_loss,
+                     self.neurons, self.train_losses, self.test_losses, self.dead, self.weight_sizes)
+
+    def verdict(self) -> "Verdict":
         """What the curves say now (ui/verdicts.py says it in the page's language)."""
-        if self.epoch < 5:
-            return SessionReading("start")
-        dead, total = self.dead_neurons()
-        train_now, test_now = self.train_losses[-1], self.test_losses[-1]
-        if dead and dead * 4 >= total:
-            return SessionReading("dead", train_now, test_now, dead, total)
-        window = max(5, self.epoch // 5)
-        train_then, test_then = self.train_losses[-window - 1], self.test_losses[-window - 1]
-        if test_now > 1.05 * min(self.test_losses) and train_now < train_then and test_now > test_then:
-            kind = "overfitting"
-        elif not math.isfinite(train_now) or train_now > 2 * self.train_losses[0]:
-            kind = "blown-up"
-        elif train_now > 0.98 * train_then:
-            kind = "stalled"
-        else:
-            kind = "learning"
-        return SessionReading(kind, train_now, test_now, dead, total)
+        return verdict_at(self.trace(), self.epoch, self.shown[-1])
 
 
 @dataclass(frozen=True)
-class SessionReading:
-    """What a playground session's curves show: its kind, the losses now and the dead neurons."""
+class Trace:
+    """A session's numbers after each epoch (index 0: before training), and the settings that explain them: what
+    the verdict reads. A recorded run (tests/unit/lessons/traces/) is one."""
 
-    kind: str  # "start", "dead", "overfitting", "blown-up", "stalled" or "learning"
-    train_loss: float = 0.0
-    test_loss: float = 0.0
-    dead: int = 0
-    total: int = 0
+    task: str
+    regularizer: str
+    reg_rate: float
+    chance_loss: float  # the loss of always predicting the training points' class shares (or mean target)
+    neurons: int  # hidden neurons
+    train_losses: Sequence[float]
+    test_losses: Sequence[float]
+    dead: Sequence[int]  # hidden neurons that output 0 for every training point
+    weight_sizes: Sequence[float]  # mean |w| over the weights (not the biases)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a playground session's curves show after an epoch: the verdict's kind and the numbers it is told with."""
+
+    kind: str  # one of KINDS
+    train_loss: float
+    test_loss: float
+    best_test: float  # the lowest test loss so far...
+    best_epoch: int  # ...and its epoch
+    chance_loss: float
+    dead: int
+    neurons: int
+    weight_size: float  # mean |w| now...
+    first_weight_size: float  # ...and before training
+    regularizer: str
+    reg_rate: float
+
+
+# The verdict's kinds, most telling first: an epoch's numbers give the first kind whose test holds (`candidate`).
+#   blown-up     the training loss is not finite or above twice its start: nothing else can be read from the curves.
+#   regularized  a penalty is on, the weights have shrunk below half their start and the training loss is within 5%
+#                of chance: the rate pulls every weight to zero, and a stall or dead units follow from it.
+#   overfitting  the gap is large: the test loss is over twice the training loss, 20% above its best, and the gap
+#                over a tenth of chance. Memorising explains the test loss, whatever else holds (dead units too).
+#   dead         a quarter of the hidden neurons or more output 0 for every training point: a smaller network than
+#                the one drawn, which explains a stall and outranks what follows.
+#   overfitting  the test loss is 5% above its best and rising over the window while the training loss falls: the
+#                classic sign, before the gap is large.
+#   stalled      the training loss fell less than 2% over the window and is still above a fifth of chance.
+#   settled      it fell less than 2% and is below a fifth of chance, or it is below a hundredth of chance: the
+#                network fits its training points (and a loss that small falls by large fractions of nothing).
+#   test-flat    the training loss falls and the test loss does not (it is 1% above its best, or not lower than a
+#                window ago): from here the network learns its training points more than the pattern.
+#   learning     both fall: the test loss is within 1% of its best and lower than a window ago.
+# The window is the last fifth of the run, at least 5 epochs ("start" before that).
+KINDS = ("start", "blown-up", "regularized", "overfitting", "dead", "stalled", "settled", "test-flat", "learning")
+FIRST_EPOCH = 5  # the first epoch with a verdict
+HOLD_EPOCHS = 3  # a new verdict is shown once it has been the candidate this many epochs in a row, except:
+AT_ONCE = ("blown-up",)  # these are shown as soon as they appear,
+WHILE_TRUE = ("learning",)  # and these are left as soon as they stop: "both losses are falling" only while they are
+
+
+def candidate(trace: Trace, epoch: int) -> str:
+    """The kind that the numbers after `epoch` show on their own (KINDS' comment gives the tests and why)."""
+    if epoch < FIRST_EPOCH:
+        return "start"
+    train, test, chance = trace.train_losses, trace.test_losses, trace.chance_loss
+    train_now, test_now = train[epoch], test[epoch]
+    if not math.isfinite(train_now) or train_now > 2 * train[0]:
+        return "blown-up"
+    if (trace.regularizer != "none" and trace.reg_rate > 0 and train_now >= 0.95 * chance
+            and trace.weight_sizes[epoch] < 0.5 * trace.weight_sizes[0]):
+        return "regularized"
+    best = min((t for t in test[:epoch + 1] if math.isfinite(t)), default=test_now)
+    if test_now > 2 * train_now and test_now > 1.2 * best and test_now - train_now > 0.1 * chance:
+        return "overfitting"
+    if trace.dead[epoch] and trace.dead[epoch] * 4 >= trace.neurons:
+        return "dead"
+    window = max(FIRST_EPOCH, epoch // 5)
+    train_falls = train_now < 0.98 * train[epoch - window]
+    if train_falls and test_now > 1.05 * best and test_now > test[epoch - window]:
+        return "overfitting"
+    if not train_falls or train_now < 0.01 * chance:
+        return "stalled" if train_now > 0.2 * chance else "settled"
+    if test_now > 1.01 * best or test_now >= test[epoch - window]:
+        return "test-flat"
+    return "learning"
+
+
+def shown_kind(candidates: Sequence[str], shown_before: str) -> str:
+    """The kind shown after the latest of `candidates` (one per epoch, oldest first), `shown_before` the one shown
+    the epoch before: the latest candidate once it has held HOLD_EPOCHS epochs in a row, else the kind shown before
+    (at once after "start", to an AT_ONCE kind, or from a WHILE_TRUE one). Numbers that hover at a threshold flip
+    the candidate from one epoch to the next; what is shown stays: every kind but those stays HOLD_EPOCHS epochs."""
+    latest = candidates[-1]
+    if latest in AT_ONCE or "start" in (latest, shown_before) or shown_before in WHILE_TRUE:
+        return latest
+    held = candidates[-HOLD_EPOCHS:]
+    return latest if len(held) == HOLD_EPOCHS and all(kind == latest for kind in held) else shown_before
+
+
+def verdict_at(trace: Trace, epoch: int, kind: str) -> Verdict:
+    """The verdict of kind `kind` after `epoch`, with that epoch's numbers."""
+    finite = [(t, e) for e, t in enumerate(trace.test_losses[:epoch + 1]) if math.isfinite(t)]
+    best_test, best_epoch = min(finite) if finite else (math.nan, 0)
+    return Verdict(kind, trace.train_losses[epoch], trace.test_losses[epoch], best_test, best_epoch,
+                   trace.chance_loss, trace.dead[epoch], trace.neurons, trace.weight_sizes[epoch],
+                   trace.weight_sizes[0], trace.regularizer, trace.reg_rate)
+
+
+def verdicts(trace: Trace) -> list[Verdict]:
+    """The verdict shown after each epoch of `trace`, as a session shows them while it trains."""
+    candidates, shown = [], []
+    for epoch in range(len(trace.train_losses)):
+        candidates.append(candidate(trace, epoch))
+        shown.append(shown_kind(candidates, shown[-1] if shown else "start"))
+    return [verdict_at(trace, epoch, kind) for epoch, kind in enumerate(shown)]
+
+
+def chance_loss(task: str, y: torch.Tensor) -> float:
+    """The loss of the best prediction that ignores the inputs: for classes, the entropy of the class shares (their
+    log-shares as scores); for regression, half the targets' variance (the mean as the prediction)."""
+    if task == CLASSIFICATION:
+        shares = torch.bincount(y).double() / len(y)
+        shares = shares[shares > 0]
+        return float(-(shares * shares.log()).sum())
+    return float(0.5 * y.double().var(correction=0))
 
 
 FEATURE_CODE = {"x₁": "a", "x₂": "b", "x₁²": "a * a", "x₂²": "b * b", "x₁x₂": "a * b", "sin x₁": "torch.sin(a)",

@@ -21,6 +21,7 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
 # A batch loss above this multiple of the first batch's (at least 1), or not finite, means the run has diverged: with
 # too high a learning rate, cross-entropy jumps from ~2.3 to 1e6 and beyond long before it overflows to inf or NaN.
 DIVERGENCE_FACTOR = 100.0
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def build_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -37,6 +38,15 @@ def build_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> 
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+
+def hold_frozen_norms(model: nn.Module) -> None:
+    """Put batch-norm layers whose weight and bias are frozen in eval mode, so that their running mean and variance
+    stay fixed too (practitioners' way of freezing a backbone: in training mode they would keep moving)."""
+    for module in model.modules():
+        parameters = list(module.parameters(recurse=False))
+        if isinstance(module, BATCH_NORMS) and parameters and not any(p.requires_grad for p in parameters):
+            module.eval()
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,7 @@ class Trainer:
             if self._stop.is_set():  # before drawing the epoch's order, so a saved state stays exact
                 return history.stop()
             self.model.train()
+            hold_frozen_norms(self.model)  # a frozen layer stays fixed, running statistics included
             meter = EpochMeter()
             for idx in self._batches():
                 if not self._wait_or_stop(meter, step):

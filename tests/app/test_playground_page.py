@@ -62,6 +62,19 @@ def test_no_features_and_no_hidden_layers_are_handled():
     assert any("at least one input feature" in w.value for w in at.warning) and not at.exception
 
 
+def test_a_regression_surface_and_its_points_share_one_scale_and_the_verdict_reads_its_numbers():
+    at = open_app_page(PAGE)
+    by_label(at.selectbox, "Data").set_value("plane (regression)").run()
+    for _ in range(6):
+        by_label(at.button, "Step").click().run()
+    spec = surface_spec(at)
+    scale = spec["layout"]["coloraxis"]
+    assert scale["cmin"] == -scale["cmax"] > -1.5 and scale["colorbar"]["title"]["text"] == "output and target"
+    assert [trace.get("coloraxis") or trace["marker"]["coloraxis"] for trace in spec["data"]] == ["coloraxis"] * 2
+    [verdict] = [box.value for box in at.info]
+    assert metric(at, "Training loss") in verdict  # tanh units, no penalty: a verdict told with the loss now
+
+
 def test_a_csv_without_the_columns_gets_one_sentence():
     at = open_app_page(PAGE)
     by_label(at.selectbox, "Data").set_value("my points (CSV)").run()

@@ -19,6 +19,7 @@ from dlplay.lessons.playground import (
     make_points,
     penalty,
     read_points_csv,
+    verdicts,
 )
 from dlplay.limits import limits
 
@@ -206,20 +207,18 @@ def test_each_neurons_picture_is_its_activation_over_the_plane():
     assert torch.allclose(layers[0][:, 2, 7], expected.detach(), atol=1e-6)
 
 
-def test_the_reading_names_dead_neurons_and_overfitting():
+def test_a_session_keeps_the_verdict_a_replay_of_its_trace_gives():
     session = Session(make_points("circle", 60, 0.0, 0.5, 0), NetworkConfig(hidden=(8,), activations=("ReLU",)), 0)
-    assert session.reading().kind == "start"
+    assert session.verdict().kind == "start"
     with torch.no_grad():
         session.model[0].bias.fill_(-100.0)  # every unit below zero everywhere: dead
-    session.train(5)
-    assert session.dead_neurons() == (8, 8) and session.reading().kind == "dead" and session.reading().dead == 8
-    healthy = Session(make_points("circle", 60, 0.0, 0.5, 0), NetworkConfig(), 0)
-    healthy.epoch = 20
-    healthy.train_losses = [1.0 - 0.04 * i for i in range(21)]
-    healthy.test_losses = [0.9 - 0.04 * i for i in range(11)] + [0.5 + 0.03 * i for i in range(10)]
-    assert healthy.reading().kind == "overfitting"
-    healthy.test_losses = [0.9 - 0.04 * i for i in range(21)]
-    assert healthy.reading().kind == "learning"
+    session.train(7)
+    session.set_weight(1, 0, 0, 0.5)  # the last epoch's numbers and verdict are recorded again
+    verdict = session.verdict()
+    assert session.dead_neurons() == (8, 8) and verdict.kind == "dead" and (verdict.dead, verdict.neurons) == (8, 8)
+    replayed = verdicts(session.trace())
+    assert [v.kind for v in replayed] == session.shown and replayed[-1] == verdict
+    assert len(session.dead) == len(session.weight_sizes) == len(session.train_losses) == 8
 
 
 def test_a_weight_set_by_hand_changes_the_losses_and_training_goes_on_from_it():

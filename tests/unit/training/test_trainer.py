@@ -32,6 +32,23 @@ def test_training_on_mnist5k_learns(mnist5k, cpu):
     assert all(e.images_per_sec > 0 for e in history.batches)
 
 
+def test_frozen_batch_norm_keeps_its_running_statistics_while_the_others_move(mnist5k, cpu):
+    model = build_model("small-cnn", (1, 28, 28), 10, seed=0)
+    frozen, learning = model[2], model[6]  # the first block's batch-norm, and the second's
+    for parameter in [*model[1].parameters(), *frozen.parameters()]:  # the first conv block kept fixed
+        parameter.requires_grad_(False)
+    before = [{k: v.clone() for k, v in layer.state_dict().items()} for layer in (frozen, learning)]
+    data = ImageSet(mnist5k.train.images[:128], mnist5k.train.labels[:128])
+    optimizer = build_optimizer("adam", [p for p in model.parameters() if p.requires_grad], 3e-3)
+    history = Trainer(model, optimizer, data, cpu, batch_size=32, epochs=2, val=data).fit()  # val: eval, then train
+    assert len(history.batches) == 8
+    assert all(torch.equal(value, before[0][key]) for key, value in frozen.state_dict().items())
+    assert learning.num_batches_tracked.item() == before[1]["num_batches_tracked"].item() + 8
+    assert not torch.equal(learning.running_mean, before[1]["running_mean"])
+    assert not torch.equal(learning.running_var, before[1]["running_var"])
+    assert not torch.equal(learning.weight, before[1]["weight"])
+
+
 def test_stop_is_honoured_before_the_next_batch(mnist5k, cpu):
     trainer = make_trainer(mnist5k, cpu)
     trainer.on("batch_end", lambda e: trainer.stop() if e.step == 3 else None)
