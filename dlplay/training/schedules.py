@@ -33,8 +33,11 @@ def build_schedule(name: str, optimizer: torch.optim.Optimizer, total_steps: int
     if name == "cosine":
         return CosineAnnealingLR(optimizer, T_max=total_steps)
     if name == "onecycle":
+        # OneCycleLR's warm-up ends at step pct_start·total − 1 and divides by that: a warm-up of exactly one step
+        # (a 4-step run) divides by zero, so such a run warms up for one and a half steps instead.
+        warmup = ONECYCLE_WARMUP if ONECYCLE_WARMUP * total_steps != 1 else 1.5 / total_steps
         return OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
-                          pct_start=ONECYCLE_WARMUP, cycle_momentum=cycles_momentum(optimizer))
+                          pct_start=warmup, cycle_momentum=cycles_momentum(optimizer))
     raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
 
 

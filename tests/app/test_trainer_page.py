@@ -11,7 +11,16 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.data import load_dataset
 from dlplay.training.jobs.spec import training_split
-from helpers import by_label, class_folders_zip, image_bytes, labs_ended, noise_png, open_app_page, wait_until, zip_bytes
+from helpers import (
+    by_label,
+    class_folders_zip,
+    image_bytes,
+    labs_ended,
+    noise_png,
+    open_app_page,
+    wait_until,
+    zip_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_KEY = "state.run"

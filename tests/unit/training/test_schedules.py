@@ -78,3 +78,10 @@ def test_the_trainers_plain_sgd_stays_plain(mnist5k, cpu):
     trainer.on("batch_end", lambda event: seen.append(optimizer.param_groups[0]["momentum"]))
     trainer.fit()
     assert seen == [0] * 8
+
+
+@pytest.mark.parametrize("name", ["onecycle", "cosine", "step", "exponential"])
+def test_every_schedule_runs_however_few_steps_a_run_has(name):
+    for steps in range(1, 41):  # a 4-step one-cycle run once divided by zero inside OneCycleLR
+        rates = lr_trace(name, 0.1, steps)
+        assert len(rates) == steps and all(0 < r <= 0.1 + 1e-12 for r in rates), (steps, rates)
