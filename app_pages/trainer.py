@@ -19,6 +19,7 @@ from dlplay.data import (
     sample_per_class,
 )
 from dlplay.device import DEVICE_CHOICES, pick_device
+from dlplay.limits import limits
 from dlplay.models import CUSTOM, IMAGENET_MIN_SIZE, MODELS, build_model, summary
 from dlplay.pretrained import WeightsUnavailable
 from dlplay.training.jobs import (
@@ -103,8 +104,14 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
 def import_in_a_worker(uploaded, size: int) -> ZipImport | None:
     """The uploaded zip imported by a lab in the worker lane (followed live until it ends); None until then, or
     if it cannot be (the page says why)."""
-    wanted = (uploaded.file_id, size)
+    wanted, quota = (uploaded.file_id, size), state.visitor().quota_key
     if PAGE.zip_lab is None or PAGE.zip_lab[0] != wanted:  # a new upload or size: import it (once)
+        replaced = PAGE.user_data[1].dataset if PAGE.user_data else None  # this tab's last import: it makes way
+        held, allowed = state.dataset_holdings().count(quota, besides=replaced), limits().datasets_per_browser
+        if held >= allowed:
+            st.error(_("This browser's other tabs already hold {count} imported zip(s), as many as the server allows "
+                       "one browser; close one of those tabs, or train there.").format(count=held))
+            return None
         lab = start_lab("import_zip", {"image_size": size, "name": Path(uploaded.name).stem},
                         {ZIP_FILE: uploaded.getvalue()})
         if lab is None:
@@ -115,7 +122,9 @@ def import_in_a_worker(uploaded, size: int) -> ZipImport | None:
     if snapshot.status is not RunStatus.FINISHED:
         return None
     PAGE.zip_lab = None  # its folder goes with it: the images now live in the dataset read here
-    return ZipImport(read_dataset(lab.folder / DATASET_FILE), read_result(lab.kind, snapshot.result, lab.folder))
+    imported = ZipImport(read_dataset(lab.folder / DATASET_FILE), read_result(lab.kind, snapshot.result, lab.folder))
+    state.dataset_holdings().hold(quota, imported.dataset)
+    return imported
 
 
 def choose_start() -> tuple[Job | str | None, str]:

@@ -37,6 +37,8 @@ class Limits:
     playground_steps: int = 2_000  # DLPLAY_MAX_PLAYGROUND_STEPS: optimizer steps in one live playground update
     zip_megapixels: float = 1_000.0  # DLPLAY_MAX_ZIP_MEGAPIXELS: what a zip's images decode to, all together
     zip_seconds: float = 120.0  # DLPLAY_MAX_ZIP_SECONDS: reading a zip's images, all together
+    zip_dataset_mb: float = 256.0  # DLPLAY_MAX_ZIP_DATASET_MB: the memory a zip's images take once resized
+    datasets_per_browser: int = 2  # DLPLAY_MAX_DATASETS_PER_BROWSER: imported zips one browser's tabs hold at once
 
     @staticmethod
     def variable(field_name: str) -> str:

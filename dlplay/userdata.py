@@ -27,6 +27,7 @@ class ZipLimits:
     max_ratio: float = 200.0  # uncompressed / compressed, per member
     max_megapixels: float | None = None  # what the images decode to, all together (None: DLPLAY_MAX_ZIP_MEGAPIXELS)
     max_seconds: float | None = None  # reading the images, all together (None: DLPLAY_MAX_ZIP_SECONDS)
+    max_dataset_mb: float | None = None  # the images resized, all together (None: DLPLAY_MAX_ZIP_DATASET_MB)
 
 
 class ZipRejected(ValueError):
@@ -129,6 +130,14 @@ def _is_image(entry: _Entry) -> bool:
     return PurePosixPath(entry.parts[-1]).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _check_dataset_bytes(images: int, size: int, limit_mb: float) -> None:
+    """Refuse a zip whose images, resized (and counted as RGB, the most they can take), would hold too much."""
+    megabytes = images * size * size * 3 / 1024**2
+    if megabytes > limit_mb:
+        raise ZipRejected(f"The zip's {images:,} images at {size}×{size} would take {megabytes:,.1f} MB; the limit is "
+                          f"{limit_mb:,.1f} MB. Choose a smaller size or use fewer pictures.")
+
+
 def _check_decoded_pixels(folder: Path, images: list[_Entry], size: int, limit_megapixels: float) -> None:
     """Refuse, from the images' headers alone, a zip whose images together decode to more than the limit."""
     total = sum(decoded_pixels(folder.joinpath(*e.parts), (size, size)) for e in images)
@@ -192,6 +201,8 @@ def import_zip(source, *, image_size: int = 64, test_fraction: float = 0.2, seed
         entries = _class_layout(extract_zip(source, folder, limits))
         images = [e for e in entries if e.label and _is_image(e)]
         megapixels = limits.max_megapixels if limits.max_megapixels is not None else server_limits().zip_megapixels
+        _check_dataset_bytes(len(images), image_size, limits.max_dataset_mb if limits.max_dataset_mb is not None
+                             else server_limits().zip_dataset_mb)
         _check_decoded_pixels(folder, images, image_size, megapixels)
         seconds = limits.max_seconds if limits.max_seconds is not None else server_limits().zip_seconds
         budget = _ReadingBudget(seconds, len(images))

@@ -159,6 +159,8 @@ MESSAGES = (
     N_("Unpacking and decoding the images..."), N_("Exporting to ONNX, checking, quantizing and timing..."),
     N_("Pruning, quantizing, distilling and timing..."), N_("Pre-training on 0–4, then six runs on 5–9..."),
     N_("{arm}: round {round} of {rounds}"), N_("FedAvg"), N_("centralised (all images pooled)"),
+    N_("The zip's {count} images at {size} would take {mb} MB; the limit is {limit} MB. Choose a smaller size or "
+       "use fewer pictures."),
     N_("Waiting for a free training slot."), N_("Paused."), N_("Holding after step {step}; press Resume to go on."),
     N_("Training."), N_("Training failed: {reason}"),
     N_("Trained {epochs} epoch(s) in {seconds} s; test accuracy {accuracy}."),

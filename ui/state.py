@@ -6,6 +6,7 @@ import atexit
 import gc
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,6 +77,31 @@ def dataset(name: str) -> Dataset:
 def bundled_model():
     """The digit model shipped in the package, loaded once per server and shared read-only: (model, card)."""
     return load_bundled_model()
+
+
+class DatasetHoldings:
+    """The users' datasets that sessions hold in memory, counted by what each browser's quota counts against; a
+    dataset leaves the count when its session lets it go."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held: dict[str, weakref.WeakSet] = {}
+
+    def count(self, quota_key: str, besides: Dataset | None = None) -> int:
+        """How many datasets this browser's sessions hold, not counting `besides`."""
+        with self._lock:
+            return sum(d is not besides for d in self._held.get(quota_key, ()))
+
+    def hold(self, quota_key: str, dataset: Dataset) -> None:
+        """Count `dataset` against this browser until its session lets it go."""
+        with self._lock:
+            self._held.setdefault(quota_key, weakref.WeakSet()).add(dataset)
+
+
+@st.cache_resource(show_spinner=False)
+def dataset_holdings() -> DatasetHoldings:
+    """The server's one count of the users' datasets in memory, per browser."""
+    return DatasetHoldings()
 
 
 class Field:

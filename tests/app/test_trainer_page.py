@@ -310,6 +310,18 @@ def test_a_run_the_disk_budget_removes_is_announced_and_leaves_every_picker():
     assert any("files were removed" in box.value for box in later.info)
 
 
+@pytest.mark.slow  # imports in a worker process
+def test_one_browser_holds_at_most_its_quota_of_imported_zips_across_its_tabs():
+    data = class_folders_zip({"cats": 4, "dogs": 4})
+    tabs = [upload(open_trainer_as(A_BROWSER), data) for _ in range(2)]  # the default quota: 2 per browser
+    assert all(any(h.value == "2. Model" for h in tab.header) for tab in tabs)
+    third = upload(open_trainer_as(A_BROWSER), data)
+    assert any("other tabs already hold 2 imported zip(s)" in e.value for e in third.error)
+    again = upload(tabs[0], class_folders_zip({"cats": 5, "dogs": 5}))  # a tab's new upload replaces its own
+    assert not again.error and any(h.value == "2. Model" for h in again.header)
+    assert not upload(open_trainer_as(B_BROWSER), data).error  # another browser has its own quota
+
+
 def test_an_edited_run_id_in_the_url_is_ignored():
     at = AppTest.from_file(str(REPO / "router.py"), default_timeout=120)
     at.query_params["run"] = "../../etc/passwd"

@@ -163,6 +163,9 @@ def test_a_bad_zip_and_its_skipped_files_are_said_in_chinese(tmp_path):
     slow = chinese(raised(lambda: import_zip(io.BytesIO(class_folders_zip({"a": 2, "b": 2})),
                                              limits=ZipLimits(max_seconds=0)), error=ZipRejected))
     assert slow.startswith("读取压缩包里的图片超过了 0 秒（已读 4 张中的 0 张）")
+    big = chinese(raised(lambda: import_zip(io.BytesIO(class_folders_zip({"a": 2, "b": 2})), image_size=150,
+                                            limits=ZipLimits(max_dataset_mb=0.1)), error=ZipRejected))
+    assert big.startswith("压缩包里的 4 张图片缩放到 150×150 后要占 0.3 MB；上限是 0.1 MB。")
 
 
 def test_the_preprocessing_steps_are_said_in_chinese():

@@ -101,6 +101,14 @@ def test_what_the_images_decode_to_together_is_costed_from_their_headers():
     assert load(data, limits=ZipLimits(max_megapixels=100)).dataset.num_classes == 2
 
 
+def test_what_the_images_take_once_resized_is_costed_before_any_is_decoded():
+    data = class_folders_zip({"a": 3, "b": 3})  # 6 images × 150 × 150 × 3 bytes = 0.39 MB
+    with pytest.raises(ZipRejected, match=r"^The zip's 6 images at 150×150 would take 0\.4 MB; the limit is "
+                                          r"0\.3 MB\. "):
+        load(data, image_size=150, limits=ZipLimits(max_dataset_mb=0.3, max_seconds=0))  # refused before reading
+    assert load(data, image_size=150, limits=ZipLimits(max_dataset_mb=0.4)).dataset.input_shape[1:] == (150, 150)
+
+
 def test_reading_the_images_has_a_time_budget_for_the_whole_zip():
     data = class_folders_zip({"a": 3, "b": 3})
     with pytest.raises(ZipRejected, match=r"^Reading the zip's images took longer than 0 s \(0 of 6 read\)\. "):
