@@ -5,7 +5,8 @@ again with full control; anyone else who opens the link gets a read-only view.
 The cookie is HttpOnly (the page's scripts cannot read it, so neither can a script injected into it) and set by
 the server itself, through Starlette middleware that `app.py` gives Streamlit: Streamlit 1.67 lets a page read cookies
 (`st.context.cookies`) but not set them. A client that sends no cookie (one that drops it, or AppTest) is a browser
-of its own for each session, and its quotas count by its address instead.
+of its own for each session, and its quotas count by its address instead (which the middleware passes on in a
+header: Streamlit's `st.context.ip_address` is None for a client on the server's own machine).
 """
 import hashlib
 import re
@@ -15,17 +16,23 @@ from dataclasses import dataclass
 import streamlit as st
 
 COOKIE = "dlplay_browser"
+ADDRESS_HEADER = b"x-dlplay-address"  # the client's address as the server saw it (Streamlit hides loopback ones)
 SECRET = re.compile(r"[0-9a-f]{32}")
 COOKIE_DAYS = 365
 
 
 class BrowserCookie:
-    """ASGI middleware: give every HTTP response to a browser without a valid `dlplay_browser` cookie a new one."""
+    """ASGI middleware: give every HTTP response to a browser without a valid `dlplay_browser` cookie a new one, and
+    tell the page the address its websocket came from (in a header of ours, replacing any the client sent)."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            address = (scope.get("client") or ("",))[0].encode("latin-1")
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != ADDRESS_HEADER]
+            scope = {**scope, "headers": [*headers, (ADDRESS_HEADER, address)]}
         if scope["type"] != "http" or SECRET.fullmatch(cookie_in(scope["headers"]) or ""):
             await self.app(scope, receive, send)
             return
@@ -79,7 +86,8 @@ def owner_of(secret: str) -> str:
 def visitor(session_secret: str) -> Visitor:
     """This browser, from its cookie; without one, the session's own secret (`session_secret`, which tests set to
     act as one browser in two sessions), counted by the client's address."""
-    cookie, address = st.context.cookies.get(COOKIE), st.context.ip_address  # (AppTest's context holds neither)
+    cookie = st.context.cookies.get(COOKIE)  # (AppTest's context holds no cookie and no header)
+    address = st.context.headers.get(ADDRESS_HEADER.decode())
     if isinstance(cookie, str) and SECRET.fullmatch(cookie):
         owner = owner_of(cookie)
         return Visitor(owner, owner)

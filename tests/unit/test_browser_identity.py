@@ -57,3 +57,16 @@ def test_the_owner_id_is_not_the_secret_and_a_visitor_owns_only_its_own_runs():
     assert owner != secret and owner == owner_of(secret) and owner != owner_of(secret[::-1])
     me = Visitor(owner, owner)
     assert me.owns(owner) and not me.owns(owner_of("f" * 32)) and not me.owns(None)
+
+
+def test_a_websocket_carries_the_address_the_server_saw_and_never_one_the_client_claims():
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen.update(scope)
+
+    scope = {"type": "websocket", "scheme": "ws", "path": "/_stcore/stream", "client": ("10.0.0.7", 5555),
+             "headers": [(b"x-dlplay-address", b"1.2.3.4"), (b"cookie", b"a=1")]}
+    asyncio.run(BrowserCookie(app)(scope, None, None))
+    assert [v for k, v in seen["headers"] if k == b"x-dlplay-address"] == [b"10.0.0.7"]
+    assert (b"cookie", b"a=1") in seen["headers"]
