@@ -262,7 +262,9 @@ def step_fedavg(context, url):
     return f"running in a lab worker: {progress.inner_text()}"
 
 
-def step_tabs(context, url, tabs: int = 20):
+def tabs_press_train(context, url: str, tabs: int) -> int:
+    """Open `tabs` trainer pages in one browser and press Train in each; how many were told the browser already has
+    a run (every tab but the first is closed again)."""
     pages = []
     for _ in range(tabs):
         page = context.new_page()
@@ -274,10 +276,15 @@ def step_tabs(context, url, tabs: int = 20):
     refused = sum("already has" in first_sentence(p) for p in pages)
     for page in pages[1:]:
         page.close()
-    return f"{tabs - refused} accepted, {refused} told the browser already has a run", pages[0]
+    return refused
 
 
-def step_cookieless(playwright, url, tabs: int = 5):
+def step_tabs(context, url, tabs: int = 20) -> str:
+    refused = tabs_press_train(context, url, tabs)
+    return f"{tabs - refused} accepted, {refused} told the browser already has a run"
+
+
+def step_cookieless(playwright, url, tabs: int = 5) -> str:
     """A browser that takes no cookies (Chromium's own "block all cookies" setting): every tab is a new identity,
     which quotas count by the address it comes from."""
     with tempfile.TemporaryDirectory() as profile:
@@ -286,15 +293,7 @@ def step_cookieless(playwright, url, tabs: int = 5):
             json.dumps({"profile": {"default_content_setting_values": {"cookies": 2}}}))
         context = playwright.chromium.launch_persistent_context(profile, executable_path=CHROMIUM,
                                                                 args=CHROMIUM_ARGS, viewport=VIEW)
-        pages = []
-        for _ in range(tabs):
-            page = context.new_page()
-            page.goto(f"{url}/trainer")
-            page.wait_for_selector(SCRIPT_DONE, timeout=300_000)
-            page.get_by_role("button", name="Train", exact=True).click()
-            pages.append(page)
-        settle(pages[-1])
-        refused = sum("already has" in first_sentence(p) for p in pages)
+        refused = tabs_press_train(context, url, tabs)
         assert not context.cookies(), "a cookie got through"
         context.close()
     return f"{tabs - refused} accepted, {refused} told (counted by their address)"
@@ -311,7 +310,7 @@ def attack(url: str, log: list, done: threading.Event) -> None:
         def on_a_page(step):
             return lambda: first_sentence(step(context, url))
 
-        steps = [("20 tabs of one browser press Train", lambda: step_tabs(context, url)[0]),
+        steps = [("20 tabs of one browser press Train", lambda: step_tabs(context, url)),
                  ("5 tabs of a browser that blocks cookies press Train", lambda: step_cookieless(playwright, url)),
                  ("a 308-byte model file describing a giant", on_a_page(step_model_file)),
                  (f"a zip of 30 1-bit 7000×7000 PNGs ({len(giants) // 1024} KB)",
