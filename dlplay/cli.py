@@ -21,7 +21,7 @@ from dlplay.checkpoint import (
     write_atomically,
 )
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
-from dlplay.device import DEVICE_CHOICES, configure_threads, pick_device
+from dlplay.device import DEVICE_CHOICES, configure_threads, make_deterministic, pick_device
 from dlplay.evaluate import evaluate
 from dlplay.models import MODELS, build_model
 from dlplay.training import distributed
@@ -196,10 +196,13 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     configure_threads(distributed.threads_per_process() if ranks is not None else None)
     try:
-        # A Ray job picks its device on its node.
-        device = pick_device(args.device, args.mixed_precision) if not args.ray else None
-        if ranks is not None:
-            device = distributed.join(ranks, device)
+        # A Ray job picks its device on its node; a torchrun process never picks MPS (refused if asked for).
+        if args.ray:
+            device = None
+        elif ranks is not None:
+            device = distributed.join(ranks, distributed.rank_device(args.device, args.mixed_precision))
+        else:
+            device = pick_device(args.device, args.mixed_precision)
         dataset = load_dataset(args.dataset, args.data_dir)
     except (ValueError, DatasetUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -228,6 +231,10 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
                                  registered=not args.dry_run)
     report(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name} "
            f"({device.precision})")
+    if device.note:
+        report(f"note: {device.note}")
+    if args.checkpoint or args.resume:  # asked for an exact resume: CUDA's kernels must repeat themselves
+        make_deterministic(device)
     if ranks is not None:
         report(f"distributed: {ranks.world} processes ({torch.distributed.get_backend()}); batch size "
                f"{args.batch_size} for all of them together, {args.batch_size // ranks.world} per process and step")
