@@ -1,5 +1,6 @@
 """Command line: `python -m dlplay train ...` trains a model on a registered dataset and can save it; `python -m
-dlplay export MODEL --onnx OUT.onnx` deploys a saved one."""
+dlplay export MODEL --onnx OUT.onnx` deploys a saved one; `python -m dlplay doctor` checks the whole path on this
+machine's accelerator."""
 import argparse
 import shutil
 import sys
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write an int8 model beside it (OUT.int8.onnx), quantized by ONNX Runtime with "
                              "training images of the model's dataset for calibration")
     export.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
+    commands.add_parser("doctor", help="check the whole path on this machine's GPU (or its CPU): device, a job in a "
+                        "worker, kill and resume, out-of-memory back-off, torchrun, ONNX, the labs, Grad-CAM and "
+                        "FGSM, an epoch's time; one line per check")
     return parser
 
 
@@ -352,4 +356,7 @@ def export_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; argparse exits with code 2 on invalid arguments."""
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from dlplay.doctor import doctor_command
+        return doctor_command()
     return export_command(args) if args.command == "export" else train_command(args)
