@@ -57,6 +57,11 @@ def _pixel_centres(height: int, width: int, device: torch.device, dtype: torch.d
     return torch.stack((xs.repeat(height), ys.repeat_interleave(width), torch.ones(height * width))).to(device, dtype)
 
 
+def forget_device_buffers() -> None:
+    """Drop the pixel-centre tables kept per device (after a run has left a GPU, so its memory can go back)."""
+    _pixel_centres.cache_clear()
+
+
 def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """F.affine_grid(theta, (N, C, height, width), align_corners=False) as one 2-D matrix product of all the
     matrices with the pixel centres: the same grid at a seventh of the cost on small images (affine_grid's batched
@@ -70,7 +75,10 @@ def random_affine(images: torch.Tensor, aug: Augmentation, generator: torch.Gene
     if not aug.active:
         return images
     n, _, height, width = images.shape
-    theta = affine_matrices(n, aug, generator).to(images.device, images.dtype)
+    theta = affine_matrices(n, aug, generator)
+    if images.device.type == "cuda":  # from pinned memory the copy is queued, not waited for
+        theta = theta.pin_memory().to(images.device, non_blocking=True)
+    theta = theta.to(images.device, images.dtype)
     return F.grid_sample(images, sampling_grid(theta, height, width), mode="bilinear", padding_mode="border",
                          align_corners=False)
 

@@ -1,5 +1,6 @@
 """Command line: `python -m dlplay train ...` trains a model on a registered dataset and can save it; `python -m
-dlplay export MODEL --onnx OUT.onnx` deploys a saved one."""
+dlplay export MODEL --onnx OUT.onnx` deploys a saved one; `python -m dlplay doctor` checks the whole path on this
+machine's accelerator."""
 import argparse
 import shutil
 import sys
@@ -21,7 +22,7 @@ from dlplay.checkpoint import (
     write_atomically,
 )
 from dlplay.data import DATASETS, Dataset, DatasetUnavailable, ImageSet, load_dataset
-from dlplay.device import DEVICE_CHOICES, configure_threads, pick_device
+from dlplay.device import DEVICE_CHOICES, configure_threads, make_deterministic, pick_device
 from dlplay.evaluate import evaluate
 from dlplay.models import MODELS, build_model
 from dlplay.training import distributed
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write an int8 model beside it (OUT.int8.onnx), quantized by ONNX Runtime with "
                              "training images of the model's dataset for calibration")
     export.add_argument("--data-dir", type=Path, default=None, help="where downloaded datasets live")
+    commands.add_parser("doctor", help="check the whole path on this machine's GPU (or its CPU): device, a job in a "
+                        "worker, kill and resume, out-of-memory back-off, torchrun, ONNX, the labs, Grad-CAM and "
+                        "FGSM, an epoch's time; one line per check")
     return parser
 
 
@@ -196,10 +200,13 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     configure_threads(distributed.threads_per_process() if ranks is not None else None)
     try:
-        # A Ray job picks its device on its node.
-        device = pick_device(args.device, args.mixed_precision) if not args.ray else None
-        if ranks is not None:
-            device = distributed.join(ranks, device)
+        # A Ray job picks its device on its node; a torchrun process never picks MPS (refused if asked for).
+        if args.ray:
+            device = None
+        elif ranks is not None:
+            device = distributed.join(ranks, distributed.rank_device(args.device, args.mixed_precision))
+        else:
+            device = pick_device(args.device, args.mixed_precision)
         dataset = load_dataset(args.dataset, args.data_dir)
     except (ValueError, DatasetUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -228,6 +235,10 @@ def _train(args: argparse.Namespace, dataset: Dataset, device, ranks: distribute
                                  registered=not args.dry_run)
     report(f"{dataset.name}: {len(train):,} train / {len(dataset.test):,} test images, {args.model} on {device.name} "
            f"({device.precision})")
+    if device.note:
+        report(f"note: {device.note}")
+    if args.checkpoint or args.resume:  # asked for an exact resume: CUDA's kernels must repeat themselves
+        make_deterministic(device)
     if ranks is not None:
         report(f"distributed: {ranks.world} processes ({torch.distributed.get_backend()}); batch size "
                f"{args.batch_size} for all of them together, {args.batch_size // ranks.world} per process and step")
@@ -345,4 +356,7 @@ def export_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; argparse exits with code 2 on invalid arguments."""
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from dlplay.doctor import doctor_command
+        return doctor_command()
     return export_command(args) if args.command == "export" else train_command(args)

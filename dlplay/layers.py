@@ -37,7 +37,8 @@ class Dropout(nn.Dropout):
 
     The global torch RNG is shared by every thread of the process: a page building a model for its summary table
     while another session trains would change that run's dropout masks. With `generator` set (the Trainer sets it),
-    the masks depend only on the run's seed. Masks are drawn on the CPU, so a seed gives the same run on any device.
+    the masks depend only on the run's seed. Masks are drawn on the generator's device: the Trainer gives a run on
+    a GPU a generator there, so that no mask crosses from the CPU at each forward pass.
     """
 
     generator: torch.Generator | None = None
@@ -45,5 +46,5 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or self.generator is None:
             return super().forward(x)
-        keep = torch.rand(x.shape, generator=self.generator) >= self.p
+        keep = torch.rand(x.shape, generator=self.generator, device=self.generator.device) >= self.p
         return x * keep.to(x.device, x.dtype) / (1 - self.p)

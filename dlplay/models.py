@@ -149,12 +149,17 @@ class ToRGB(nn.Module):
 
 def mobilenet_v3_small(input_shape, num_classes: int) -> list[nn.Module]:
     """torchvision's MobileNetV3-small behind the input its ImageNet weights expect: upsampled to at least 64 px,
-    grey made RGB, ImageNet's mean and std."""
+    grey made RGB, ImageNet's mean and std; its dropout is dlplay's, which a Trainer seeds."""
     from torchvision.models import mobilenet_v3_small as torchvision_mobilenet
 
     _, height, width = input_shape
     resize = [Upsample(IMAGENET_MIN_SIZE)] if min(height, width) < IMAGENET_MIN_SIZE else []
-    return [*resize, ToRGB(), Normalize(IMAGENET_MEAN, IMAGENET_STD), torchvision_mobilenet(num_classes=num_classes)]
+    network = torchvision_mobilenet(num_classes=num_classes)
+    for name, module in list(network.named_modules()):
+        if type(module) is nn.Dropout:  # ours draws from the run's generator, not the process-wide (CUDA) RNG
+            parent, _, child = name.rpartition(".")
+            network.get_submodule(parent).register_module(child, Dropout(module.p, module.inplace))
+    return [*resize, ToRGB(), Normalize(IMAGENET_MEAN, IMAGENET_STD), network]
 
 
 MODELS: dict[str, ModelSpec] = {

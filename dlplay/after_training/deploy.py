@@ -4,10 +4,13 @@ quantize it to int8 with ONNX Runtime's own tools.
 torch.onnx's exporter (torch.export, then onnxscript) writes the graph; the `onnx` checker validates it; ONNX
 Runtime runs and quantizes it. All three are the maintained tools for this, so none of it is written by hand.
 """
+import contextlib
+import copy
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from torch import nn
 
 from dlplay.checkpoint import METADATA_KEY, ModelCard, ModelFileError, card_metadata, model_bytes, read_card_fields
 from dlplay.data import Dataset
+from dlplay.models import evaluating
 
 OPSET = 18
 INPUT, OUTPUT = "images", "logits"  # (N, C, H, W) floats in 0..1 in, class scores out; N is free
@@ -30,13 +34,25 @@ RANDOM_IMAGES = 256  # compared on, seeded, when the model's own test images are
 LATENCY_BATCH = 64
 
 
+@contextlib.contextmanager
+def on_the_cpu(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` in eval mode on the CPU for a block: the model itself when it is there (back in its own mode after),
+    else a copy, so the caller's model stays on its GPU, in its mode."""
+    if all(t.device.type == "cpu" for t in [*model.parameters(), *model.buffers()]):
+        with evaluating(model):
+            yield model
+    else:
+        yield copy.deepcopy(model).cpu().eval()
+
+
 def export_onnx(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
-    """Write `model` as an ONNX file (opset OPSET, any batch size) carrying its card, checked by the onnx checker."""
-    model = model.eval().cpu()
+    """Write `model` (on any device; left as it was) as an ONNX file (opset OPSET, any batch size) carrying its card,
+    checked by the onnx checker."""
     example = torch.rand(2, *card.input_shape)
-    program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET, input_names=[INPUT],
-                                output_names=[OUTPUT], dynamic_shapes=({0: torch.export.Dim("batch")},),
-                                verbose=False)
+    with on_the_cpu(model) as cpu_model:
+        program = torch.onnx.export(cpu_model, (example,), dynamo=True, opset_version=OPSET, input_names=[INPUT],
+                                    output_names=[OUTPUT], dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                    verbose=False)
     proto = program.model_proto
     onnx.helper.set_model_props(proto, card_metadata(card))
     onnx.checker.check_model(proto, full_check=True)
@@ -93,7 +109,8 @@ def agreement(reference: np.ndarray, theirs: np.ndarray) -> Agreement:
 @torch.no_grad()
 def compare(model: nn.Module, onnx_model: OnnxModel, images: torch.Tensor) -> Agreement:
     """Run PyTorch (float32, CPU) and ONNX Runtime on the same 0..1 images and compare their logits."""
-    return agreement(model.eval().cpu()(images.float()).numpy(), onnx_model(images))
+    with on_the_cpu(model) as cpu_model:
+        return agreement(cpu_model(images.float()).numpy(), onnx_model(images))
 
 
 class _Batches(CalibrationDataReader):
@@ -163,9 +180,14 @@ def report_images(card: ModelCard, dataset: Dataset | None,
 def deployment_report(model: nn.Module, card: ModelCard, folder: str | Path, images: torch.Tensor,
                       labels: torch.Tensor | None, calibration: torch.Tensor | None) -> list[Variant]:
     """Export `model` to folder/model.onnx (and, with calibration images, quantize it to folder/model.int8.onnx),
-    then measure each form against the PyTorch model on `images` (0..1; with `labels`, their accuracy)."""
-    model = model.eval().cpu()
-    folder = Path(folder)
+    then measure each form against the PyTorch model on `images` (0..1; with `labels`, their accuracy). The caller's
+    model stays on its device, in its mode."""
+    with on_the_cpu(model) as cpu_model:
+        return _measure(cpu_model, card, Path(folder), images, labels, calibration)
+
+
+def _measure(model: nn.Module, card: ModelCard, folder: Path, images: torch.Tensor, labels: torch.Tensor | None,
+             calibration: torch.Tensor | None) -> list[Variant]:
     one, batch = images[:1].float(), images[:LATENCY_BATCH].float()
 
     def accuracy(logits: np.ndarray) -> float | None:

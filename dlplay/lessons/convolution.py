@@ -179,17 +179,18 @@ class ModelFilters:
 
 
 def first_conv(model: nn.Module) -> ModelFilters:
-    """The first Conv2d of a model built by dlplay (square kernel, same stride, padding and dilation both ways)."""
+    """The first Conv2d of a model built by dlplay (square kernel, same stride, padding and dilation both ways); read
+    on the CPU before widening to float64, which Apple's GPU does not have."""
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     if conv is None:
         raise ValueError("this model has no convolution layer")
-    weight = conv.weight.detach().double().cpu().numpy()
-    bias = (conv.bias.detach().double().cpu().numpy() if conv.bias is not None else np.zeros(weight.shape[0]))
+    weight = conv.weight.detach().cpu().double().numpy()
+    bias = (conv.bias.detach().cpu().double().numpy() if conv.bias is not None else np.zeros(weight.shape[0]))
     padding = conv.padding if isinstance(conv.padding, str) else conv.padding[0]
     norm = next((m for m in model.modules() if hasattr(m, "mean") and hasattr(m, "std")), None)
     channels = weight.shape[1]
-    mean = norm.mean.double().cpu().numpy().ravel() if norm is not None else np.zeros(channels)
-    std = norm.std.double().cpu().numpy().ravel() if norm is not None else np.ones(channels)
+    mean = norm.mean.cpu().double().numpy().ravel() if norm is not None else np.zeros(channels)
+    std = norm.std.cpu().double().numpy().ravel() if norm is not None else np.ones(channels)
     return ModelFilters(weight, bias, conv.stride[0], padding, conv.dilation[0], mean, std)
 
 

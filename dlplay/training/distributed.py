@@ -9,7 +9,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from dlplay.device import DeviceInfo, usable_cores
+from dlplay.device import DeviceInfo, pick_device, usable_cores
 
 TIMEOUT = timedelta(seconds=int(os.environ.get("DLPLAY_DIST_TIMEOUT", "300")))  # a lost peer ends the run
 
@@ -41,8 +41,24 @@ def threads_per_process() -> int:
     return max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
+MPS_REFUSED = ("torchrun cannot train on Apple's GPU (MPS): PyTorch has no process group for it; run the processes "
+               "on the CPU with --device cpu, or train in one process on the GPU without torchrun")
+
+
+def rank_device(preference: str, mixed_precision: bool) -> DeviceInfo:
+    """The device a torchrun process trains on: CUDA when asked for, or when 'auto' finds a GPU it can use, else
+    the CPU; 'auto' never picks Apple's GPU here, and asking for it raises ValueError (MPS_REFUSED)."""
+    if preference == "mps":
+        raise ValueError(MPS_REFUSED)
+    device = pick_device(preference, mixed_precision)
+    return pick_device("cpu", mixed_precision) if device.device.type == "mps" else device
+
+
 def join(ranks: Ranks, device: DeviceInfo) -> DeviceInfo:
-    """Join the process group; returns this rank's device (its own GPU on a CUDA machine)."""
+    """Join the process group; returns this rank's device (its own GPU on a CUDA machine). An MPS device raises
+    ValueError: DistributedDataParallel has no backend for it (gloo would be handed MPS tensors)."""
+    if device.device.type == "mps":
+        raise ValueError(MPS_REFUSED)
     if device.device.type == "cuda":
         torch.cuda.set_device(ranks.local_rank)
         device = replace(device, device=torch.device("cuda", ranks.local_rank))

@@ -11,7 +11,7 @@ from torch import nn
 
 from dlplay.augment import Augmentation, random_affine
 from dlplay.data import ImageSet
-from dlplay.device import DeviceInfo, autocast
+from dlplay.device import DeviceInfo, autocast, synchronize
 from dlplay.evaluate import evaluate
 from dlplay.layers import Dropout
 from dlplay.training.distributed import Ranks, all_sum, shard
@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
 # too high a learning rate, cross-entropy jumps from ~2.3 to 1e6 and beyond long before it overflows to inf or NaN.
 DIVERGENCE_FACTOR = 100.0
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+GENERATORS = ("shuffle", "augment", "dropout")  # the run's own random streams, each seeded from the run's seed
 
 
 def build_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -132,8 +133,11 @@ class Trainer:
         self._paused = False
         self.pause_at: int | None = None  # hold by itself once this many steps are done (then as if pause() was called)
         # Every random draw comes from the run's own generators, never the process-wide RNG that other threads use.
-        self.generators = {name: torch.Generator().manual_seed(seed + offset)
-                           for offset, name in enumerate(("shuffle", "augment", "dropout"))}
+        # Dropout masks are drawn where the activations are (a mask drawn on the CPU would cross to the GPU at every
+        # forward pass); the shuffle and the augmentation's few numbers are drawn on the CPU, as on every device.
+        on_device = device.device.type in ("cuda", "mps")
+        self.generators = {name: torch.Generator(device.device if on_device and name == "dropout" else "cpu")
+                           .manual_seed(seed + offset) for offset, name in enumerate(GENERATORS)}
         self.epochs_done, self.steps_done = 0, 0
         self.loss_limit = math.inf  # set from the first batch's loss
 
@@ -150,16 +154,24 @@ class Trainer:
                     scalars.setdefault(str(index), {})[name] = value
         plain = {"param_groups": optimizer["param_groups"], "optimizer_scalars": scalars,
                  "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                 "epochs_done": self.epochs_done, "steps_done": self.steps_done, "loss_limit": self.loss_limit}
+                 "epochs_done": self.epochs_done, "steps_done": self.steps_done, "loss_limit": self.loss_limit,
+                 "generator_devices": {name: g.device.type for name, g in self.generators.items()},
+                 "scaler": self.scaler.state_dict()}  # float16's loss scale and its growth count ({} if unused)
         return tensors, plain
 
     def load_state(self, tensors: dict[str, torch.Tensor], plain: dict) -> None:
-        """Restore what state() returned, so that fit() continues where the saved run stopped."""
+        """Restore what state() returned, so that fit() continues where the saved run stopped (exactly, on the same
+        kind of device: a generator saved on another kind starts afresh from the seed and the step)."""
         optimizer_state: dict[int, dict] = {}
+        saved_on = plain.get("generator_devices", {})
         for key, value in tensors.items():
             kind, _, rest = key.partition(".")
             if kind == "generator":
-                self.generators[rest].set_state(value)
+                generator = self.generators[rest]
+                if saved_on.get(rest, "cpu") == generator.device.type:
+                    generator.set_state(value)
+                else:  # CUDA's Philox state is not the CPU's Mersenne Twister's
+                    generator.manual_seed(self.seed + GENERATORS.index(rest) + 1_000_003 * plain["steps_done"])
             elif kind == "optimizer":
                 index, name = rest.split(".", 1)  # fit() gives the tensor its parameter's device and layout
                 optimizer_state.setdefault(int(index), {})[name] = value
@@ -168,6 +180,8 @@ class Trainer:
         self.optimizer.load_state_dict({"state": optimizer_state, "param_groups": plain["param_groups"]})
         if self.scheduler and plain["scheduler"]:
             self.scheduler.load_state_dict(plain["scheduler"])
+        if self.scaler.is_enabled() and plain.get("scaler"):  # saved by a float16 run: resumed in float16
+            self.scaler.load_state_dict(plain["scaler"])
         self.epochs_done, self.steps_done = plain["epochs_done"], plain["steps_done"]
         self.loss_limit = plain["loss_limit"]
 
@@ -213,7 +227,7 @@ class Trainer:
 
     def fit(self) -> History:
         """Run the remaining epochs (or until stop()); returns the History of this call."""
-        images, labels = self._to_device()
+        images, labels = self.place()
         history, step = History(), self.steps_done
         last_good = LastGood(self.model)  # the weights before the latest step: kept if the next loss blows up
         for epoch in range(self.epochs_done + 1, self.epochs + 1):
@@ -227,16 +241,19 @@ class Trainer:
                     return history.stop()
                 y = labels[idx]
                 logits, loss = self._forward(images[idx], y)
-                batch_loss = loss.item() if self.ranks is None else (  # every rank sees the same mean loss
-                    all_sum([loss.item()], self.device.device)[0] / self.ranks.world)
+                readout = Readout(loss, logits, y)  # on its way to the host while the backward pass is queued
+                last_good.save()  # the weights this loss was computed with
+                lr = self._update(loss)
+                batch_loss, correct = readout.values()  # waits for the forward pass only
+                if self.ranks is not None:  # every rank sees the same mean loss
+                    batch_loss = all_sum([batch_loss], self.device.device)[0] / self.ranks.world
                 if self._diverged(batch_loss, first=step == 0):
-                    last_good.restore()
+                    last_good.restore()  # the weights from before the step that made these
                     history.diverged_at = step + 1
                     return history
-                last_good.save()
-                lr = self._update(loss)
+                last_good.accept()
                 step += 1
-                event = meter.add(epoch, step, self.steps_per_epoch, batch_loss, logits, y, lr)
+                event = meter.add(epoch, step, self.steps_per_epoch, batch_loss, correct, len(y), lr)
                 history.batches.append(event)
                 self._emit("batch_end", event)
             event = self._end_epoch(epoch, meter)
@@ -245,8 +262,9 @@ class Trainer:
             self._emit("epoch_end", event)
         return history
 
-    def _to_device(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Move the model and the training images to the device; dropout draws from the run's own generator."""
+    def place(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move the model, its optimizer's state and the training images to the device (fit() does it first);
+        returns the images and labels there. Dropout draws from the run's own generator."""
         dev = self.device.device
         for module in self.model.modules():
             if isinstance(module, Dropout):
@@ -257,9 +275,18 @@ class Trainer:
         return self.train_set.images.to(dev), self.train_set.labels.to(dev)
 
     def _lay_out_optimizer_state(self) -> None:
-        """Give each restored per-parameter state tensor (Adam's moments) its parameter's device and memory layout.
-        Fused optimizers walk a parameter and its moments through memory in the same order, so a channels_last
-        weight with a moment restored in NCHW order would be updated with another weight's numbers."""
+        """Give each restored state tensor its parameter's device, and each per-parameter one (Adam's moments) its
+        parameter's memory layout too.
+
+        load_state() runs while the model may still be on the CPU; the optimizer's own rule for restored state is
+        applied again once the parameters are where they train: every tensor on its parameter's device, the 0-d
+        step counter too for fused and capturable optimizers (a fused AdamW with its step on the CPU and its
+        parameters on a GPU fails, pytorch#124133), on the CPU for the others. Fused optimizers walk a parameter and
+        its moments through memory in the same order, so a channels_last weight with a moment restored in NCHW
+        order would be updated with another weight's numbers."""
+        if not self.optimizer.state:
+            return
+        self.optimizer.load_state_dict(self.optimizer.state_dict())
         for param, state in self.optimizer.state.items():
             for name, value in state.items():
                 if torch.is_tensor(value) and value.shape == param.shape and (
@@ -312,6 +339,7 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, meter: "EpochMeter") -> EpochEvent:
         """The epoch's metrics, with the validation images evaluated."""
+        synchronize(self.device.device)  # the clock stops when the device has done the epoch's work
         seconds = time.perf_counter() - meter.start
         if self.ranks is not None:
             meter.seen, meter.loss_sum, meter.correct = all_sum([meter.seen, meter.loss_sum, meter.correct],
@@ -328,10 +356,9 @@ class EpochMeter:
     def __init__(self):
         self.start, self.seen, self.loss_sum, self.correct = time.perf_counter(), 0, 0.0, 0
 
-    def add(self, epoch: int, step: int, steps_per_epoch: int, batch_loss: float, logits: torch.Tensor,
-            y: torch.Tensor, lr: float) -> BatchEvent:
-        """Count one batch; returns its BatchEvent."""
-        n, batch_correct = len(y), int((logits.argmax(1) == y).sum())
+    def add(self, epoch: int, step: int, steps_per_epoch: int, batch_loss: float, batch_correct: int, n: int,
+            lr: float) -> BatchEvent:
+        """Count one batch of `n` images, `batch_correct` of them right; returns its BatchEvent."""
         self.seen += n
         self.loss_sum += batch_loss * n
         self.correct += batch_correct
@@ -339,21 +366,52 @@ class EpochMeter:
                           self.seen / (time.perf_counter() - self.start), lr)
 
 
+class Readout:
+    """A step's loss and correct count, copied to the host without waiting: the device goes on with the backward
+    pass and the update queued after it, while the host waits only for the forward pass (an .item() per value
+    would stall the device on the host at every step)."""
+
+    def __init__(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor):
+        values = torch.stack([loss.detach().float(), (logits.detach().argmax(1) == y).sum().float()])
+        self._event = None
+        if values.device.type == "cuda":
+            self._host = torch.empty(2, pin_memory=True)
+            self._host.copy_(values, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host = values
+
+    def values(self) -> tuple[float, int]:
+        """(loss, correct), once they have arrived."""
+        if self._event is not None:
+            self._event.synchronize()
+        loss, correct = self._host.tolist()
+        return loss, int(correct)
+
+
 class LastGood:
-    """A copy of a model's weights and float buffers, to go back to when a step blows the loss up."""
+    """The model's weights and float buffers before its latest step, to go back to when that step blows the loss
+    up. Two copies on the device, written by one multi-tensor copy: save() fills the spare before a step, accept()
+    keeps it once the step's loss is known to be good, restore() puts back the last accepted one."""
 
     def __init__(self, model: nn.Module):
         self.state = [t for t in model.state_dict().values() if t.is_floating_point()]
-        self.copy = [t.detach().clone() for t in self.state]
+        self.good = [t.detach().clone() for t in self.state]
+        self.spare = [t.detach().clone() for t in self.state]
 
     @torch.no_grad()
     def save(self) -> None:
-        """Remember the model as it is now."""
-        for tensor, good in zip(self.state, self.copy, strict=True):
-            good.copy_(tensor)
+        """Remember the model as it is now, until accept() or the next save()."""
+        if self.state:
+            torch._foreach_copy_(self.spare, self.state)
+
+    def accept(self) -> None:
+        """The weights save() remembered led to a good loss: they are the ones restore() goes back to now."""
+        self.good, self.spare = self.spare, self.good
 
     @torch.no_grad()
     def restore(self) -> None:
-        """Put back the remembered weights."""
-        for tensor, good in zip(self.state, self.copy, strict=True):
-            tensor.copy_(good)
+        """Put back the last accepted weights."""
+        if self.state:
+            torch._foreach_copy_(self.state, self.good)

@@ -2,6 +2,7 @@
 the final model and evaluation, reported as plain events and files (the transport is the caller's)."""
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -12,9 +13,17 @@ import torch
 from torch import nn
 
 from dlplay.after_training.transfer import IMAGENET, load_imagenet_backbone, with_new_head
+from dlplay.augment import forget_device_buffers
 from dlplay.checkpoint import ModelCard, load_model, model_bytes, read_training_state, training_state_bytes
 from dlplay.data import Dataset, balanced_class_weights
-from dlplay.device import DeviceInfo, pick_device
+from dlplay.device import (
+    AcceleratorLock,
+    DeviceInfo,
+    is_out_of_memory,
+    make_deterministic,
+    pick_device,
+    release_memory,
+)
 from dlplay.evaluate import evaluate, evaluation_bytes
 from dlplay.models import build_model, set_dropout
 from dlplay.training.jobs.spec import DataRef, JobSpec, RunConfig, RunStatus, training_split
@@ -25,6 +34,9 @@ STATE_FILE, MODEL_FILE, EVALUATION_FILE = "state.safetensors", "model.safetensor
 OOM_HALVINGS = 2  # out of memory: halve the batch this many times, then move to the CPU
 MIN_RETRY_BATCH = 8
 FLUSH_SECONDS = 0.2  # batch events are sent in bundles at most this often: the server wakes up 5 times a second
+# Apple's one GPU trains one run at a time: the worker that holds this lock has it, the others train on the CPU.
+MPS_LOCK = AcceleratorLock(Path(tempfile.gettempdir()) / f"dlplay-mps-{os.getuid()}.lock")
+MPS_BUSY = "Apple's GPU is busy with another run: training on the CPU."
 
 Emit = Callable[[dict], None]  # one JSON-ready event for the server
 Deliver = Callable[[str, bytes], None]  # one finished file (name, contents) for the run's folder on the server
@@ -86,6 +98,18 @@ def run_card(config: RunConfig, dataset: Dataset, model: nn.Module, accuracy: fl
     mean, std = tuple(normalize.mean.flatten().tolist()), tuple(normalize.std.flatten().tolist())
     return ModelCard(config.model, dataset.class_names, dataset.input_shape, mean, std, dataset.name, accuracy,
                      tuple((spec.kind, spec.size) for spec in config.stack))
+
+
+def back_off(device: DeviceInfo, batch_size: int, halvings: int, mixed_precision: bool
+             ) -> tuple[DeviceInfo, int, str] | None:
+    """Where a run that ran out of memory restarts: with half the batch (OOM_HALVINGS times, while above
+    MIN_RETRY_BATCH), then on the CPU in the run's own precision; (device, batch size, what to tell the user), or
+    None on the CPU when there is nothing left to try."""
+    if batch_size > MIN_RETRY_BATCH and halvings < OOM_HALVINGS:
+        return device, batch_size // 2, f"Out of memory: restarted with batch size {batch_size // 2}."
+    if device.device.type != "cpu":
+        return pick_device("cpu", mixed_precision), batch_size, "Out of memory on the GPU: restarted on the CPU."
+    return None
 
 
 def batch_row(event: BatchEvent) -> list:
@@ -170,8 +194,16 @@ class JobRunner:
         self._deliver(STATE_FILE, training_state_bytes(self.model, self.card, tensors, plain))
         self._emit({"type": "file", "name": STATE_FILE, "epoch": event.epoch})
 
-    def _device(self) -> DeviceInfo:
-        return pick_device(self.config.device, self.config.mixed_precision)
+    def _device(self) -> tuple[DeviceInfo, list[str]]:
+        """The run's device, and what to tell the user about the choice; CUDA kernels made repeatable (a run here
+        checkpoints every epoch and promises an exact resume)."""
+        device = pick_device(self.config.device, self.config.mixed_precision)
+        notes = [device.note] if device.note else []
+        if device.device.type == "mps" and not MPS_LOCK.acquire():
+            device = pick_device("cpu", self.config.mixed_precision)
+            notes.append(MPS_BUSY)
+        make_deterministic(device)
+        return device, notes
 
     def _make_trainer(self, device: DeviceInfo, batch_size: int) -> Trainer:
         optimizer = build_optimizer(self.config.optimizer, self.model.parameters(), self.config.lr,
@@ -217,7 +249,7 @@ class JobRunner:
                     "files": [MODEL_FILE, EVALUATION_FILE]})
 
     def _train(self) -> tuple[RunStatus, str, DeviceInfo, int]:
-        device, batch_size, notes = self._device(), self.config.batch_size, []
+        (device, notes), batch_size, halvings = self._device(), self.config.batch_size, 0
         self._emit({"type": "threads", "n": torch.get_num_threads()})
         while True:
             self._apply_threads()
@@ -231,21 +263,23 @@ class JobRunner:
             try:
                 history = trainer.fit()
                 break
-            except torch.OutOfMemoryError:
-                # Start again from the initial weights with a smaller batch, then on the CPU.
-                self._pending = []
-                self._emit({"type": "reset"})
-                if device.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                if batch_size > MIN_RETRY_BATCH and len(notes) < OOM_HALVINGS:
-                    batch_size //= 2
-                    notes.append(f"Out of memory: restarted with batch size {batch_size}.")
-                elif device.device.type != "cpu":
-                    device = pick_device("cpu")
-                    notes.append("Out of memory on the GPU: restarted on the CPU.")
-                else:
+            except Exception as err:
+                retry = back_off(device, batch_size, halvings, self.config.mixed_precision) if is_out_of_memory(
+                    err) else None
+                if retry is None:
                     raise
-                self.model, self.resume_point = build_run_model(self.config, self.dataset), None
+            # Start again from the initial weights with a smaller batch, then on the CPU. Out of the handler, the
+            # failed attempt's frames went with its traceback; its model and optimizer go now, before the cache is
+            # emptied, or the memory they hold would stay reserved (on the GPU the run has just left, too).
+            self._trainer = trainer = self.model = None
+            forget_device_buffers()
+            release_memory(device.device)
+            halvings += retry[0] is device
+            device, batch_size, note = retry
+            notes.append(note)
+            self._pending = []
+            self._emit({"type": "reset"})
+            self.model, self.resume_point = build_run_model(self.config, self.dataset), None
         self._flush()
         if history.diverged_at is not None:
             status = RunStatus.DIVERGED

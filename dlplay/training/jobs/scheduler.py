@@ -299,13 +299,19 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         """Start queued jobs while slots are free (called with the lock held)."""
-        while self._queue and len(self._running) < self.capacity and not self.closed.is_set():
-            job = self._queue.pop(0)
-            gpu = None
-            if self.gpus and job.config.device != "cpu":
-                gpu = min(set(range(self.gpus)) - set(self._gpu_of.values()), default=None)
-                if gpu is not None:
-                    self._gpu_of[job] = gpu
+        from dlplay.training.jobs.gpus import next_start
+
+        while self._queue and not self.closed.is_set():
+            # Local workers: GPU runs share the GPUs, CPU runs have slots of their own (gpus.next_start); a Ray
+            # cluster places its actors on its GPUs itself, so there every run takes one of `capacity` slots.
+            gpus = self.gpus if self.backend.shares_cores else 0
+            start = next_start([job.config.device != "cpu" for job in self._queue], list(self._gpu_of.values()),
+                               gpus, self.capacity, default_capacity(self.cores, 0) if gpus else self.capacity)
+            if start is None:
+                break
+            index, gpu = start
+            job = self._queue.pop(index)
+            self._gpu_of[job] = gpu
             threads = (self._cpu_shares(len(self._running) + 1)[-1] if self.backend.shares_cores
                        else self.backend.job_threads())
             job.progress.set(RunStatus.RUNNING, "Starting a worker process.")

@@ -92,7 +92,7 @@ class JobSpec:
     data: DataRef
     resume: bool = False
     threads: int = 1  # CPU threads the worker may use
-    gpu: int | None = None  # the GPU index this job may use (None: the CPU, or the only visible accelerator)
+    gpu: int | None = None  # the GPU it may use, an index into the server's visible GPUs (None: no CUDA GPU)
     pause_at_step: int | None = None  # the run pauses by itself once this many steps are done (None: it does not)
 
     def to_plain(self) -> dict:

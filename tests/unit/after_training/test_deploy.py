@@ -130,3 +130,14 @@ def test_cli_quantize_needs_the_models_training_images(tmp_path, capsys):
     source = save_model(tmp_path / "m.safetensors", model, type(card)(**{**card.__dict__, "dataset": "my-zip"}))
     assert main(["export", str(source), "--onnx", str(tmp_path / "m.onnx"), "--quantize"]) == 2
     assert "calibrates on training images" in capsys.readouterr().err
+
+
+def test_deploying_leaves_the_callers_model_where_and_as_it_was(exported, digits, tmp_path):
+    model, card, _ = exported
+    model.train()
+    params = [p for p in model.parameters()]
+    export_onnx(model, card, tmp_path / "again.onnx")
+    deployment_report(model, card, tmp_path, digits.test.images[:64].float() / 255, None, None)
+    assert model.training and all(a is b for a, b in zip(model.parameters(), params, strict=True))  # same tensors
+    assert {p.device for p in model.parameters()} == {params[0].device}
+    model.eval()

@@ -141,3 +141,24 @@ def test_resuming_the_wrong_checkpoint_is_exit_2_and_one_sentence(tmp_path, caps
     assert main(["train", "--dry-run", "--batch-size", "16", "--resume", str(checkpoint)]) == 2
     assert "has already trained 1 epoch(s)" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "missing.safetensors")]) == 2
+
+
+def test_torchrun_refuses_apples_gpu_in_one_sentence(monkeypatch, capsys):
+    """A process as torchrun starts it (its environment), asked for MPS: refused before any process group."""
+    from dlplay.cli import main
+    from dlplay.training.distributed import MPS_REFUSED
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["train", "--device", "mps", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {MPS_REFUSED}\n" and "Traceback" not in err
+    assert not torch.distributed.is_initialized()
+
+
+def test_a_torchrun_process_never_lands_on_mps():
+    from dlplay.device import DeviceInfo
+    from dlplay.training.distributed import MPS_REFUSED, join, rank_device
+    assert rank_device("auto", True).device.type in ("cuda", "cpu")  # 'auto' skips MPS here, whatever the machine
+    with pytest.raises(ValueError) as refused:
+        join(Ranks(0, 2, 0), DeviceInfo(torch.device("mps"), "Apple GPU (MPS)", None, False))
+    assert str(refused.value) == MPS_REFUSED and not torch.distributed.is_initialized()

@@ -395,3 +395,27 @@ def test_data_that_cannot_teach_is_refused_before_queueing(scheduler, mnist5k):
     with pytest.raises(DataProblem, match="the very same picture"):
         scheduler.submit(QUICK, copies, "alice", registered=False)
     assert scheduler.active_job("alice") is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads a worker's command line from /proc")
+def test_workers_can_start_as_fresh_interpreters_as_they_do_on_macos(tmp_path, small, monkeypatch):
+    """On macOS a forked child may not use Metal: there the zygote spawns each job. The same path, chosen here."""
+    from dlplay.training.jobs.labs import DATASET_FILE, ZIP_FILE
+    from dlplay.training.jobs.lane import LabLane
+    from helpers import class_folders_zip
+    monkeypatch.setenv("DLPLAY_WORKER_START", "spawn")
+    scheduler = Scheduler(LocalBackend(), RunStore(tmp_path / "runs"), capacity=1)
+    scheduler.labs = LabLane(scheduler.backend, tmp_path, scheduler.lab_threads)
+    try:
+        job = scheduler.submit(QUICK, small(), "alice", registered=False, pause_at_step=2)
+        snap = held(job)
+        command = Path(f"/proc/{snap.worker_pid}/cmdline").read_bytes().split(b"\0")
+        assert command[1:4] == [b"-m", b"dlplay.training.jobs.zygote", b"--job"]  # exec'd, not a fork of the zygote
+        job.resume()
+        assert finish(job).status is RunStatus.FINISHED
+        lab = scheduler.labs.submit("import_zip", {"image_size": 32, "name": "pets"}, "alice",
+                                    files={ZIP_FILE: class_folders_zip({"cats": 4, "dogs": 4})})
+        wait_until(lambda: not lab.snapshot().status.active, 120)
+        assert lab.snapshot().status is RunStatus.FINISHED and (lab.folder / DATASET_FILE).exists()
+    finally:
+        scheduler.shutdown()

@@ -5,6 +5,7 @@ import torch
 
 from dlplay.augment import Augmentation
 from dlplay.data import Dataset, ImageSet, balanced_class_weights, shrink_classes
+from dlplay.device import DeviceInfo
 from dlplay.training.curve_reading import read_curves
 from dlplay.training.jobs.progress import Progress, epochs_csv
 from dlplay.training.jobs.runner import EVALUATION_FILE, MODEL_FILE, STATE_FILE, JobRunner
@@ -192,3 +193,74 @@ def test_a_run_can_start_from_a_previous_runs_model(mnist5k, tmp_path):
         build_run_model(config, cifar_shaped)
     with pytest.raises(ValueError, match="not a readable"):
         build_run_model(RunConfig(start_from=str(tmp_path / "gone.safetensors")), fewer)
+
+
+class FailsAbove(torch.nn.Module):
+    """Raises `error` for batches above `max_batch`, as a device that has run out of memory does."""
+
+    made: list = []  # weak references to every instance, in the order the runner built them
+
+    def __init__(self, num_classes: int, max_batch: int, error: Exception):
+        super().__init__()
+        self.max_batch, self.error = max_batch, error
+        self.linear = torch.nn.Linear(28 * 28, num_classes)
+        import gc
+        import weakref
+        gc.collect()
+        self.alive_before = sum(ref() is not None for ref in FailsAbove.made)  # earlier attempts still held
+        FailsAbove.made.append(weakref.ref(self))
+
+    def forward(self, x):
+        if len(x) > self.max_batch:
+            raise type(self.error)(*self.error.args)  # a new one, as a device raises (a kept one keeps its frames)
+        return self.linear(x.flatten(1))
+
+
+def failing_architecture(monkeypatch, max_batch: int, error: Exception) -> None:
+    from dlplay import models
+    FailsAbove.made = []
+    monkeypatch.setitem(models.MODELS, "fails-above", models.ModelSpec(
+        "test double", lambda shape, k: [FailsAbove(k, max_batch, error)]))
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("MPS backend out of memory (MPS allocated: 18.13 GB, other allocations: 45.09 MB, max allowed: "
+                 "18.13 GB). Tried to allocate 256 bytes on shared pool."),
+    RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+    RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+], ids=["MPS", "cuBLAS", "cuDNN"])
+def test_every_backends_out_of_memory_backs_off_and_frees_the_failed_attempt_first(mnist5k, monkeypatch, error):
+    failing_architecture(monkeypatch, 16, error)
+    progress, events, _ = run_here(RunConfig(model="fails-above", epochs=1, batch_size=64), small(mnist5k))
+    snap = progress.snapshot()
+    assert snap.status is RunStatus.FINISHED and snap.batch_size == 16
+    assert snap.message.startswith("Out of memory: restarted with batch size 32. Out of memory: restarted with "
+                                   "batch size 16. Trained 1 epoch(s)")
+    attempts = [ref() for ref in FailsAbove.made]
+    # The run is built once for the job, once per restart; when a restart builds its model, no failed attempt's
+    # model is held any more (its GPU memory can go back to the device before the next one takes any).
+    assert len(attempts) == 3 and [a.alive_before for a in attempts if a is not None] == [0]
+
+
+def test_a_failure_that_is_not_out_of_memory_is_not_retried(mnist5k, monkeypatch):
+    failing_architecture(monkeypatch, 16, RuntimeError("CUDA error: device-side assert triggered"))
+    progress, events, _ = run_here(RunConfig(model="fails-above", epochs=1, batch_size=64), small(mnist5k))
+    snap = progress.snapshot()
+    assert snap.status is RunStatus.FAILED
+    assert snap.message == "Training failed: CUDA error: device-side assert triggered"
+    assert "reset" not in [e["type"] for e in events]
+
+
+def test_the_back_off_halves_twice_then_leaves_the_gpu_in_the_runs_own_precision():
+    from dlplay.device import pick_device
+    from dlplay.training.jobs.runner import MIN_RETRY_BATCH, OOM_HALVINGS, back_off
+    gpu = DeviceInfo(torch.device("cuda"), "a GPU", torch.float16, True)  # described, never touched
+    assert back_off(gpu, 256, 0, True) == (gpu, 128, "Out of memory: restarted with batch size 128.")
+    for mixed in (True, False):
+        device, batch, note = back_off(gpu, 256, OOM_HALVINGS, mixed)
+        assert (device, batch, note) == (pick_device("cpu", mixed), 256,
+                                         "Out of memory on the GPU: restarted on the CPU.")
+        assert device.autocast is (pick_device("cpu", mixed).autocast)  # float32 when the run switched it off
+    assert back_off(gpu, 256, OOM_HALVINGS, False)[0].autocast is None
+    assert back_off(gpu, MIN_RETRY_BATCH, 0, True)[0].device.type == "cpu"  # nothing left to halve
+    assert back_off(pick_device("cpu"), MIN_RETRY_BATCH, 0, True) is None
