@@ -169,6 +169,12 @@ MESSAGES = (
     N_("Loss diverged at step {step}: lower the learning rate (the model keeps the last good weights)."),
     N_("Out of memory: restarted with batch size {size}. {message}"),
     N_("Out of memory on the GPU: restarted on the CPU. {message}"),
+    N_("{gpu} (compute capability {capability}) is not supported by this PyTorch build, which has kernels for "
+       "{archs}: training on the CPU. {message}"),
+    N_("{gpu} (compute capability {capability}) is not supported by this PyTorch build, which has kernels for "
+       "{archs}; use 'cpu'"),
+    N_("Apple's GPU is busy with another run: training on the CPU. {message}"),
+    N_("The lab ran out of memory; run it again when fewer labs and runs are going."),
     N_("The training process stopped unexpectedly before its first checkpoint; start the run again."),
     N_("The training process stopped unexpectedly after its last epoch; resume to evaluate."),
     N_("The training process stopped unexpectedly; resume from epoch {next} (its checkpoint was saved after epoch "
