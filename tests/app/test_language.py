@@ -10,7 +10,7 @@ from babel.messages.pofile import read_po
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
-from helpers import by_label, run_to_the_end
+from helpers import by_label, labs_ended, run_to_the_end
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "app_pages").glob("*.py"))
@@ -83,7 +83,7 @@ def test_each_page_in_chinese_has_no_english_message_left_and_every_widget_a_key
 @pytest.mark.slow
 def test_results_in_chinese_after_an_action():
     at = chinese_page("app_pages/after_training.py")
-    by_label(at.button, "导出并测量").click().run()
+    labs_ended(by_label(at.button, "导出并测量").click().run())  # the lab runs in a worker: wait for its end
     assert not at.exception and any("onnx 检查器通过" in s.value for s in at.success)
     assert "准确率" in at.dataframe[0].value.columns and not english_left(at)
     at.switch_page("app_pages/optimizers.py").run()
@@ -136,3 +136,4 @@ def test_a_link_with_lang_zh_opens_in_chinese():
     at.run()
     assert at.title[0].value == "dlplay：在动手中学习深度学习"
     assert any("**设备：**" in m.value for m in at.sidebar.markdown)
+
