@@ -137,3 +137,11 @@ def test_a_link_with_lang_zh_opens_in_chinese():
     assert at.title[0].value == "dlplay：在动手中学习深度学习"
     assert any("**设备：**" in m.value for m in at.sidebar.markdown)
 
+
+def test_factors_and_lists_read_as_chinese():
+    """A factor is 倍 (not 35×) and a list is joined by 、 (not English commas) on a Chinese page."""
+    at = chinese_page("app_pages/activations.py")
+    vanishing = at.info[0].value
+    assert re.search(r"的小 [\d.,]+( × 10\^\d+)? 倍", vanishing) and not re.search(r"\d×", vanishing), vanishing
+    at.switch_page("app_pages/classify.py").run()
+    assert any("类别：0、1、2、3、4、5、6、7、8、9。" in c.value for c in at.caption)
