@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dlplay.after_training.compress import student_share
 from dlplay.after_training.deploy import (
     CALIBRATION_IMAGES,
     INPUT,
@@ -121,11 +122,13 @@ print({list(card.class_names)!r}[scores.argmax(1)[0]])""", language="python")
 
 def compress_section(label: str, card: ModelCard) -> None:
     st.header(_("2. Compress: prune, quantize, distill"))
+    student, teacher = student_share(card)
     st.caption(_("Three ways to a smaller model. Pruning sets the weights with the smallest |w| to zero across all "
                  "conv and dense layers (torch.nn.utils.prune, global L1, made permanent). int8 quantization stores "
                  "weights and activations as 8-bit integers (ONNX Runtime, calibrated on training images). "
-                 "Distillation trains a small student CNN (a seventh of the parameters) to copy this model's "
-                 "softened outputs (temperature 4) as well as the labels."))
+                 "Distillation trains a small student CNN ({student} parameters, {share} of this model's {teacher}) "
+                 "to copy this model's softened outputs (temperature 4) as well as the labels.").format(
+        student=f"{student:,}", teacher=f"{teacher:,}", share=f"{student / teacher:.1%}"))
     if card.dataset not in DATASETS:
         st.info(_("Compression is measured on the model's test images, and {dataset} is not on the server.").format(
             dataset=card.dataset or _("its dataset")))
@@ -168,22 +171,23 @@ def compress_section(label: str, card: ModelCard) -> None:
 
 def federated_section() -> None:
     st.header(_("3. Privacy: federated averaging"))
-    st.caption(_("Learners' phones or hospitals keep their images; each trains a copy of the model on its own and "
-                 "sends back only weights, which a server averages (FedAvg). Here mnist5k's training digits are dealt "
-                 "out to simulated clients and a fresh small CNN is trained this way, next to the same training on "
-                 "all the images pooled."))
+    st.caption(_("The images stay where they are, on people's phones or in each hospital: every client trains a copy "
+                 "of the model on its own images and sends back its weights and how many images it trained on, and "
+                 "a server averages the weights, each by its client's share of the images (FedAvg). Here mnist5k's "
+                 "training digits are dealt out to simulated clients and a fresh small CNN is trained this way, next "
+                 "to the same training on all the images pooled."))
     a, b, c, d = st.columns(4)
     clients = a.slider(_("Clients"), 2, 20, 10, key="after_training.clients")
     skewed = b.radio(_("Split"), [False, True], key="after_training.split",
                      format_func=translated({False: N_("IID (every client alike)"), True: N_("skewed (Dirichlet)")}))
     alpha = b.select_slider(_("α (smaller: fewer classes per client)"), ALPHAS, value=0.1, key="after_training.alpha",
                             disabled=not skewed)
-    rounds = c.slider(_("Rounds"), 1, 20, 5, key="after_training.rounds")
+    rounds = c.slider(_("Communication rounds"), 1, 20, 5, key="after_training.rounds")
     epochs = d.slider(_("Local epochs per round"), 1, 3, 1, key="after_training.local_epochs")
     if st.button(_("Run FedAvg"), type="primary", key="after_training.federate"):
         split = alpha if skewed else None
-        run_lab("federated", (clients, split), "federated", {"clients": clients, "alpha": split, "rounds": rounds,
-                                                             "local": asdict(LocalTraining(epochs=epochs))})
+        run_lab("federated", (clients, split, epochs), "federated",
+                {"clients": clients, "alpha": split, "rounds": rounds, "local": asdict(LocalTraining(epochs=epochs))})
     subject = PAGE.labs.get("federated", (None,))[0]
     lab = lab_result("federated", subject)
     if lab is not None:
@@ -191,11 +195,13 @@ def federated_section() -> None:
     found = PAGE.federated
     if found is None:
         return
-    clients, alpha, mix, histories = found
+    clients, alpha, epochs, mix, histories = found
     split = _("IID") if alpha is None else _("skewed, α = {alpha}").format(alpha=alpha)
     left, right = st.columns(2)
     left.plotly_chart(charts.lines({_(name): [r.accuracy for r in h] for name, h in histories.items()},
-                                   range(1, len(next(iter(histories.values()))) + 1), _("round (epochs of training)"),
+                                   range(1, len(next(iter(histories.values()))) + 1),
+                                   (_("communication round (1 local epoch each)") if epochs == 1 else
+                                    _("communication round ({epochs} local epochs each)").format(epochs=epochs)),
                                    title=_("test accuracy, {clients} clients, {split}").format(clients=clients,
                                                                                                split=split),
                                    log_y=False),
@@ -203,7 +209,14 @@ def federated_section() -> None:
     right.plotly_chart(charts.client_classes(mix, state.dataset("mnist5k").class_names),
                        key="after_training.client_mix")
     final = {_(name): h[-1].accuracy for name, h in histories.items()}
-    st.markdown(" · ".join(f"{name}: **{accuracy:.1%}**" for name, accuracy in final.items()))
+    st.markdown(" · ".join(_("{name}: **{accuracy}**").format(name=name, accuracy=f"{accuracy:.1%}")
+                           for name, accuracy in final.items()))
+    st.caption((_("In a communication round every client trains one local epoch on its own images, then the server "
+                  "averages; the pooled model trains one epoch on all the images, so after each round both have passed "
+                  "over every image equally often.") if epochs == 1 else
+                _("In a communication round every client trains {epochs} local epochs on its own images, then the "
+                  "server averages; the pooled model trains {epochs} epochs on all the images, so after each round "
+                  "both have passed over every image equally often.")).format(epochs=epochs))
     st.caption(_("What FedAvg protects: the images never leave their client. What it does not: the weights a client "
                  "sends can still leak facts about its images (membership, even reconstructions); secure "
                  "aggregation and differential privacy are what guard those. Skewed clients also pull the model "
@@ -212,10 +225,14 @@ def federated_section() -> None:
 
 def transfer_section() -> None:
     st.header(_("4. Transfer learning: not enough data?"))
-    st.caption(_("The article's FAQ answer: start from a network trained on something else. Here a small CNN learns "
-                 "digits 0–4, then digits 5–9 are learnt from only 10, 50 or 200 images each: once from scratch and "
-                 "once from the 0–4 network's weights with a new head, both on the very same images and for the "
-                 "same number of steps."))
+    st.caption(_("The article's FAQ explains why deep learning needs a lot of data (§9.1: the more examples, the "
+                 "more patterns a network learns and the better it generalizes), and §3.1 notes that weights can "
+                 "start from a pre-trained model instead of at random. What to do with few images is not in the "
+                 "article: transfer learning is the usual answer in practice (see Yosinski et al., 2014, “How "
+                 "transferable are features in deep neural networks?”): start from a network trained on something "
+                 "else. Here a small CNN learns digits 0–4, then digits 5–9 are learnt from only 10, 50 or 200 images "
+                 "each: once from scratch and once from the 0–4 network's weights with a new head, both on the very "
+                 "same images and for the same number of steps."))
     a, b = st.columns(2)
     freeze = a.radio(_("While learning 5–9, keep fixed"), FREEZE, horizontal=True, key="after_training.freeze",
                      format_func=translated(FREEZE_LABELS))
@@ -235,11 +252,12 @@ def transfer_section() -> None:
                                          _("transferred from 0–4"): [r.transferred for r in results]},
                                         _("test accuracy on digits 5–9"), percent=True),
                     key="after_training.transfer_chart")
-    gains = ", ".join(_("{gain} with {count}").format(gain=f"{r.transferred - r.scratch:+.1%}", count=r.per_class)
-                      for r in results)
-    st.markdown(_("The 0–4 network reached **{accuracy}** on its own test digits. Transferred minus scratch (kept "
-                  "fixed: {frozen}): {gains} images per class.").format(
-        accuracy=f"{pretrained:.1%}", frozen=_(FREEZE_LABELS[frozen]), gains=gains))
+    first, *rest = [(f"{r.transferred - r.scratch:+.1%}", r.per_class) for r in results]
+    gains = _("**{gain}** with {count} images per class").format(gain=first[0], count=first[1]) + "".join(
+        _(", **{gain}** with {count}").format(gain=gain, count=count) for gain, count in rest)
+    st.markdown(_("The 0–4 network reached **{accuracy}** on its own test digits. Kept fixed: {frozen}. Transferred "
+                  "minus scratch: {gains}.").format(accuracy=f"{pretrained:.1%}", frozen=_(FREEZE_LABELS[frozen]),
+                                                   gains=gains))
     st.caption(_("Transfer helps most when the new data is scarce and the old features fit it; keeping layers fixed "
                  "protects them from few images but stops them adapting. With plenty of images, scratch catches "
                  "up."))

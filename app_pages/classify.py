@@ -23,7 +23,7 @@ from dlplay.images import ImageRejected, decode_image
 from dlplay.inside import feature_maps, grad_cam, saliency, to_uint8
 from ui import charts, state
 from ui.drawing_pad import drawing_pad
-from ui.i18n import N_, _, say, shown_as, translated, translator
+from ui.i18n import N_, _, listing, say, shown_as, translated, translator
 from ui.trainer_views import image_grid
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
@@ -158,7 +158,7 @@ def many(pictures, model, card) -> None:
     for name, picture in pictures:
         best = top_k(probabilities(model, preprocess(picture, card).batch)[0], card.class_names, 3)
         rows.append({_("picture"): thumbnail_url(picture), _("file"): name, _("prediction"): best[0][0],
-                     _("probability"): best[0][1], _("top 3"): ", ".join(f"{n} {p:.0%}" for n, p in best)})
+                     _("probability"): best[0][1], _("top 3"): listing(f"{n} {p:.0%}" for n, p in best)})
     table = pd.DataFrame(rows)
     st.dataframe(table, hide_index=True, column_config={
         _("picture"): st.column_config.ImageColumn(),
@@ -177,7 +177,7 @@ model, card = chosen
 st.caption((_("Model: {architecture} for {size} grayscale images; classes: {classes}.") if card.input_shape[0] == 1
             else _("Model: {architecture} for {size} colour images; classes: {classes}.")).format(
     architecture=card.architecture, size=f"{card.input_shape[2]}×{card.input_shape[1]}",
-    classes=", ".join(card.class_names)))
+    classes=listing(card.class_names)))
 pictures = choose_pictures()
 if len(pictures) > 1:
     many(pictures, model, card)

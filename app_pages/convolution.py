@@ -300,7 +300,7 @@ def shape_arithmetic() -> None:
         st.markdown(_("**{title}**: {count} parameters").format(title=title, count=f"{sum(r.params for r in rows):,}"))
         parameters = _("parameters")
         st.dataframe(pd.DataFrame([{_("layer"): r.layer, _("output shape"): " × ".join(map(str, r.output_shape)),
-                                    parameters: r.params, _("how"): r.formula} for r in rows]), hide_index=True,
+                                    parameters: r.params, _("how"): say(r.formula)} for r in rows]), hide_index=True,
                      height="content", column_config={parameters: st.column_config.NumberColumn(format="localized")})
 
 

@@ -23,7 +23,7 @@ from dlplay.lessons.playground import (
 )
 from dlplay.limits import limits
 from ui import charts, verdicts
-from ui.i18n import N_, _, say, sentence, shown_as, translator
+from ui.i18n import N_, _, listing, say, sentence, shown_as, translator
 from ui.playground_link import (
     COMPARE,
     DROPOUTS,
@@ -198,14 +198,22 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
     drawing and each hidden neuron's picture, as it was after `epoch` (None: now); `compact` for half the width."""
     points, shown = session.points, session.epoch if epoch is None else epoch
     accuracy = f"{session.test_accuracies[shown]:.1%}" if session.test_accuracies else None
+    penalized = session.config.regularizer != "none"
+    penalty_label = _("{regularizer} penalty").format(regularizer=session.config.regularizer)
     if compact:
         st.markdown(_("Epoch **{epoch}** · training loss **{train}** · test loss **{test}**").format(
             epoch=shown, train=f"{session.train_losses[shown]:.3f}", test=f"{session.test_losses[shown]:.3f}")
+            + (_(" · {regularizer} penalty **{penalty}**").format(regularizer=session.config.regularizer,
+                                                                  penalty=f"{session.penalties[shown]:.3f}")
+               if penalized else "")
             + (_(" · test accuracy **{accuracy}**").format(accuracy=accuracy) if accuracy else ""))
     else:
-        columns = st.columns(4 if accuracy else 3)
+        widths = [0.7, 1.6 if penalized else 1, 1, 1.1][:4 if accuracy else 3]  # room for the penalty's words
+        columns = st.columns(widths)
         columns[0].metric(_("Epoch"), shown)
-        columns[1].metric(_("Training loss"), f"{session.train_losses[shown]:.3f}")
+        columns[1].metric(_("Training loss"), f"{session.train_losses[shown]:.3f}",  # the penalty: a term beside it
+                          delta=f"+{session.penalties[shown]:.3f}" if penalized else None, delta_color="off",
+                          delta_arrow="off", delta_description=penalty_label if penalized else None)
         columns[2].metric(_("Test loss"), f"{session.test_losses[shown]:.3f}")
         if accuracy:
             columns[3].metric(_("Test accuracy"), accuracy)
@@ -242,20 +250,42 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
 
 def network_label(config: NetworkConfig) -> str:
     """Features and hidden layers in a few words, to tell compared networks apart."""
-    hidden = ", ".join(f"{n} {a}" for n, a in zip(config.hidden, config.activations, strict=True)) or _("none")
+    hidden = listing(f"{n} {a}" for n, a in zip(config.hidden, config.activations, strict=True)) or _("none")
     return _("inputs {inputs}; hidden layers: {hidden}").format(inputs=" ".join(config.features) or _("none"),
                                                                hidden=hidden)
 
 
+def loss_caption(sessions: list[Session]) -> str:
+    """What the curves' loss is, and each penalty that training adds to it."""
+    text = (_("The loss is the cross-entropy of the softmax class probabilities, averaged over the points.")
+            if sessions[0].points.task == "classification" else
+            _("The loss is half the mean squared error: ½·mean((ŷ − y)²) over the points."))
+    for session, name in zip(sessions, NAMES, strict=False):
+        config = session.config
+        if config.regularizer == "none":
+            continue
+        who = _("Network {name}'s training").format(name=name) if len(sessions) > 1 else _("Training")
+        text += _(" {who} minimises the loss plus the {regularizer} penalty {rate} × {term} on the weights (not the "
+                  "biases); the penalty is drawn as its own curve, and the training and test losses leave it out."
+                  ).format(who=who, regularizer=config.regularizer, rate=f"{config.reg_rate:g}",
+                           term="Σ|w|" if config.regularizer == "L1" else "½Σw²")
+    return text
+
+
 def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int | None, details: bool) -> None:
-    """The loss curves (overlaid when two networks are compared), then each network side by side."""
+    """The loss curves (overlaid when two networks are compared) with what the loss is, then each network side by
+    side."""
     shown = sessions[0].epoch if epoch is None else epoch
     curves = {}
     for session, name in zip(sessions, NAMES, strict=False):
         label = f"{name}: " if len(sessions) > 1 else ""
         curves |= {label + _("training"): session.train_losses, label + _("test"): session.test_losses}
+        if session.config.regularizer != "none":
+            curves[label + _("{regularizer} penalty").format(regularizer=session.config.regularizer)] = (
+                session.penalties)
     st.plotly_chart(charts.lines(curves, x_title=_("epoch"), y_title=_("loss"), height=220, mark_x=shown),
                     key="playground.losses")
+    st.caption(loss_caption(sessions))
     columns = st.columns(len(sessions)) if len(sessions) > 1 else [st.container()]
     for session, name, column in zip(sessions, NAMES, columns, strict=False):
         with column:

@@ -45,7 +45,7 @@ from dlplay.training.trainer import OPTIMIZERS
 from dlplay.userdata import ZipImport
 from ui import charts, state
 from ui import trainer_views as views
-from ui.i18n import N_, _, say, sentence, shown_as, translated, translator
+from ui.i18n import N_, _, listing, say, sentence, shown_as, translated, translator
 from ui.labs import follow, start_lab
 from ui.state import TrainerState
 
@@ -459,7 +459,7 @@ def runs_section() -> None:
         _("train images"): [s.train_size for s in snapshots], _("batch"): [r.config.batch_size for r in runs],
         _("schedule"): [r.config.schedule for r in runs], _("weight decay"): [r.config.weight_decay for r in runs],
         _("dropout"): [r.config.dropout for r in runs], _("augmented"): [r.config.augmentation.active for r in runs],
-        _("rare classes"): [", ".join(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
+        _("rare classes"): [listing(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
                             for r in runs],
         _("remedy"): [_(r.config.remedy) for r in runs], _("seed"): [r.config.seed for r in runs]})
     st.dataframe(table, hide_index=True,

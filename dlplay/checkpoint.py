@@ -148,6 +148,11 @@ def model_cost(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[int
     return sum(p.numel() for p in model.parameters()), flowing
 
 
+def card_parameters(card: ModelCard) -> int:
+    """The parameters of the model `card` describes, counted on the meta device (no weights are made)."""
+    return sum(p.numel() for p in _build(card, "meta").parameters())
+
+
 def _build(card: ModelCard, device: str = "cpu") -> nn.Module:
     with torch.device(device):
         return build_model(card.architecture, card.input_shape, len(card.class_names), card.mean, card.std,

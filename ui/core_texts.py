@@ -67,7 +67,9 @@ MESSAGES = (
     N_("every point has the same label: a classifier needs at least two classes"),
     N_("labels go up to 9 at most (10 classes)"), N_("choose at least one input feature"),
     N_("at most {layers} hidden layers of 1 to {neurons} neurons"), N_("one activation per hidden layer"),
-    # dlplay.lessons.convolution: a typed kernel
+    # dlplay.lessons.convolution: the shape table's arithmetic, and a typed kernel
+    N_("{size}; params {count}"), N_("{size}; no parameters"), N_("params {count}"),
+    N_("shape unchanged; no parameters"),
     N_("the kernel must be numbers only, separated by spaces or commas"),
     N_("the kernel is empty: type its rows, one per line"),
     N_("the kernel is {length} characters long; the limit is {limit}"),

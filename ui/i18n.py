@@ -115,6 +115,11 @@ def say(text: str) -> str:
     return translate(text, current())
 
 
+def listing(items) -> str:
+    """Items as a list in the session's language: "a, b, c" in English, "a、b、c" in Chinese."""
+    return ("、" if current() == "zh" else ", ").join(items)
+
+
 def sentence(text: str) -> str:
     """A message from the core as a sentence: capital first letter and a full stop (。 in Chinese)."""
     text = text.rstrip(".")

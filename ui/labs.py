@@ -29,7 +29,7 @@ def _live(lab: Lab, key: str) -> None:
     if snapshot.status is RunStatus.QUEUED:
         place = _("Waiting for a lab slot: {place} in line.").format(place=snapshot.queue_position)
         if snapshot.expected_start_seconds is not None:
-            place += " " + _("Expected to start in about {seconds} s.").format(
+            place += _(" Expected to start in about {seconds} s.").format(
                 seconds=max(1, round(snapshot.expected_start_seconds)))
         st.progress(0.0, text=place)
     else:

@@ -206,10 +206,11 @@ def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str, pictur
     predicted = b.selectbox(_("Predicted as"), names, format_func=shown_as(dataset.class_names),
                             key=f"{key}.predicted")
     indices = evaluation.cell(true_class, predicted)
-    st.caption(_("{count} test image(s) of class “{true}” predicted as “{predicted}”").format(
-        count=len(indices), true=dataset.class_names[true_class], predicted=dataset.class_names[predicted])
-        + (_(" (showing 16).") if len(indices) > 16 else ".") + " "
-        + _("Click a cell of the matrix to choose another."))
+    st.caption((_("{count} test image(s) of class “{true}” predicted as “{predicted}” (showing 16). Click a cell of "
+                  "the matrix to choose another.") if len(indices) > 16 else
+                _("{count} test image(s) of class “{true}” predicted as “{predicted}”. Click a cell of the matrix to "
+                  "choose another.")).format(count=len(indices), true=dataset.class_names[true_class],
+                                             predicted=dataset.class_names[predicted]))
     if indices:
         shown = indices[:16]
         image_grid(dataset.test.images[shown],

@@ -8,11 +8,11 @@ from ui.i18n import _
 
 
 def factor_text(factor: float) -> str:
-    """A factor as '35×' or, when huge, '6.5 × 10^15'."""
+    """A factor as '35×' or, when huge, '6.5 × 10^15 times' (in Chinese '35 倍', '6.5 × 10^15 倍')."""
     if factor < 1e6:
-        return f"{factor:,.0f}×"
+        return _("{number}×").format(number=f"{factor:,.0f}")
     mantissa, exponent = f"{factor:.1e}".split("e")
-    return f"{mantissa} × 10^{int(exponent)}"
+    return _("{number} times").format(number=f"{mantissa} × 10^{int(exponent)}")
 
 
 def gradient_flow(reading: FlowReading, activation: str) -> str:

@@ -1,5 +1,6 @@
 """Federated averaging (FedAvg, McMahan et al. 2017), simulated: clients each hold their own images, train a copy
-of the global model on them, and send back only weights, which the server averages by the clients' image counts.
+of the global model on them, and send back their weights and image counts (never an image), and the server averages
+the weights by those counts.
 
 The data is dealt out once (IID, or skewed by a Dirichlet draw per class); the server's loop hands each client
 only its own images and gets back only weights and counts.

@@ -1,6 +1,7 @@
-"""Transfer learning, the FAQ's answer to "not enough data": reuse a trained network's features for new classes
-(a new head, the features frozen or not), and a lab that measures what that buys against training from scratch
-on the same few images."""
+"""Transfer learning, the usual answer to "not enough data" (the article's §9.1 says why data matters, not what to
+do with little; see Yosinski et al., 2014): reuse a trained network's features for new classes (a new head, the
+features frozen or not), and a lab that measures what that buys against training from scratch on the same few
+images."""
 import copy
 import math
 from collections.abc import Sequence

@@ -205,8 +205,9 @@ class ShapeRow:
 
 
 def shape_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[ShapeRow]:
-    """Every Conv2d, MaxPool2d, Flatten and Linear of a plain Sequential CNN, with its output shape and parameter
-    count worked out from the formulas (not by running the model)."""
+    """Every Conv2d, MaxPool2d, Flatten, Linear and Dropout of a plain Sequential CNN (the rows of Keras'
+    model.summary(), where the ReLU is part of its layer), with its output shape and parameter count worked out from
+    the formulas (not by running the model)."""
     channels, height, width = input_shape
     features = None
     rows = []
@@ -237,6 +238,9 @@ def shape_table(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Sha
             formula = f"params {features}·{module.out_features} + {module.out_features} = {params:,}"
             features = module.out_features
             rows.append(ShapeRow(f"Dense({features})", (features,), params, formula))
+        elif isinstance(module, nn.Dropout):
+            shape = (features,) if features is not None else (height, width, channels)
+            rows.append(ShapeRow(f"Dropout({module.p:g})", shape, 0, "shape unchanged; no parameters"))
     return rows
 
 

@@ -287,7 +287,7 @@ def hidden_outputs(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def penalty(model: nn.Module, regularizer: str) -> torch.Tensor:
-    """Σ|w| (L1) or ½Σw² (L2) over the weights (not the biases)."""
+    """Σ|w| (L1) or ½Σw² (L2) over the weights (not the biases); training adds the rate times this to the loss."""
     weights = [m.weight for m in linear_layers(model)]
     if regularizer == "L1":
         return sum(w.abs().sum() for w in weights)
@@ -305,7 +305,8 @@ class Session:
     seed: int
     model: nn.Sequential = field(init=False)
     epoch: int = 0
-    train_losses: list[float] = field(default_factory=list)
+    train_losses: list[float] = field(default_factory=list)  # loss_of alone: the penalty is not in it...
+    penalties: list[float] = field(default_factory=list)  # ...but here: rate × penalty, 0 without one
     test_losses: list[float] = field(default_factory=list)
     test_accuracies: list[float] = field(default_factory=list)  # classification only
     dead: list[int] = field(default_factory=list)  # hidden neurons that output 0 for every training point
@@ -358,8 +359,8 @@ class Session:
         """Set one weight by hand; the losses of the current epoch are recomputed and training goes on from here."""
         with self.lock:
             linear_layers(self.model)[layer].weight[to_neuron, from_neuron] = value
-            for history in (self.train_losses, self.test_losses, self.test_accuracies, self.dead, self.weight_sizes,
-                            self.candidates, self.shown):
+            for history in (self.train_losses, self.penalties, self.test_losses, self.test_accuracies, self.dead,
+                            self.weight_sizes, self.candidates, self.shown):
                 if history:
                     history.pop()
             self._record()
@@ -374,7 +375,7 @@ class Session:
         for idx in torch.randperm(n, generator=self.generator).split(size):
             loss = loss_of(self.points.task, self.model(self.train_inputs[idx]), self.points.train_y[idx])
             if self.config.regularizer != "none":
-                loss = loss + self.config.reg_rate * penalty(self.model, self.config.regularizer)
+                loss = loss + self.penalty_term()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -385,6 +386,7 @@ class Session:
     def _record(self) -> None:
         self.model.eval()
         self.train_losses.append(loss_of(self.points.task, self.model(self.train_inputs), self.points.train_y).item())
+        self.penalties.append(self.penalty_term().item())
         test_scores = self.model(self.test_inputs)
         self.test_losses.append(loss_of(self.points.task, test_scores, self.points.test_y).item())
         if self.points.task == CLASSIFICATION:
@@ -398,6 +400,12 @@ class Session:
         if len(self.snapshots) > MAX_SNAPSHOTS:  # keep every other one: memory stays bounded on long runs
             self.snapshot_stride *= 2
             self.snapshots = {e: w for e, w in self.snapshots.items() if e % self.snapshot_stride == 0}
+
+    def penalty_term(self) -> torch.Tensor:
+        """What the regularization adds to each batch's loss now: the rate times the weights' penalty (0: none)."""
+        if self.config.regularizer == "none":
+            return torch.zeros(())
+        return self.config.reg_rate * penalty(self.model, self.config.regularizer)
 
     def epochs_kept(self) -> list[int]:
         """The epochs the time slider can show: the kept snapshots and now."""

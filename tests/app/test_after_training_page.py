@@ -1,14 +1,96 @@
 """AppTest drives the After training page: export the bundled model, see every form measured, download the files.
-Every lab runs in a worker of the short-job lane; the tests rerun the page until it has ended."""
+Every lab runs in a worker of the short-job lane; the tests rerun the page until it has ended. The sentences around
+the results are checked on results put in the page's state, in English and in Chinese."""
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from dlplay.after_training.compress import STUDENT
+from dlplay.after_training.federated import Round
+from dlplay.after_training.transfer import LabResult
+from dlplay.classify import load_bundled_model
+from dlplay.models import CUSTOM, build_model
 from helpers import by_label, labs_ended, open_app_page
 
 PAGE = "app_pages/after_training.py"
+ROUTER = Path(__file__).resolve().parents[2] / "router.py"
+
+
+def page_in(language: str, **state) -> AppTest:
+    """The page under ?lang=`language`, drawn again with `state` (after_training.<name>: value) in its session."""
+    at = AppTest.from_file(str(ROUTER), default_timeout=120)
+    at.query_params["lang"] = language
+    at.run()
+    at.switch_page(PAGE).run()
+    for name, value in state.items():
+        at.session_state[f"after_training.{name}"] = value
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_the_students_share_is_counted_from_the_two_models():
+    at = open_app_page(PAGE)
+    model, card = load_bundled_model()
+    student = sum(p.numel() for p in build_model(CUSTOM, card.input_shape, len(card.class_names),
+                                                 stack=STUDENT).parameters())
+    teacher = sum(p.numel() for p in model.parameters())
+    caption = next(c.value for c in at.caption if "Distillation trains" in c.value)
+    assert f"({student:,} parameters, {student / teacher:.1%} of this model's {teacher:,})" in caption
+    assert "(14,410 parameters, 14.6% of this model's 98,554)" in caption and "seventh" not in caption
+
+
+TRANSFER = ("features", (0.971, [LabResult(10, 0.60, 0.72), LabResult(50, 0.80, 0.85), LabResult(200, 0.90, 0.91)]))
+
+
+@pytest.mark.parametrize("language, sentence", [
+    ("en", "The 0–4 network reached **97.1%** on its own test digits. Kept fixed: the conv layers. Transferred minus "
+           "scratch: **+12.0%** with 10 images per class, **+5.0%** with 50, **+1.0%** with 200."),
+    ("zh", "0–4 网络在它自己的测试数字上达到 **97.1%**。保持固定：卷积层。"
+           "迁移学习减去从零训练：每类 10 张图片时 **+12.0%**，50 张时 **+5.0%**，200 张时 **+1.0%**。")])
+def test_the_transfer_result_reads_as_one_sentence_in_each_language(language, sentence):
+    at = page_in(language, transfer=TRANSFER)
+    assert sentence in [m.value for m in at.markdown]
+
+
+def test_the_transfer_lab_credits_the_article_for_what_it_says():
+    caption = next(c.value for c in open_app_page(PAGE).caption if "Transfer" in c.value or "transfer" in c.value)
+    assert "§9.1" in caption and "not in the article" in caption and "Yosinski" in caption
+    assert "FAQ answer" not in caption
+
+
+def rounds(*accuracies: float) -> list[Round]:
+    return [Round(i, a, 0.1) for i, a in enumerate(accuracies, start=1)]
+
+
+@pytest.mark.parametrize("language, epochs, axis, slider", [
+    ("en", 1, "communication round (1 local epoch each)", "Communication rounds"),
+    ("en", 3, "communication round (3 local epochs each)", "Communication rounds"),
+    ("zh", 3, "通信回合（每回合本地训练 3 轮）", "通信回合数")])
+def test_fedavg_names_its_rounds_apart_from_the_epochs_inside_them(language, epochs, axis, slider):
+    mix = [[50] * 10, [50] * 10]
+    histories = {"FedAvg": rounds(0.8, 0.9), "centralised (all images pooled)": rounds(0.85, 0.95)}
+    at = page_in(language, federated=(2, None, epochs, mix, histories))
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if json.loads(c.proto.spec)["layout"].get("xaxis", {}).get("title", {}).get("text") == axis)
+    assert [trace["x"] for trace in chart["data"]] == [[1, 2], [1, 2]]
+    assert by_label(at.slider, slider).value == 5
+    caption = next(c.value for c in at.caption if "FedAvg" in c.value)  # what a client sends back
+    assert ("sends back its weights and how many images it trained on" in caption if language == "en"
+            else "发回它的权重和它训练用的图片数量" in caption)
+    inside = {("en", 1): "every client trains one local epoch on its own images",
+              ("en", 3): "every client trains 3 local epochs on its own images",
+              ("zh", 3): "每个客户端在自己的图片上本地训练 3 轮"}[language, epochs]
+    assert any(inside in c.value for c in at.caption)
+    final = "FedAvg: **90.0%**" if language == "en" else "FedAvg：**90.0%**"
+    assert any(m.value.startswith(final) for m in at.markdown)
+    if language == "zh":  # a round is 回合, an epoch 轮: never the same word for both
+        assert "轮" not in axis.split("（")[0] and not any("通信轮" in c.value for c in at.caption)
 
 
 @pytest.mark.slow
@@ -69,11 +151,11 @@ def test_federated_averaging_against_pooled_training():
     by_label(at.slider, "Clients").set_value(4).run()
     by_label(at.radio, "Split").set_value(True).run()  # skewed (Dirichlet)
     by_label(at.select_slider, "α (smaller: fewer classes per client)").set_value(0.05).run()
-    by_label(at.slider, "Rounds").set_value(2).run()
+    by_label(at.slider, "Communication rounds").set_value(2).run()
     labs_ended(by_label(at.button, "Run FedAvg").click().run())
     assert not at.exception
-    clients, alpha, mix, histories = at.session_state["after_training.federated"]
-    assert (clients, alpha) == (4, 0.05) and len(mix) == 4
+    clients, alpha, epochs, mix, histories = at.session_state["after_training.federated"]
+    assert (clients, alpha, epochs) == (4, 0.05, 1) and len(mix) == 4
     assert sum(map(sum, mix)) == 4000  # every training digit, dealt out once
     assert np.mean([sum(1 for n in row if n) for row in mix]) < 10  # skewed: clients miss classes
     assert list(histories) == ["FedAvg", "centralised (all images pooled)"]
@@ -92,4 +174,4 @@ def test_the_transfer_lab_compares_both_arms_at_each_size():
     assert frozen == "features" and pretrained > 0.9
     assert [r.per_class for r in results] == [10, 50, 200]
     assert all(0.5 < r.scratch <= 1 and 0.5 < r.transferred <= 1 for r in results)
-    assert any("Transferred minus scratch" in m.value for m in at.markdown)
+    assert any("Transferred minus scratch: **" in m.value and m.value.endswith(" with 200.") for m in at.markdown)

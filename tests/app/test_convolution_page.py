@@ -170,6 +170,8 @@ def test_article_shape_tables():
     assert "160,202 parameters" in text and "3,457,738 parameters" in text
     first = at.dataframe[-2].value
     assert first["output shape"].tolist()[:2] == ["30 × 30 × 32", "15 × 15 × 32"]
+    assert first["layer"].tolist()[-3:] == ["Dense(128)", "Dropout(0.5)", "Dense(10)"]  # as Keras' summary() lists it
+    assert first["output shape"].tolist()[-2] == "128"
 
 
 def test_pooling_marks_the_winners_and_halves_the_map():

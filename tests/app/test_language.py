@@ -83,7 +83,7 @@ def test_each_page_in_chinese_has_no_english_message_left_and_every_widget_a_key
 @pytest.mark.slow
 def test_results_in_chinese_after_an_action():
     at = chinese_page("app_pages/after_training.py")
-    labs_ended(by_label(at.button, "导出并测量").click().run())  # the lab runs in a worker
+    labs_ended(by_label(at.button, "导出并测量").click().run())  # the lab runs in a worker: wait for its end
     assert not at.exception and any("onnx 检查器通过" in s.value for s in at.success)
     assert "准确率" in at.dataframe[0].value.columns and not english_left(at)
     at.switch_page("app_pages/optimizers.py").run()
@@ -136,3 +136,12 @@ def test_a_link_with_lang_zh_opens_in_chinese():
     at.run()
     assert at.title[0].value == "dlplay：在动手中学习深度学习"
     assert any("**设备：**" in m.value for m in at.sidebar.markdown)
+
+
+def test_factors_and_lists_read_as_chinese():
+    """A factor is 倍 (not 35×) and a list is joined by 、 (not English commas) on a Chinese page."""
+    at = chinese_page("app_pages/activations.py")
+    vanishing = at.info[0].value
+    assert re.search(r"的小 [\d.,]+( × 10\^\d+)? 倍", vanishing) and not re.search(r"\d×", vanishing), vanishing
+    at.switch_page("app_pages/classify.py").run()
+    assert any("类别：0、1、2、3、4、5、6、7、8、9。" in c.value for c in at.caption)

@@ -2,6 +2,9 @@
 impossible networks get one sentence."""
 import json
 
+import pytest
+from torch import nn
+
 from helpers import by_label, open_app_page
 
 PAGE = "app_pages/playground.py"
@@ -187,3 +190,46 @@ def test_a_new_learning_rate_goes_on_from_the_weights_and_regenerate_draws_new_p
     by_label(at.button, "Regenerate the points").click().run()
     assert by_label(at.number_input, "Seed").value == 1 and metric(at, "Epoch") == "0"
     assert surface_spec(at)["data"][1]["x"] != points and not at.exception
+
+
+def loss_chart(at) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["yaxis"]["title"]["text"].startswith("loss"))
+
+
+def test_the_loss_is_named_beside_the_curves_and_the_penalty_is_a_term_of_its_own():
+    at = open_app_page(PAGE)
+    said = [c.value for c in at.caption if c.value.startswith("The loss is")]
+    assert said == ["The loss is the cross-entropy of the softmax class probabilities, averaged over the points."]
+    by_label(at.radio, "Regularization").set_value("L2").run()
+    by_label(at.select_slider, "Regularization rate").set_value(0.01).run()
+    for _ in range(3):
+        by_label(at.button, "Step").click().run()
+    [session] = at.session_state["playground_run.networks"]
+    weights = [m.weight.detach() for m in session.model if isinstance(m, nn.Linear)]  # not the biases
+    penalty = 0.01 * 0.5 * sum(float((w ** 2).sum()) for w in weights)
+    training = next(m for m in at.metric if m.label == "Training loss")
+    assert training.value == f"{session.train_losses[-1]:.3f}" and not at.exception  # the data loss alone...
+    assert (training.delta, training.proto.delta_description) == (f"+{penalty:.3f}", "L2 penalty")  # ...+ the term
+    [caption] = [c.value for c in at.caption if c.value.startswith("The loss is")]
+    assert caption.endswith(" Training minimises the loss plus the L2 penalty 0.01 × ½Σw² on the weights (not the "
+                            "biases); the penalty is drawn as its own curve, and the training and test losses leave it "
+                            "out.")
+    curves = {t["name"]: t["y"] for t in loss_chart(at)["data"]}
+    assert list(curves) == ["training", "test", "L2 penalty"]
+    assert curves["L2 penalty"][-1] == session.penalties[-1] and curves["L2 penalty"][-1] == pytest.approx(penalty)
+
+
+def test_regression_names_half_the_squared_error_and_network_b_its_own_penalty():
+    at = open_app_page(PAGE)
+    by_label(at.selectbox, "Data").set_value("plane (regression)").run()
+    by_label(at.toggle, "Compare with a second network (B)").set_value(True).run()
+    at.radio(key="playground_b.regularizer").set_value("L1").run()
+    by_label(at.button, "Step").click().run()
+    [caption] = [c.value for c in at.caption if c.value.startswith("The loss is")]
+    assert caption.startswith("The loss is half the mean squared error: ½·mean((ŷ − y)²) over the points. Network B's "
+                              "training minimises the loss plus the L1 penalty 0.001 × Σ|w|")
+    b = at.session_state["playground_run.networks"][1]
+    assert sum(f"L1 penalty **{b.penalties[-1]:.3f}**" in m.value for m in at.markdown) == 1  # B's line only
+    assert [t["name"] for t in loss_chart(at)["data"]] == ["A: training", "A: test", "B: training", "B: test",
+                                                          "B: L1 penalty"]

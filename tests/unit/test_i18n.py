@@ -19,11 +19,11 @@ from dlplay.checkpoint import ModelFileError, load_model_bytes
 from dlplay.classify import SAMPLE_CREDITS, load_bundled_model, preprocess
 from dlplay.data import DATASETS, ImageSet, data_problem
 from dlplay.images import ImageRejected, decode_image
-from dlplay.lessons.convolution import KERNELS, parse_kernel
+from dlplay.lessons.convolution import KERNELS, parse_kernel, shape_table
 from dlplay.lessons.optimizers import SURFACES
 from dlplay.lessons.playground import DATASETS as POINTS
 from dlplay.lessons.playground import REGULARIZERS, NetworkConfig, read_points_csv
-from dlplay.models import MODELS
+from dlplay.models import MODELS, build_model
 from dlplay.training.jobs import REMEDIES, RunStatus
 from dlplay.training.jobs.ray_backend import refusal, unreachable
 from dlplay.training.schedules import SCHEDULES
@@ -80,6 +80,15 @@ def test_the_catalog_holds_exactly_the_messages_the_code_asks_for():
     found = set(messages())
     assert not asked - found, f"asked for but not in the catalog: {sorted(asked - found)[:10]}"
     assert not found - asked, f"in the catalog but asked for nowhere: {sorted(found - asked)[:10]}"
+
+
+def test_a_communication_round_and_an_epoch_have_different_names():
+    """FedAvg's round (clients train, the server averages) is 回合; 轮 is an epoch, and a round holds 1-3 of them."""
+    for english, chinese in messages().items():
+        words = re.sub(r"\{[^}]*\}", " ", english)
+        if re.search(r"\brounds?\b", words, re.IGNORECASE):
+            assert "回合" in chinese, english
+            assert ("轮" in chinese) == bool(re.search(r"\bepochs?\b", words)), english
 
 
 def chinese(text: str) -> str:
@@ -176,6 +185,16 @@ def test_the_preprocessing_steps_are_said_in_chinese():
     for picture in (photo, drawing, Image.new("L", (50, 50), 255)):
         for caption, _ in preprocess(picture, card).steps:
             chinese(caption)
+
+
+@pytest.mark.parametrize("name, shape", [("article-cifar10", (3, 32, 32)), ("article-150", (3, 150, 150))])
+def test_the_shape_tables_arithmetic_is_said_in_chinese(name, shape):
+    for row in shape_table(build_model(name, shape, 10), shape):
+        said = translate(row.formula, "zh")
+        assert "param" not in said and ("参数" in said or row.layer == "Flatten"), said
+    assert chinese("⌊(32 + 2·0 − 1·(3−1) − 1)/1⌋ + 1 = 30; params 3·3·3·32 + 32 = 896") == (
+        "⌊(32 + 2·0 − 1·(3−1) − 1)/1⌋ + 1 = 30；参数 3·3·3·32 + 32 = 896")
+    assert chinese("shape unchanged; no parameters") == "形状不变；没有参数"
 
 
 def test_run_messages_compose():

@@ -7,13 +7,22 @@ import torch
 from torch import nn
 
 from dlplay.after_training import compress
-from dlplay.after_training.compress import compression_report, distillation_loss, prunable, prune_model, weight_sparsity
+from dlplay.after_training.compress import (
+    STUDENT,
+    compression_report,
+    distillation_loss,
+    prunable,
+    prune_model,
+    student_share,
+    weight_sparsity,
+)
 from dlplay.after_training.deploy import INT8_FILE, deployment_report, report_images
-from dlplay.checkpoint import load_model_bytes, model_bytes
+from dlplay.checkpoint import ModelCard, load_model_bytes, model_bytes
 from dlplay.classify import load_bundled_model
 from dlplay.data import load_dataset
 from dlplay.device import pick_device
 from dlplay.evaluate import evaluate
+from dlplay.models import CUSTOM, MODELS, build_model
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +116,21 @@ def test_the_int8_form_reuses_the_deployment_reports_file(bundled, tmp_path, mon
 def test_impossible_sparsities_are_refused(sparsity):
     with pytest.raises(ValueError, match="sparsity must be"):
         prune_model(nn.Sequential(nn.Linear(2, 2)), sparsity)
+
+
+@pytest.mark.parametrize("architecture", list(MODELS))
+def test_the_students_share_is_counted_from_both_models(architecture):
+    """The caption's "{student} parameters, {share} of this model's {teacher}" comes from the two models' own
+    parameter counts: a seventh only for the small CNN on digits, far less for the larger ones."""
+    card = ModelCard(architecture, tuple("0123456789"), (1, 28, 28), (0.5,), (0.5,), "mnist5k")
+    student = build_model(CUSTOM, card.input_shape, 10, stack=STUDENT)
+    teacher = build_model(architecture, card.input_shape, 10)
+    assert student_share(card) == (sum(p.numel() for p in student.parameters()),
+                                   sum(p.numel() for p in teacher.parameters()))
+    share = student_share(card)[0] / student_share(card)[1]
+    assert (0.14 < share < 0.15) == (architecture == "small-cnn")
+
+
+def test_the_bundled_models_student_is_a_seventh_of_it(bundled):
+    model, card = bundled
+    assert student_share(card) == (14_410, sum(p.numel() for p in model.parameters())) == (14_410, 98_554)

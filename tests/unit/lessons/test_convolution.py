@@ -206,7 +206,7 @@ def test_first_conv_reads_a_models_filters_and_normalisation():
 def test_shape_tables_match_the_models_real_shapes_and_keras_parameter_counts(name, shape):
     model = build_model(name, shape, 10)
     table = shape_table(model, shape)
-    real = [r for r in summary(model, shape) if r.kind in ("Conv2d", "MaxPool2d", "Flatten", "Linear")]
+    real = [r for r in summary(model, shape) if r.kind in ("Conv2d", "MaxPool2d", "Flatten", "Linear", "Dropout")]
     assert len(table) == len(real)
     for ours, theirs in zip(table, real, strict=True):
         keras_order = theirs.output_shape if len(theirs.output_shape) == 1 else (*theirs.output_shape[1:],
@@ -214,4 +214,8 @@ def test_shape_tables_match_the_models_real_shapes_and_keras_parameter_counts(na
         assert ours.output_shape == keras_order
         assert ours.params == theirs.params
     assert sum(r.params for r in table) == {"article-cifar10": 160_202, "article-150": 3_457_738}[name]
+    # Keras' summary() rows: the ReLUs are inside Conv2D and Dense; the §5.3 model's Dropout(0.5) is a row of its own.
+    assert [r.layer for r in table if r.layer.startswith("Dropout")] == (["Dropout(0.5)"] if name == "article-cifar10"
+                                                                         else [])
+    assert len(table) == {"article-cifar10": 10, "article-150": 11}[name]
     assert table[0].formula.startswith(f"⌊({shape[1]} + 2·0 − 1·(3−1) − 1)/1⌋ + 1 = {shape[1] - 2}")

@@ -99,6 +99,39 @@ def test_penalties_push_each_weight_by_its_sign_or_its_size():
         assert all(torch.allclose(g, e) for g, e in zip(grads, expected, strict=True))
 
 
+@pytest.mark.parametrize("regularizer, rate", [("L1", 0.003), ("L2", 0.01), ("none", 0.01)])
+def test_the_loss_and_the_penalty_are_recorded_apart_and_add_up_to_what_training_minimises(regularizer, rate):
+    """train_losses is the data loss alone; penalties is rate × Σ|w| (L1) or rate × ½Σw² (L2) over the weights, not
+    the biases; their sum is the objective whose gradient an SGD step follows (checked on one full batch)."""
+    points = make_points("circle", 40, 0.1, 0.5, 0)
+    config = NetworkConfig(hidden=(4, 3), activations=("tanh", "ReLU"), regularizer=regularizer, reg_rate=rate,
+                           lr=0.1, batch_size=len(points.train_x))
+    session = Session(points, config, 0)
+    session.train(3)
+    for epoch in range(4):
+        model = session.model_at(epoch)
+        weights = [v for k, v in model.state_dict().items() if k.endswith("weight")]
+        expected = {"L1": rate * sum(w.abs().sum() for w in weights),
+                    "L2": rate * 0.5 * sum((w ** 2).sum() for w in weights), "none": torch.zeros(())}[regularizer]
+        assert session.penalties[epoch] == pytest.approx(float(expected), rel=1e-6)
+        with torch.no_grad():
+            data = F.cross_entropy(model(session.train_inputs), points.train_y)
+        assert session.train_losses[epoch] == pytest.approx(float(data), rel=1e-6)
+    with torch.no_grad():
+        session.model[0].bias.add_(1.0)  # biases are not penalised
+        assert session.penalty_term().item() == pytest.approx(session.penalties[3], rel=1e-6)
+    parameters = dict(session.model.named_parameters())
+    weights = [w for name, w in parameters.items() if name.endswith("weight")]
+    penalty_now = {"L1": lambda: rate * sum(w.abs().sum() for w in weights),
+                   "L2": lambda: rate * 0.5 * sum((w ** 2).sum() for w in weights), "none": lambda: 0.0}[regularizer]()
+    objective = F.cross_entropy(session.model(session.train_inputs), points.train_y) + penalty_now
+    grads = torch.autograd.grad(objective, list(parameters.values()))
+    before = {name: p.detach().clone() for name, p in parameters.items()}
+    session.train(1)
+    for (name, old), grad in zip(before.items(), grads, strict=True):
+        assert torch.allclose(parameters[name].detach(), old - 0.1 * grad, atol=1e-6), name
+
+
 def test_the_circle_is_learned_with_squared_features_and_the_surface_shows_it():
     points = make_points("circle", 300, 0.0, 0.8, seed=0)
     config = NetworkConfig(features=("x₁²", "x₂²"), hidden=(4,), activations=("tanh",), optimizer="Adam", lr=0.03)
