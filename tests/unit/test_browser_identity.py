@@ -1,6 +1,7 @@
 """The middleware that gives each browser its secret: a real ASGI app behind it, driven as a server would."""
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from ui.browser import COOKIE, BrowserCookie, Visitor, cookie_in, owner_of
 
@@ -12,6 +13,13 @@ async def page(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
     await send({"type": "http.response.body", "body": b"<html></html>"})
+
+
+def serve(coroutine) -> None:
+    """Run one ASGI exchange to its end on a thread of its own: the session's browser tests keep an event loop
+    running on the main thread (Playwright's sync API), where `asyncio.run` refuses to start."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, coroutine).result()
 
 
 def request(cookie: str | None = None, kind: str = "http", scheme: str = "http") -> list[dict]:
@@ -26,7 +34,7 @@ def request(cookie: str | None = None, kind: str = "http", scheme: str = "http")
     async def send(message):
         sent.append(message)
 
-    asyncio.run(BrowserCookie(page)(scope, receive, send))
+    serve(BrowserCookie(page)(scope, receive, send))
     return sent
 
 
@@ -67,6 +75,6 @@ def test_a_websocket_carries_the_address_the_server_saw_and_never_one_the_client
 
     scope = {"type": "websocket", "scheme": "ws", "path": "/_stcore/stream", "client": ("10.0.0.7", 5555),
              "headers": [(b"x-dlplay-address", b"1.2.3.4"), (b"cookie", b"a=1")]}
-    asyncio.run(BrowserCookie(app)(scope, None, None))
+    serve(BrowserCookie(app)(scope, None, None))
     assert [v for k, v in seen["headers"] if k == b"x-dlplay-address"] == [b"10.0.0.7"]
     assert (b"cookie", b"a=1") in seen["headers"]
