@@ -93,18 +93,18 @@ def enlarged(picture) -> Image.Image:
 def explain(name: str, picture: Image.Image, model, card) -> None:
     """The preprocessing steps, the top-5 probabilities, and Grad-CAM and saliency maps for one picture."""
     prepared = preprocess(picture, card)
-    st.subheader(_("What the model sees"))
+    st.header(_("What the model sees"))
     for column, (caption, step) in zip(st.columns(len(prepared.steps)), prepared.steps, strict=True):
         column.image(step if step is prepared.steps[0][1] else enlarged(step), caption=say(caption))
     probs = probabilities(model, prepared.batch)[0]
     best = top_k(probs, card.class_names, 5)
-    st.subheader(_("What the model thinks"))
+    st.header(_("What the model thinks"))
     st.markdown(_("**{label}** with probability **{probability}**").format(label=best[0][0],
                                                                           probability=f"{best[0][1]:.1%}") + (
         "" if card.dataset != "mnist5k" or card.input_shape[0] != 1 or name == DRAWING_NAME else
         _(" (a digit model sees every picture as a digit: try one you drew)")))
     st.plotly_chart(charts.bars([n for n, __ in best], [p for __, p in best], horizontal=True, height=240))
-    st.subheader(_("Where it looked"))
+    st.header(_("Where it looked"))
     target = card.class_names.index(best[0][0])
     model_view = prepared.steps[-1][1]
     a, b, c = st.columns(3)
@@ -125,7 +125,7 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
 
 def adversary(batch, label: int, name: str, model, card) -> None:
     """FGSM: push every pixel by ε in the direction that hurts the prediction, and find where it flips."""
-    st.subheader(_("Fooling the model"))
+    st.header(_("Fooling the model"))
     st.caption(_("The fast gradient sign method moves every pixel by ±ε in the direction that most lowers the score "
                  "of the predicted class. Small, structured noise is often enough to change the answer."))
     epsilon = st.slider(_("ε (how far each pixel may move, on a 0..1 scale)"), 0.0, 0.3, 0.05, step=0.01,

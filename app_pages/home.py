@@ -32,7 +32,7 @@ st.markdown(_(
     "trained on real images."
 ))
 
-st.subheader(_("The path through the playground"))
+st.header(_("The path through the playground"))
 st.markdown("\n".join(_(line) for line in (
     N_("1. **Neuron math**: one neuron, then a small network's forward and backward pass, every number checked "
        "against autograd."),
@@ -50,12 +50,12 @@ c.page_link("app_pages/classify.py", label=_("Classify your own picture"), icon=
 st.caption(_("From a terminal, `python -m dlplay train` trains the same small CNN to about 98.5% test accuracy on "
              "the embedded digits in about eight seconds on a laptop CPU."))
 
-st.subheader(_("The training loop"))
+st.header(_("The training loop"))
 st.caption(_("Every page is a piece of this loop: data flows forward, the loss flows back, the optimizer updates."))
 st.graphviz_chart(training_loop_dot())
 
 device = pick_device("auto")
-st.subheader(_("Where your models run"))
+st.header(_("Where your models run"))
 if device.device.type == "cpu":
     st.info(_("**{name}**: no GPU found, so training runs on the processor ({precision}). The embedded digits still "
               "train in seconds.").format(name=device.name, precision=device.precision))
@@ -64,7 +64,7 @@ else:
         name=device.name, kind=device.device.type.upper(), precision=device.precision))
 
 digits = state.dataset("mnist5k")
-st.subheader(_("The data: 5,000 real handwritten digits, built in"))
+st.header(_("The data: 5,000 real handwritten digits, built in"))
 st.markdown(_(
     "`mnist5k` holds **{train:,} training** and **{test:,} test** digits, {train_each} and {test_each} per class, so "
     "every training feature works offline. Two training examples of each class:"
