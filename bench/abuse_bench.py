@@ -15,11 +15,14 @@ Phases, on one fresh server:
 Printed: each hostile step's outcome (the page's first sentence) and seconds; the Streamlit process's peak memory
 above idle (goal < 1.5 GB) and each worker's peak; the bystander's median page time against idle (goal ≤ 3×); the
 learners' Train-to-done under attack against the baseline (goal ≤ 1.3×); and whether the server stayed up.
-The machine is shared by the server, the workers and three Chromiums, as in the crowd bench's co-located mode.
+The browsers stand for learners' own machines: the server and its workers run on half of the cores, the three
+Chromiums on the other half (with --one-machine they share every core, and the attacker's own tabs then take the
+learners' CPU: on 2 cores, 10 epochs took 11 minutes instead of 17 s).
 """
 import argparse
 import io
 import json
+import os
 import statistics
 import struct
 import sys
@@ -65,13 +68,39 @@ def command(pid: int) -> str:
         return "?"
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time so far (user + system), in seconds; None once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def every_process() -> set[int]:
+    """Every live process on the machine."""
+    return {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+
+
+def is_browser(pid: int) -> bool:
+    """Whether a process is one of the bench's browsers (Chromium, or Playwright's driver)."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return False
+    return name.startswith(("chrom", "node"))
+
+
 class Monitor(threading.Thread):
-    """Samples the server's memory and its workers' every 0.2 s; notes whether the server is alive."""
+    """Samples the server's memory and its workers' every 0.2 s, and the CPU time of the server, of its workers
+    (training and labs), of the browsers and of anything else; notes whether the server is alive."""
 
     def __init__(self, server):
         super().__init__(daemon=True)
         self.server, self.stop, self.server_peak, self.workers = server, threading.Event(), 0.0, {}
         self.died = False
+        self.cpu_start = {pid: cpu_seconds(pid) or 0.0 for pid in every_process()}
+        self.cpu_last: dict[int, tuple[str, float]] = {}
 
     def run(self) -> None:
         while not self.stop.wait(0.2):
@@ -79,9 +108,22 @@ class Monitor(threading.Thread):
                 self.died = True
                 return
             self.server_peak = max(self.server_peak, rss_mb(self.server.pid))
-            for pid in descendants(self.server.pid):
+            workers = descendants(self.server.pid)
+            for pid in workers:
                 name, peak = self.workers.get(pid, (command(pid), 0.0))
                 self.workers[pid] = (name, max(peak, rss_mb(pid)))
+            for pid in every_process():
+                if (seconds := cpu_seconds(pid)) is not None:
+                    group = ("server" if pid == self.server.pid else "workers" if pid in workers
+                             else "browsers" if is_browser(pid) else "other")
+                    self.cpu_last[pid] = (group, seconds)
+
+    def cpu_by_group(self) -> dict[str, float]:
+        """CPU seconds spent since the monitor was made: by the server, its workers, the browsers, and the rest."""
+        spent: dict[str, float] = {}
+        for pid, (group, seconds) in self.cpu_last.items():
+            spent[group] = spent.get(group, 0.0) + seconds - self.cpu_start.get(pid, 0.0)
+        return spent
 
 
 def page_seconds(browser, url: str) -> float:
@@ -112,14 +154,14 @@ def press_all(pages, epochs: int) -> list[float]:
     for page in pages:
         for label, value in (("Epochs", epochs), ("Pause after epoch", 0)):
             field = page.get_by_role("spinbutton", name=label, exact=True)
-            field.fill(str(value))
-            field.press("Enter")
+            field.fill(str(value), timeout=300_000)
+            field.press("Enter", timeout=300_000)
             page.wait_for_selector(SCRIPT_DONE, timeout=120_000)
     clicks = []
     for page in pages:
         page.evaluate(DONE_WATCH)
         clicks.append(page.evaluate("Date.now()"))
-        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_role("button", name="Train", exact=True).click(timeout=300_000)
     return clicks
 
 
@@ -270,7 +312,7 @@ def tabs_press_train(context, url: str, tabs: int) -> int:
         page = context.new_page()
         page.goto(f"{url}/trainer")
         page.wait_for_selector(SCRIPT_DONE, timeout=300_000)
-        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_role("button", name="Train", exact=True).click(timeout=300_000)
         pages.append(page)
     settle(pages[-1])
     refused = sum("already has" in first_sentence(p) for p in pages)
@@ -336,11 +378,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--one-machine", action="store_true",
+                        help="let the browsers share every core with the server, instead of a core of their own")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as runs, streamlit_server(env={"DLPLAY_RUNS_DIR": runs}) as (url, server), \
-            sync_playwright() as playwright:
+    cores = sorted(os.sched_getaffinity(0))
+    split = not args.one_machine and len(cores) >= 2
+    if split:  # the server and its workers on one half of the cores, every browser on the other half
+        os.sched_setaffinity(0, cores[:len(cores) // 2])
+    with tempfile.TemporaryDirectory() as runs, streamlit_server(env={"DLPLAY_RUNS_DIR": runs}) as (url, server):
+        if split:
+            os.sched_setaffinity(0, cores[len(cores) // 2:])
+        print(f"the server on cores {sorted(os.sched_getaffinity(server.pid))}, the browsers on "
+              f"{sorted(os.sched_getaffinity(0))}")
+        measure(url, server, args)
+
+
+def measure(url: str, server, args) -> None:
+    """The three phases against one running server."""
+    with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        monitor = Monitor(server)
         page_seconds(browser, url)  # the first page pays the imports
         time.sleep(3)
         idle_rss = rss_mb(server.pid)
@@ -354,6 +410,8 @@ def main() -> None:
         print(f"baseline: two learners, Train to done: {', '.join(f'{s:.1f} s' for s in baseline)}")
         learners = open_learners(browser, url)  # two learners again, each in a fresh browser
 
+        monitor = Monitor(server)  # from here on: the attack phase
+        attack_start = time.monotonic()
         monitor.start()
         log, attacker_done = [], threading.Event()
         attacker = threading.Thread(target=attack, args=(url, log, attacker_done), daemon=True)
@@ -375,6 +433,9 @@ def main() -> None:
         print("\npeak memory of the server's other processes (workers are forked from the zygote, and named as it):")
         for pid, (name, peak) in sorted(monitor.workers.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {pid:>7} {peak:7,.0f} MB  {name}")
+        spent = monitor.cpu_by_group()
+        print(f"\nCPU seconds during the attack phase ({time.monotonic() - attack_start:.0f} s on "
+              f"{os.cpu_count()} cores): " + ", ".join(f"{group} {seconds:,.0f}" for group, seconds in spent.items()))
         above = monitor.server_peak - idle_rss
         page_ratio = statistics.median(loads) / idle_page
         run_ratio = max(attacked) / max(baseline) if attacked else float("inf")

@@ -31,6 +31,7 @@ from dlplay.userdata import ZipRejected, import_zip
 ZIP_FILE, DATASET_FILE = "upload.zip", "dataset.safetensors"
 LOG_FILE = "lab.log"
 REPORT_SECONDS = 0.25  # progress reports at most this often
+LAB_NICENESS = 5  # below training runs: a lab beside a run takes what the run leaves, so runs keep their pace
 Report = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
 OUT_OF_MEMORY = "The lab ran out of memory; run it again when fewer labs and runs are going."
 
@@ -129,6 +130,8 @@ def serve_lab(conn: Connection, request: dict) -> None:
     os.dup2(log.fileno(), 2)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
     torch.set_num_threads(request["threads"])
+    if hasattr(os, "nice"):
+        os.nice(LAB_NICENESS)
     lock, last = threading.Lock(), [0.0]
 
     def emit(event: dict) -> None:

@@ -12,10 +12,11 @@ from dlplay.after_training.deploy import deployment_report, report_images
 from dlplay.classify import BUNDLED_MODEL, load_bundled_model
 from dlplay.data import load_dataset, read_dataset
 from dlplay.training.jobs import AlreadyTraining, RunConfig, RunStatus, RunStore, Scheduler
-from dlplay.training.jobs.labs import DATASET_FILE, ZIP_FILE, read_result
+from dlplay.training.jobs.labs import DATASET_FILE, LAB_NICENESS, ZIP_FILE, read_result
 from dlplay.training.jobs.lane import LabLane
 from dlplay.training.jobs.local_backend import LocalBackend
 from dlplay.training.jobs.spec import steps_per_epoch
+from dlplay.training.jobs.zygote import NICENESS
 from helpers import class_folders_zip, held, wait_until
 
 pytestmark = pytest.mark.slow  # worker processes
@@ -84,6 +85,8 @@ def test_labs_queue_with_a_place_and_cancel_while_waiting_or_running(lane):
     first = lane.submit("federated", long, "alice")
     wait_until(lambda: first.snapshot().fraction > 0, timeout=120)  # running, and it reports how far it is
     assert first.snapshot().status is RunStatus.RUNNING and "round" in first.snapshot().text
+    # below training workers, which are below the server: a lab beside a run takes what the run leaves
+    assert os.getpriority(os.PRIO_PROCESS, first.handle.pid) == min(19, os.nice(0) + NICENESS + LAB_NICENESS)
     with pytest.raises(AlreadyTraining, match="already has a lab"):
         lane.submit("transfer", {"freeze": "none", "pretrain_epochs": 1}, "alice")
     second = lane.submit("transfer", {"freeze": "none", "pretrain_epochs": 1}, "bob")
