@@ -95,7 +95,8 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
     prepared = preprocess(picture, card)
     st.header(_("What the model sees"))
     for column, (caption, step) in zip(st.columns(len(prepared.steps)), prepared.steps, strict=True):
-        column.image(step if step is prepared.steps[0][1] else enlarged(step), caption=say(caption))
+        column.image(step if step is prepared.steps[0][1] else enlarged(step), caption=say(caption),
+                     alt=_("{picture}, preprocessing step: {step}").format(picture=name, step=say(caption)))
     probs = probabilities(model, prepared.batch)[0]
     best = top_k(probs, card.class_names, 5)
     st.header(_("What the model thinks"))
@@ -108,11 +109,12 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
     target = card.class_names.index(best[0][0])
     model_view = prepared.steps[-1][1]
     a, b, c = st.columns(3)
-    a.image(enlarged(model_view), caption=_("the model's input"))
-    b.image(enlarged(overlay(model_view, grad_cam(model, prepared.batch, target))),
-            caption=_("Grad-CAM for “{label}”: the regions that raised its score").format(label=best[0][0]))
-    c.image(enlarged(overlay(model_view, saliency(model, prepared.batch, target))),
-            caption=_("saliency: the pixels whose change moves the score most"))
+    looked = (_("the model's input"),
+              _("Grad-CAM for “{label}”: the regions that raised its score").format(label=best[0][0]),
+              _("saliency: the pixels whose change moves the score most"))
+    a.image(enlarged(model_view), caption=looked[0], alt=looked[0])
+    b.image(enlarged(overlay(model_view, grad_cam(model, prepared.batch, target))), caption=looked[1], alt=looked[1])
+    c.image(enlarged(overlay(model_view, saliency(model, prepared.batch, target))), caption=looked[2], alt=looked[2])
     with st.expander(_("Inside: what each convolutional block outputs for this picture")):
         device = pick_device(next(model.parameters()).device.type)
         for layer, maps in feature_maps(model, as_uint8(prepared.batch), device):
@@ -134,9 +136,10 @@ def adversary(batch, label: int, name: str, model, card) -> None:
     moved = fgsm(model, batch, label, epsilon)
     now = top_k(probabilities(model, moved)[0], card.class_names, 1)[0]
     a, b, c = st.columns(3)
-    a.image(enlarged(perturbation_picture(batch, moved, epsilon)),
-            caption=_("the perturbation (±{epsilon}, grey is 0)").format(epsilon=f"{epsilon:.2f}"))
-    b.image(enlarged(to_picture(moved)), caption=_("the picture the model now sees"))
+    fooled = (_("the perturbation (±{epsilon}, grey is 0)").format(epsilon=f"{epsilon:.2f}"),
+              _("the picture the model now sees"))
+    a.image(enlarged(perturbation_picture(batch, moved, epsilon)), caption=fooled[0], alt=fooled[0])
+    b.image(enlarged(to_picture(moved)), caption=fooled[1], alt=fooled[1])
     c.markdown(_("Now read as **{label}** ({probability})").format(label=now[0], probability=f"{now[1]:.0%}")
                + (_(" — fooled!") if now[0] != name else _(" — still right.")))
     c.markdown(_("The reading of “{label}” flips at **ε = {epsilon}**.").format(label=name, epsilon=f"{flips:.2f}")

@@ -74,6 +74,7 @@ preview = sample_per_class(digits.train, per_class=2, seed=0)
 pictures, labels = to_display(preview.images), preview.labels.tolist()
 for class_index, column in enumerate(st.columns(digits.num_classes)):
     picks = [picture for picture, label in zip(pictures, labels, strict=True) if label == class_index]
-    column.image(picks, caption=[_("label {name}").format(name=digits.class_names[class_index])] * len(picks), width=64,
-                 output_format="PNG")
+    name = digits.class_names[class_index]
+    column.image(picks, caption=[_("label {name}").format(name=name)] * len(picks), width=64, output_format="PNG",
+                 alt=[_("a handwritten {name} from the training set").format(name=name)] * len(picks))
 st.caption("MNIST © Y. LeCun, C. Cortes, C. J. C. Burges, CC BY-SA 3.0.")
