@@ -2,7 +2,7 @@
 all the same margins, colours and legend."""
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,11 +152,14 @@ def spans_decades(values: Sequence[float]) -> bool:
 
 def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, x_title: str = "",
           y_title: str = "", title: str | None = None, log_y: bool | None = None, height: int = 300,
-          mark_x: float | None = None, y_range: tuple[float, float] | None = None) -> go.Figure:
+          mark_x: float | None = None, y_range: tuple[float, float] | None = None,
+          dashed: Collection[str] = ()) -> go.Figure:
     """One line per named series (against `x`, or their index); a log y axis when asked, or (log_y None) when the
-    values span more than two decades; `mark_x` draws a dotted vertical line; `y_range` holds the y axis."""
+    values span more than two decades; `mark_x` draws a dotted vertical line; `y_range` holds the y axis; the series
+    named in `dashed` are dashed, so that a line drawn under them shows between the dashes."""
     log = spans_decades([v for ys in series.values() for v in ys]) if log_y is None else log_y
-    fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name))
+    fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name),
+                                line=dict(dash="dash", width=3) if name in dashed else None)
                      for name, ys in series.items()])
     fig.update_layout(height=height, title=title, xaxis_title=x_title, margin=dict(t=30 if title else 10),
                       yaxis=dict(title=_("{title} (log scale)").format(title=y_title) if log and y_title else y_title,
