@@ -8,6 +8,7 @@ from dlplay.lessons.activations import (
     ACTIVATIONS,
     INITS,
     activation_race,
+    covering,
     curves,
     deep_mlp,
     gradient_flow,
@@ -28,10 +29,14 @@ def curves_section() -> None:
                             key="activations.curves.choice")
     at = st.slider(_("Read off at x"), -5.0, 5.0, 1.0, 0.1, key="activations.curves.x")
     xs, shapes = curves(chosen)
+    values, slopes = ({n: pair[i] for n, pair in shapes.items()} for i in (0, 1))
     left, right = st.columns(2)
-    left.plotly_chart(charts.lines({n: f for n, (f, __) in shapes.items()}, xs, "x", title="f(x)", mark_x=at))
-    right.plotly_chart(charts.lines({n: df for n, (__, df) in shapes.items()}, xs, "x", title=_("f′(x), from autograd"),
-                                    mark_x=at))
+    left.plotly_chart(charts.lines(values, xs, "x", title="f(x)", mark_x=at, dashed=covering(values)))
+    right.plotly_chart(charts.lines(slopes, xs, "x", title=_("f′(x), from autograd"), mark_x=at,
+                                    dashed=covering(slopes)))
+    for name, under in covering(values).items():
+        st.caption(_("{name} is dashed: at this scale it lies on {under}, which shows between its dashes.").format(
+            name=name, under=under))
     st.dataframe(values_at(chosen, at), hide_index=True)
     for name in chosen:
         st.latex(rf"\text{{{name}}}(x) = {ACTIVATIONS[name][1]}")

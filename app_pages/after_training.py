@@ -266,7 +266,10 @@ def transfer_section() -> None:
 st.title(_("After training"))
 st.caption(_("Where a trained model goes next (the article's §8): out of PyTorch and onto any device, and smaller."))
 models = state.trained_models()
-picked = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="after_training.model")
+picked = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="after_training.model",
+                      help=_("Sections 1 and 2 only: FedAvg and transfer learning train their own small CNN."))
+st.caption(_("This model is the one sections 1 and 2 deploy and compress. Sections 3 and 4 (federated averaging and "
+             "transfer learning) do not use it: they train their own small CNN on mnist5k's digits."))
 chosen_card = read_card(state.trained_model_file(picked))  # the labs load the model itself in a worker
 deploy_section(picked, chosen_card)
 compress_section(picked, chosen_card)

@@ -24,14 +24,17 @@ from dlplay.lessons.convolution import (
     picture_planes,
     relu,
     shape_table,
+    strongest,
     window_indices,
 )
 from dlplay.limits import limits
 from dlplay.models import build_model
 from ui import charts, state
 from ui.i18n import N_, _, say, translated, translator
+from ui.state import ConvolutionState
 
-ROW, COL = "convolution.row", "convolution.col"  # the kernel's position, moved by the sliders and the step buttons
+PAGE = ConvolutionState()
+ROW, COL = PAGE.key("row"), PAGE.key("col")  # the kernel's position, moved by the sliders and the step buttons
 CHANNEL_NAMES = {1: [N_("grey")], 3: [N_("red"), N_("green"), N_("blue")]}
 TYPED_DEFAULT = "1 0 -1\n1 0 -1\n1 0 -1"
 PADDINGS = ["valid", "same", 1, 2, 3]
@@ -51,17 +54,22 @@ def choose_picture() -> tuple[str, Image.Image | np.ndarray] | None:
         name = st.selectbox(_("Photo"), sorted(SAMPLE_CREDITS), format_func=translated(SAMPLE_CREDITS),
                             key="convolution.photo")
         data = (SAMPLE_PHOTOS / name).read_bytes()
+        alt = _(SAMPLE_CREDITS[name])
     else:
         uploaded = st.file_uploader(_("A picture (PNG, JPEG, WebP, BMP or GIF)"), key="convolution.upload")
         if uploaded is None:
             st.info(_("Upload a picture to convolve it."))
             return None
         name, data = uploaded.name, uploaded.getvalue()
+        alt = name
     try:
-        return name, decode_image(data, draft_size=(256, 256))
+        photo = decode_image(data, draft_size=(256, 256))
     except ImageRejected as err:
         st.error(f"{name}: {say(str(err))}")
         return None
+    st.image(picture_planes(photo, 320, 3).transpose(1, 2, 0), width="stretch", alt=alt,  # the photo as a photo
+             caption=_("The convolution sees this picture scaled down to the picture size set below."))
+    return name, photo
 
 
 def choose_kernel():
@@ -76,12 +84,15 @@ def choose_kernel():
         text = st.text_area(_("Kernel rows (any square up to 7×7: numbers split by spaces, one row per line)"),
                             TYPED_DEFAULT,
                             key="convolution.typed", height=130, max_chars=limits().kernel_chars)
-        bias = st.number_input(_("Bias"), -10.0, 10.0, 0.0, 0.1, key="convolution.bias")
+        label = _("your kernel")
         try:
-            return _("your kernel"), parse_kernel(text), bias, None
-        except ValueError as err:
+            PAGE.typed_kernel = parse_kernel(text)
+        except ValueError as err:  # said beside the field; the pictures keep the last kernel that could be used
             st.error(_("This kernel cannot be used: {reason}.").format(reason=say(str(err))))
-            return None
+            label = _("your last usable kernel")
+        bias = st.number_input(_("Bias"), -10.0, 10.0, 0.0, 0.1, key="convolution.bias")
+        kernel = PAGE.typed_kernel if PAGE.typed_kernel is not None else parse_kernel(TYPED_DEFAULT)
+        return label, kernel, bias, None
     models = state.trained_models()
     key = st.selectbox(_("Model"), list(models), format_func=lambda k: models[k][0], key="convolution.model")
     label, load = models[key]
@@ -102,10 +113,9 @@ def kernel_planes(kernel: np.ndarray, channels: int) -> np.ndarray:
     return kernel if kernel.ndim == 3 else np.repeat(kernel[None], channels, axis=0)
 
 
-def position_slider(column, label: str, key: str, count: int, start: int) -> int:
-    """A slider over 0..count-1, starting at `start` and kept within range when the map shrinks (one position
-    needs no slider)."""
-    st.session_state[key] = min(st.session_state.get(key, start), count - 1)
+def position_slider(column, label: str, key: str, count: int) -> int:
+    """A slider over 0..count-1, kept within range (one position needs no slider)."""
+    st.session_state[key] = min(st.session_state.get(key, 0), count - 1)
     if count == 1:
         column.caption(_("{label}: 0 (the only one)").format(label=label))
         return 0
@@ -186,9 +196,12 @@ def kernel_window(setup: Setup, padded: np.ndarray, pads_: tuple, output: np.nda
     returns the step's numbers and the position."""
     (row_pads, col_pads), (out_h, out_w) = pads_, output.shape
     left, right, back, forward = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
-    strongest = divmod(int(np.abs(output).argmax()), out_w)  # where to start: something happens there
-    row = position_slider(left, _("Output row"), ROW, out_h, strongest[0])
-    col = position_slider(right, _("Output column"), COL, out_w, strongest[1])
+    layout = (setup.name, output.shape, setup.stride, setup.padding, setup.dilation)
+    if PAGE.layout != layout:  # a new picture or a new stride, padding or dilation: start where something happens
+        PAGE.layout = layout
+        st.session_state[ROW], st.session_state[COL] = strongest(output)
+    row = position_slider(left, _("Output row"), ROW, out_h)
+    col = position_slider(right, _("Output column"), COL, out_w)
     back.button(_("◀ Step"), on_click=step, args=(out_h, out_w, -1), key="convolution.back", width="stretch")
     forward.button(_("Step ▶"), on_click=step, args=(out_h, out_w, 1), key="convolution.next", width="stretch")
     result = conv_step(padded, setup.weight, setup.bias, row, col, setup.stride, setup.dilation)

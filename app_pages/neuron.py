@@ -32,6 +32,7 @@ from ui.state import NeuronState
 
 PAGE = NeuronState()
 STAGES = (N_("forward"), N_("loss"), N_("backward"), N_("update"))
+STAGE = PAGE.key("net.stage")  # the loop stepper's radio
 SLIPS = {
     N_("where"): ["§3.2", "§3.2", "§3.2", "§3.3", "§4.2", "§4.2", "§4.2"],
     N_("the article writes"): [
@@ -86,6 +87,25 @@ def replace_network(net: Network) -> None:
     """Store new weights and start fresh weight tables."""
     PAGE.net = net
     PAGE.version += 1
+
+
+def take_step(x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+    """One SGD step of the network shown, and the loop stepper back at its forward pass: the SGD button's step and
+    the loop's Next after the update are the same step of the same network."""
+    net: Network = PAGE.net
+    f = forward(net, x, y)
+    PAGE.last_loss = float(f.loss)
+    replace_network(sgd_step(net, backward(net, x, y, f), lr))
+    st.session_state[STAGE] = "forward"
+
+
+def next_stage(x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+    """The loop stepper's Next: the next stage; after the update, the step itself, and the loop starts again."""
+    stage = st.session_state[STAGE]
+    if stage == STAGES[-1]:
+        take_step(x, y, lr)
+    else:
+        st.session_state[STAGE] = STAGES[STAGES.index(stage) + 1]
 
 
 def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
@@ -198,10 +218,7 @@ def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: f
     a.metric(_("Loss"), f"{loss_now:.4f}", delta=None if PAGE.last_loss is None else
              _("{change} after the last step").format(change=f"{loss_now - PAGE.last_loss:+.4f}"),
              delta_color="inverse")
-    if b.button(_("Take one SGD step: θ ← θ − α ∂L/∂θ"), key="neuron.net.step"):
-        PAGE.last_loss = loss_now
-        replace_network(sgd_step(net, backward(net, x, y, forward(net, x, y)), lr))
-        st.rerun()
+    b.button(_("Take one SGD step: θ ← θ − α ∂L/∂θ"), key="neuron.net.step", on_click=take_step, args=(x, y, lr))
     steps = st.slider(_("Train N steps"), 1, 200, 50, key="neuron.net.steps")
     single = train(net, x, y, lr, steps)[1]
     batch_x, batch_y = binary_batch(8, seed=1)
@@ -258,10 +275,14 @@ st.header(_("2. The article's network: 3 inputs → 3 hidden (ReLU) → 2 output
 net, x, y = network_controls()
 f = forward(net, x, y)
 grads = backward(net, x, y, f)
-a, b = st.columns([3, 1])
-stage = a.radio(_("Step through the loop"), STAGES, horizontal=True, format_func=translator(), key="neuron.net.stage")
-lr = b.select_slider(_("Learning rate α"), [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3, key="neuron.net.lr")
+a, b, c = st.columns([3, 1, 1.4], vertical_alignment="bottom")
+stage = a.radio(_("Step through the loop"), STAGES, horizontal=True, format_func=translator(), key=STAGE)
+lr = c.select_slider(_("Learning rate α"), [0.01, 0.03, 0.1, 0.3, 1.0, 3.0], value=0.3, key="neuron.net.lr")
+b.button(_("Next ▶"), key="neuron.net.next", on_click=next_stage, args=(x, y, lr), width="stretch")
 st.graphviz_chart(loop_diagram(stage))
+if stage == STAGES[-1]:
+    st.caption(_("Next takes this step, the same as the SGD step button below, and starts the loop again with the new "
+                 "weights."))
 if stage == "forward":
     forward_section(net, x, y, f)
 elif stage == "loss":

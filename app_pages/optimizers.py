@@ -64,16 +64,16 @@ def race_section() -> None:
                                 key="optimizers.race.tolerance")
     schedule = c.selectbox(_("Learning-rate schedule"), list(SCHEDULES), key="optimizers.race.schedule",
                            format_func=shown_as({n: f"{n}: {_(what)}" for n, what in SCHEDULES.items()}))
-    upto = st.slider(_("Show the paths up to step"), 0, steps, steps, key=f"optimizers.race.upto.{steps}")
     if not chosen:
         st.info(_("Pick at least one optimizer to race."))
         return
     if schedule == "onecycle" and any(settings[n].get("momentum") or "betas" in settings[n] for n in chosen):
         st.caption(_("One-cycle also cycles the momentum (0.95 → 0.85 → 0.95) of the optimizers that have one; "
                      "plain SGD, RMSprop and Adagrad keep none."))
-    paths = race(surface, chosen, (x0, y0), steps, settings, tolerance, schedule, state_step=max(1, upto))
-    st.plotly_chart(charts.race_contour(*log_grid(surface), surface.minima,
-                                        {p.name: p.points[:upto + 1] for p in paths}, surface.x_range, surface.y_range))
+    paths = race(surface, chosen, (x0, y0), steps, settings, tolerance, schedule, state_step=steps)
+    st.plotly_chart(charts.race_contour(*log_grid(surface), surface.minima, {p.name: p.points for p in paths},
+                                        surface.x_range, surface.y_range), key="optimizers.race.chart")
+    st.caption(_("Press Play under the drawing to watch the race step by step, or drag its slider."))
     loss_chart(paths, surface)
     final, reached = _("final loss"), _("steps to tolerance")
     st.dataframe([{_("optimizer"): p.name, "lr": settings[p.name]["lr"], reached: p.reached_at,
@@ -83,7 +83,7 @@ def race_section() -> None:
                                     help=_("Empty: the loss never came within the tolerance of the minimum."))})
     who = st.selectbox(_("Internal state of"), chosen, key="optimizers.race.state")
     path = next(p for p in paths if p.name == who)
-    at = max(1, min(upto, len(path.points) - 1))
+    at = len(path.points) - 1  # the last step it took: `steps`, or where it stopped
     kept = "; ".join(f"{k} = [{v[0]:.4g}, {v[1]:.4g}]" for k, v in path.state.items()) or _("plain SGD keeps no state")
     st.caption(_("{optimizer} after step {step}: {state}").format(optimizer=who, step=at, state=kept))
 
@@ -94,8 +94,8 @@ def loss_chart(paths, surface) -> None:
     st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title=_("step"), y_title=_("loss"),
                                  y_range=held))
     if held:
-        st.caption(_("This surface has no bottom: the loss axis is held to the values f takes on the square above, "
-                     "and a curve that drops off the chart has left the square, sliding downhill for ever."))
+        st.caption(_("This surface has no bottom: off the square above it falls for ever, so a run ends where it "
+                     "leaves the square, and the loss axis is held to the values f takes on it."))
 
 
 def learning_rate_section() -> None:

@@ -2,7 +2,7 @@
 all the same margins, colours and legend."""
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,11 +152,14 @@ def spans_decades(values: Sequence[float]) -> bool:
 
 def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, x_title: str = "",
           y_title: str = "", title: str | None = None, log_y: bool | None = None, height: int = 300,
-          mark_x: float | None = None, y_range: tuple[float, float] | None = None) -> go.Figure:
+          mark_x: float | None = None, y_range: tuple[float, float] | None = None,
+          dashed: Collection[str] = ()) -> go.Figure:
     """One line per named series (against `x`, or their index); a log y axis when asked, or (log_y None) when the
-    values span more than two decades; `mark_x` draws a dotted vertical line; `y_range` holds the y axis."""
+    values span more than two decades; `mark_x` draws a dotted vertical line; `y_range` holds the y axis; the series
+    named in `dashed` are dashed, so that a line drawn under them shows between the dashes."""
     log = spans_decades([v for ys in series.values() for v in ys]) if log_y is None else log_y
-    fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name))
+    fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name),
+                                line=dict(dash="dash", width=3) if name in dashed else None)
                      for name, ys in series.items()])
     fig.update_layout(height=height, title=title, xaxis_title=x_title, margin=dict(t=30 if title else 10),
                       yaxis=dict(title=_("{title} (log scale)").format(title=y_title) if log and y_title else y_title,
@@ -198,18 +201,41 @@ def per_layer_boxes(samples: Sequence[Sequence[float]], title: str) -> go.Figure
 
 def race_contour(x: Sequence[float], y: Sequence[float], z: Sequence[Sequence[float]],
                  minima: Sequence[tuple[float, float]], paths: dict[str, Sequence[tuple[float, float]]],
-                 x_range: tuple[float, float], y_range: tuple[float, float]) -> go.Figure:
-    """A loss surface's contour lines (z as given, e.g. log-scaled), its minima as stars, and each named path."""
+                 x_range: tuple[float, float], y_range: tuple[float, float], frames: int = 40) -> go.Figure:
+    """A loss surface's contour lines (z as given, e.g. log-scaled), its minima as stars, and each named path, drawn
+    whole and replayed in the browser (Plotly frames up to `frames` evenly spaced steps, a Play button and a step
+    slider: no trip to the server per step)."""
     fig = go.Figure(go.Contour(x=list(x), y=list(y), z=z, colorscale="Greys", showscale=False,
                                contours=dict(coloring="lines"), hoverinfo="skip", ncontours=30))
     if minima:
         fig.add_trace(go.Scatter(x=[m[0] for m in minima], y=[m[1] for m in minima], mode="markers", name=_("minimum"),
                                  marker=dict(symbol="star", size=14, color="gold", line=dict(color="black", width=1))))
-    for i, (name, points) in enumerate(paths.items()):
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
-                                 marker=dict(size=3), line=dict(color=PALETTE[i % len(PALETTE)]), name=text(name)))
-    fig.update_layout(height=480, margin=dict(t=10), xaxis=dict(range=x_range), yaxis=dict(range=y_range),
-                      legend=dict(y=-0.12))
+    first = len(fig.data)
+
+    def upto(step: int) -> list[go.Scatter]:
+        """The paths' traces as far as `step` (coordinates to 4 decimals: the frames stay small)."""
+        return [go.Scatter(x=[round(p[0], 4) for p in points[:step + 1]], y=[round(p[1], 4) for p in points[:step + 1]])
+                for points in paths.values()]
+
+    last = max((len(points) for points in paths.values()), default=1) - 1
+    steps = sorted({round(i * last / frames) for i in range(frames + 1)})
+    for i, (name, trace) in enumerate(zip(paths, upto(last), strict=True)):
+        fig.add_trace(trace.update(mode="lines+markers", marker=dict(size=3), name=text(name),
+                                   line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig.frames = [go.Frame(name=str(step), data=upto(step), traces=list(range(first, len(fig.data)))) for step in steps]
+    still = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
+    fig.update_layout(
+        height=540, margin=dict(t=10), xaxis=dict(range=x_range), yaxis=dict(range=y_range),
+        legend=dict(orientation="h", y=-0.28),
+        updatemenus=[dict(type="buttons", direction="left", x=0, xanchor="left", y=-0.08, yanchor="top",
+                          showactive=False, pad=dict(t=20), buttons=[
+                              dict(label="▶ " + _("Play"), method="animate",
+                                   args=[None, dict(frame=dict(duration=100, redraw=False), transition=dict(duration=0),
+                                                    fromcurrent=False, mode="immediate")]),
+                              dict(label="❚❚ " + _("Pause"), method="animate", args=[[None], still])])],
+        sliders=[dict(active=len(steps) - 1, x=0.2, len=0.8, y=-0.08, yanchor="top", pad=dict(t=10),
+                      currentvalue=dict(prefix=_("step") + " "),
+                      steps=[dict(label=str(step), method="animate", args=[[str(step)], still]) for step in steps])])
     return fig
 
 

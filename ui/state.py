@@ -159,6 +159,14 @@ class NeuronState(PageState):
     last_loss = Field(None)  # the loss before the last SGD step
 
 
+class ConvolutionState(PageState):
+    """Convolution: the last typed kernel that could be used, and the layout the kernel's position belongs to."""
+
+    page = "convolution"
+    typed_kernel = Field(None)  # drawn while the typed text cannot be used
+    layout = Field(None)  # (picture, output shape, stride, padding, dilation): a new one starts at the strongest pixel
+
+
 class ActivationsState(PageState):
     """Activations: the last race."""
 

@@ -103,7 +103,7 @@ def playground_session(verdict: Verdict) -> str:
 def optimizer_outcome(path: Path2D) -> str:
     """How an optimizer's run on a surface ended."""
     if path.escaped_at is not None:
-        return _("escaped downhill at step {step}").format(step=path.escaped_at)
+        return _("ran off the surface at step {step}, still falling").format(step=path.escaped_at)
     if path.diverged_at is not None:
         return _("diverged at step {step}").format(step=path.diverged_at)
     return _("finished")

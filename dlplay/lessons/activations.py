@@ -40,6 +40,20 @@ def curves(names, low: float = -5.0, high: float = 5.0, points: int = 201) -> tu
     return xs.tolist(), {name: tuple(t.tolist() for t in curve(name, xs)) for name in names}
 
 
+def covering(series: dict[str, list[float]], within: float = 0.02) -> dict[str, str]:
+    """The curves that lie within `within` of the chart's height of a curve listed before them at every x (LeakyReLU
+    on ReLU), each with the curve it would hide if drawn solid over it."""
+    values = [v for ys in series.values() for v in ys]
+    tolerance = within * ((max(values) - min(values)) if values else 0.0)
+    found = {}
+    for i, (name, ys) in enumerate(series.items()):
+        under = next((other for other, zs in list(series.items())[:i]
+                      if max(abs(a - b) for a, b in zip(ys, zs, strict=True)) <= tolerance), None)
+        if under is not None:
+            found[name] = under
+    return found
+
+
 def values_at(names, x: float) -> list[dict]:
     """f(x) and f'(x) of each activation at one x, as table rows."""
     point = torch.tensor([x], dtype=torch.float64)

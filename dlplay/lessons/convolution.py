@@ -89,6 +89,13 @@ def conv_step(padded: np.ndarray, kernel: np.ndarray, bias: float, row: int, col
     return ConvStep(rows, cols, window, products, channel_sums, float(bias), float(channel_sums.sum() + bias))
 
 
+def strongest(output: np.ndarray) -> tuple[int, int]:
+    """(row, column) of an output map's largest |value|, the first in reading order on a tie: where the kernel
+    finds most, so where a learner's look at one position starts."""
+    row, col = divmod(int(np.abs(output).argmax()), output.shape[1])
+    return row, col
+
+
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: int = 1,
            padding: int | str = 0, dilation: int = 1) -> np.ndarray:
     """A whole convolution (strictly, cross-correlation, as in every deep-learning library): (C, H, W) input,

@@ -22,6 +22,10 @@ class Surface:
     formula: str  # LaTeX
     bounded: bool = True  # False for a surface that falls away forever (the saddle): running off is escaping
 
+    def holds(self, x: float, y: float) -> bool:
+        """Whether (x, y) lies on the plotted square, where an unbounded surface is defined for the race."""
+        return self.x_range[0] <= x <= self.x_range[1] and self.y_range[0] <= y <= self.y_range[1]
+
 
 SURFACES: dict[str, Surface] = {
     "ill-conditioned quadratic": Surface(lambda x, y: 0.5 * x ** 2 + 10 * y ** 2, ((0.0, 0.0),), (-4.5, 1.5),
@@ -51,7 +55,7 @@ RACE_OPTIMIZERS: dict[str, tuple[type, dict]] = {
     "AdamW": (torch.optim.AdamW, {"lr": 0.1, "betas": (0.9, 0.999), "weight_decay": 0.01}),
     "NAdam": (torch.optim.NAdam, {"lr": 0.1}),
 }
-ESCAPE = 1e6  # |x| or |y| beyond this, or a non-finite loss: the run has diverged (or escaped an unbounded surface)
+ESCAPE = 1e6  # |x| or |y| beyond this, or a non-finite loss: the run has diverged (a bounded surface)
 
 
 @dataclass
@@ -63,8 +67,9 @@ class Path2D:
     losses: list[float] = field(default_factory=list)
     reached_at: int | None = None  # first step whose loss is within `tolerance` of the surface's minimum
     diverged_at: int | None = None
-    escaped_at: int | None = None  # ran off a surface with no bottom (the saddle): the right thing to do there
-    state: dict[str, list[float]] = field(default_factory=dict)  # the optimizer's buffers after step `state_step`
+    escaped_at: int | None = None  # left the square of a surface with no bottom (the saddle), falling for ever
+    state: dict[str, list[float]] = field(default_factory=dict)  # the optimizer's buffers after step `state_step`,
+    # or after its last step when the run stopped before it
 
 
 def run(surface: Surface, name: str, start: tuple[float, float], steps: int, hyper: dict | None = None,
@@ -137,12 +142,20 @@ def surface_gradient(surface: Surface) -> Callable[[torch.Tensor], torch.Tensor]
     return grad
 
 
+def buffers(optimizer: torch.optim.Optimizer, point: torch.Tensor) -> dict[str, list[float]]:
+    """An optimizer's per-coordinate buffers for the point (momentum, Adam's m and v...), as lists."""
+    return {k: v.detach().flatten().tolist() for k, v in optimizer.state[point].items()
+            if torch.is_tensor(v) and v.numel() > 1}
+
+
 def race(surface: Surface, names, start: tuple[float, float], steps: int, settings: dict | None = None,
          tolerance: float = 1e-3, schedule: str = "constant", state_step: int | None = None) -> list[Path2D]:
     """Run several torch.optim optimizers side by side, each under the learning-rate schedule `schedule`; one
     surface evaluation and one backward pass per step serve them all (each keeps its own parameter, optimizer and
     state), which makes a race several times faster than running them one after another, with the same path for
-    each. With `state_step`, each path keeps its optimizer's buffers after that step. No racers, no paths."""
+    each. A run stops when it diverges (a non-finite loss, or a bounded surface left far behind) or, on a surface
+    with no bottom, when it leaves the plotted square: below it the loss falls for ever. With `state_step`, each path
+    keeps its optimizer's buffers after that step (or its last). No racers, no paths."""
     if not names:
         return []
     settings = settings or {}
@@ -163,11 +176,13 @@ def race(surface: Surface, names, start: tuple[float, float], steps: int, settin
             path = paths[i]
             path.points.append((x, y))
             path.losses.append(value)
-            if not math.isfinite(value) or max(abs(x), abs(y)) > ESCAPE:
-                if surface.bounded:
-                    path.diverged_at = step
-                else:
-                    path.escaped_at = step
+            if surface.bounded and (not math.isfinite(value) or max(abs(x), abs(y)) > ESCAPE):
+                path.diverged_at = step
+            elif not surface.bounded and not (math.isfinite(value) and surface.holds(x, y)):
+                path.escaped_at = step
+            if path.diverged_at is not None or path.escaped_at is not None:
+                if state_step is not None and 0 < step < state_step:  # the state it stopped with
+                    path.state = buffers(optimizers[i], points[i])
                 continue
             if best is not None and path.reached_at is None and value - best <= tolerance:
                 path.reached_at = step
@@ -183,7 +198,6 @@ def race(surface: Surface, names, start: tuple[float, float], steps: int, settin
             if schedulers[i]:
                 schedulers[i].step()
             if state_step == step + 1:
-                paths[i].state = {k: v.detach().flatten().tolist() for k, v in optimizers[i].state[points[i]].items()
-                                  if torch.is_tensor(v) and v.numel() > 1}
+                paths[i].state = buffers(optimizers[i], points[i])
         active = [i for _, i in running]
     return paths

@@ -1,4 +1,6 @@
 """AppTest drives Activations: changing the activation, initialisation or temperature changes what is shown."""
+import json
+
 from helpers import by_label, open_app_page
 
 
@@ -29,3 +31,15 @@ def test_the_race_ranks_the_activations():
     by_label(at.button, "Race").click().run()
     table = next(d.value for d in at.dataframe if "test accuracy" in d.value.columns)
     assert sorted(table["activation"]) == ["ReLU", "sigmoid"] and table["test accuracy"].max() > 0.85
+
+
+def test_leaky_relu_is_dashed_over_relu_so_both_are_seen():
+    at = open_app_page("app_pages/activations.py")
+    by_label(at.multiselect, "Activations").set_value(["ReLU", "LeakyReLU", "tanh"]).run()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    for title in ("f(x)", "f′(x), from autograd"):
+        spec = next(s for s in specs if s["layout"].get("title", {}).get("text") == title)
+        dashes = {trace["name"]: trace.get("line", {}).get("dash") for trace in spec["data"]}
+        assert dashes == {"ReLU": None, "LeakyReLU": "dash", "tanh": None}, (title, dashes)
+        assert [trace["name"] for trace in spec["data"]][:2] == ["ReLU", "LeakyReLU"]  # the dashes drawn on top
+    assert any("LeakyReLU is dashed: at this scale it lies on ReLU" in c.value for c in at.caption)

@@ -59,7 +59,7 @@ def test_the_transfer_result_reads_as_one_sentence_in_each_language(language, se
 
 
 def test_the_transfer_lab_credits_the_article_for_what_it_says():
-    caption = next(c.value for c in open_app_page(PAGE).caption if "Transfer" in c.value or "transfer" in c.value)
+    caption = next(c.value for c in open_app_page(PAGE).caption if "transferable" in c.value)  # section 4's
     assert "§9.1" in caption and "not in the article" in caption and "Yosinski" in caption
     assert "FAQ answer" not in caption
 
@@ -175,3 +175,12 @@ def test_the_transfer_lab_compares_both_arms_at_each_size():
     assert [r.per_class for r in results] == [10, 50, 200]
     assert all(0.5 < r.scratch <= 1 and 0.5 < r.transferred <= 1 for r in results)
     assert any("Transferred minus scratch: **" in m.value and m.value.endswith(" with 200.") for m in at.markdown)
+
+
+def test_the_model_picker_says_fedavg_and_transfer_do_not_use_it():
+    at = open_app_page(PAGE)
+    picker = by_label(at.selectbox, "Model")
+    assert "Sections 1 and 2 only" in picker.help
+    captions = [c.value for c in at.main.caption]
+    assert "Sections 3 and 4" in captions[1] and "do not use it: they train their own small CNN" in captions[1]
+    # the page's second caption: just under the picker, above section 1

@@ -106,9 +106,42 @@ def test_a_typed_kernel_and_its_mistakes():
     np.testing.assert_allclose(output_map(at), digit[2:-2, 2:-2] + 0.5, atol=1e-9)  # identity 5×5 plus the bias
     for text, words in (("1 2\n3", "square"), ("1 x\n1 1", "numbers only")):
         at.text_area[0].set_value(text).run()
-        assert not at.exception and any(words in e.value for e in at.error)
-        assert "output map" not in " ".join(charts(at))
+        controls = next(c for c in at.columns if c.text_area)  # the column of the kernel's field
+        assert not at.exception and [e.value for e in controls.error if words in e.value]  # said beside the field
+        assert len(at.error) == 1  # one sentence, nothing else
+        np.testing.assert_allclose(output_map(at), digit[2:-2, 2:-2] + 0.5, atol=1e-9)  # the last usable kernel
+        assert any("Kernel: **your last usable kernel**, 5×5" in m.value for m in at.markdown)
+        assert at.latex and at.dataframe  # the products and the sum are still there
+    at.text_area[0].set_value("0 0 0\n0 2 0\n0 0 0").run()
+    assert not at.error and any("Kernel: **your kernel**, 3×3" in m.value for m in at.markdown)
+    np.testing.assert_allclose(output_map(at), 2 * digit[1:-1, 1:-1] + 0.5, atol=1e-9)
     assert at.text_area[0].proto.max_chars == 2_000  # the browser stops typing there
+
+
+def test_a_new_stride_or_padding_starts_the_window_where_the_output_is_strongest():
+    at = open_app_page(PAGE)
+    by_label(at.slider, "Output row").set_value(0).run()
+    by_label(at.slider, "Output column").set_value(0).run()
+    for radio, value in (("Padding", 3), ("Stride", 2), ("Padding", "same")):
+        by_label(at.radio, radio).set_value(value).run()
+        row, col = by_label(at.slider, "Output row").value, by_label(at.slider, "Output column").value
+        assert abs(output_map(at)[row, col]) == np.abs(output_map(at)).max() > 0  # not on all-zero padding
+        assert total(at) == round(float(output_map(at)[row, col]), 4)
+    by_label(at.button, "Step ▶").click().run()  # the learner's own moves are kept while the layout stays
+    width = output_map(at).shape[1]
+    assert ((by_label(at.slider, "Output row").value, by_label(at.slider, "Output column").value)
+            == divmod(row * width + col + 1, width))
+
+
+def test_a_sample_photo_is_also_shown_as_a_photo():
+    at = open_app_page(PAGE)
+    assert not at.get("image")  # a digit is its own 28×28 pixels
+    by_label(at.radio, "Input").set_value("a sample photo").run()
+    by_label(at.selectbox, "Photo").set_value("chelsea.png").run()
+    [photo] = at.get("image")
+    assert "scaled down to the picture size" in photo.proto.imgs[0].caption
+    assert photo.proto.imgs[0].alt == "Chelsea the cat (CC0, photo by Stefan van der Walt)"
+    assert picture(at, "chelsea.png").shape == (21, 32)  # beside the 32-pixel grid the convolution works on
 
 
 def test_a_filter_of_the_bundled_model_on_its_normalised_input():

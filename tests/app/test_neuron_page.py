@@ -1,4 +1,7 @@
 """AppTest drives Neuron math: edit an input, take one SGD step, see the loss fall; the checks agree."""
+import torch
+
+from dlplay.lessons.neuron import ARTICLE_INPUT, backward, forward, one_hot, random_network, sgd_step
 from helpers import by_label, open_app_page
 
 
@@ -61,3 +64,27 @@ def test_the_slips_quote_the_article():
     written = " | ".join(slips["the article writes"])
     assert "tanh: ∂L/∂zᵢ = aᵢ(1 − aᵢ²)" in written and "∂L/∂z₄ = a₄(ŷ₁ − y₁) + a₅(ŷ₂ − y₂)" in written
     assert "momentum" in written and "1 − aᵢ² (no upstream" not in written
+
+
+def stage(at) -> str:
+    return by_label(at.radio, "Step through the loop").value
+
+
+def test_next_walks_the_loop_and_its_last_step_is_the_sgd_step():
+    at = open_neuron()
+    net, x, y = random_network(seed=0), torch.tensor([ARTICLE_INPUT], dtype=torch.float64), one_hot([0], 2)
+    losses = [float(forward(net, x, y).loss)]
+    for _ in range(2):  # the same step twice over: once by the loop's Next, once by the SGD button
+        net = sgd_step(net, backward(net, x, y, forward(net, x, y)), 0.3)
+        losses.append(float(forward(net, x, y).loss))
+    assert loss_shown(at) == round(losses[0], 4)
+    for expected in ("loss", "backward", "update"):
+        by_label(at.button, "Next ▶").click().run()
+        assert stage(at) == expected and loss_shown(at) == round(losses[0], 4)  # looking changes nothing
+    assert any("Next takes this step" in c.value for c in at.caption)
+    by_label(at.button, "Next ▶").click().run()  # after the update: the step, and the loop starts again
+    assert stage(at) == "forward" and loss_shown(at) == round(losses[1], 4)
+    assert by_label(at.metric, "Loss").delta == f"{losses[1] - losses[0]:+.4f} after the last step"
+    by_label(at.radio, "Step through the loop").set_value("backward").run()
+    by_label(at.button, "Take one SGD step: θ ← θ − α ∂L/∂θ").click().run()
+    assert stage(at) == "forward" and loss_shown(at) == round(losses[2], 4) and not at.exception

@@ -54,11 +54,32 @@ def test_the_table_keeps_numbers_apart_and_the_saddle_is_escaped():
     by_label(at.selectbox, "Loss surface").set_value("saddle").run()
     table = race_table(at)
     assert table["steps to tolerance"].isna().all()  # no minimum to reach: empty cells, not the words "not reached"
-    assert any(outcome.startswith("escaped downhill at step") for outcome in table["outcome"])
-    assert not any(outcome.startswith("diverged") for outcome in table["outcome"])
+    outcomes = dict(zip(table["optimizer"], table["outcome"], strict=True))
+    assert all(outcome.startswith("ran off the surface at step") for outcome in outcomes.values()), outcomes
+    assert (table["final loss"] > -10).all()  # where it left the square (f ≥ −9 there), not −3.98e4 far beyond it
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     loss_axis = next(spec["layout"]["yaxis"] for spec in specs
                      if spec["layout"].get("yaxis", {}).get("title", {}).get("text") == "loss")
     assert loss_axis["range"][0] == pytest.approx(-9.9, abs=0.01)  # held near the square's lowest value: a plunge
     # off the square does not flatten the other curves
     assert any("has no bottom" in caption.value for caption in at.caption)
+
+
+def test_the_race_replays_in_the_browser_without_a_rerun_per_step():
+    at = open_app_page("app_pages/optimizers.py")
+    assert not any(s.label == "Show the paths up to step" for s in at.slider)  # no server round trip per step
+    race_chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                      if json.loads(c.proto.spec).get("frames"))
+    paths = [trace for trace in race_chart["data"] if trace.get("mode") == "lines+markers"]
+    assert [trace["name"] for trace in paths] == ["SGD", "SGD + momentum", "Adam"]
+    frames = race_chart["frames"]
+    assert 20 <= len(frames) <= 41 and frames[0]["name"] == "0" and frames[-1]["name"] == "500"
+    assert all(len(trace["x"]) == 1 for trace in frames[0]["data"])  # the start, then a little more each frame
+    assert [len(trace["x"]) for trace in frames[-1]["data"]] == [len(trace["x"]) for trace in paths] == [501] * 3
+    assert all(len(later["x"]) >= len(earlier["x"]) for before, after in zip(frames, frames[1:], strict=False)
+               for earlier, later in zip(before["data"], after["data"], strict=True))
+    [menu] = race_chart["layout"]["updatemenus"]
+    play = menu["buttons"][0]
+    assert play["method"] == "animate" and play["label"].endswith("Play") and play["args"][0] is None
+    slider = race_chart["layout"]["sliders"][0]
+    assert [step["args"][0] for step in slider["steps"]] == [[frame["name"]] for frame in frames]

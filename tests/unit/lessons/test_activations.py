@@ -7,7 +7,9 @@ from dlplay.data import ImageSet
 from dlplay.lessons.activations import (
     ACTIVATIONS,
     INITS,
+    covering,
     curve,
+    curves,
     deep_mlp,
     gradient_flow,
     read_flow,
@@ -81,3 +83,12 @@ def test_flow_readings_cover_shallow_and_exploding_networks():
     assert (healthy.kind, healthy.factor) == ("healthy", 8.2)  # "within 8.2× across the layers", all of them
     exploding = read_flow([500.0, 5.0, 1.0])
     assert exploding.kind == "exploding" and exploding.factor == pytest.approx(500.0)
+
+
+def test_leaky_relu_is_found_lying_on_relu_and_distinct_curves_are_not():
+    xs, shapes = curves(["ReLU", "sigmoid", "LeakyReLU", "GELU", "ELU"])
+    values, slopes = ({n: pair[i] for n, pair in shapes.items()} for i in (0, 1))
+    assert covering(values) == {"LeakyReLU": "ReLU"}  # within 0.05 of it everywhere on [−5, 5]
+    assert covering(slopes) == {"LeakyReLU": "ReLU"}  # slopes 0.01 and 0 left of zero, 1 and 1 right of it
+    assert covering({"ReLU": values["ReLU"]}) == {} and covering({}) == {}
+    assert covering({"a": [0.0, 1.0], "b": [0.0, 1.05]}, within=0.02) == {}  # 5% of the height apart: both seen

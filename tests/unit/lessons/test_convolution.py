@@ -18,6 +18,7 @@ from dlplay.lessons.convolution import (
     parse_kernel,
     relu,
     shape_table,
+    strongest,
 )
 from dlplay.models import build_model, summary
 
@@ -219,3 +220,12 @@ def test_shape_tables_match_the_models_real_shapes_and_keras_parameter_counts(na
                                                                          else [])
     assert len(table) == {"article-cifar10": 10, "article-150": 11}[name]
     assert table[0].formula.startswith(f"⌊({shape[1]} + 2·0 − 1·(3−1) − 1)/1⌋ + 1 = {shape[1] - 2}")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_strongest_is_the_first_largest_magnitude_in_reading_order(seed):
+    rng = np.random.default_rng(seed)
+    output = rng.integers(-3, 4, size=rng.integers(1, 8, size=2)).astype(np.float64)  # ties are common
+    cells = [(r, c) for r in range(output.shape[0]) for c in range(output.shape[1])]
+    expected = next(cell for cell in cells if abs(output[cell]) == np.abs(output).max())
+    assert strongest(output) == expected and all(isinstance(i, int) for i in strongest(output))

@@ -111,3 +111,23 @@ def test_the_loss_axis_is_held_only_for_a_surface_without_a_bottom():
     assert loss_axis_range(SURFACES["Rosenbrock"]) is None
     low, high = loss_axis_range(SURFACES["saddle"])  # x² − y² over [−3, 3]²: from −9 (x = 0, y = ±3) to 9
     assert (low, high) == pytest.approx((-9.9, 9.9), abs=0.01)  # and 5% of the span as room
+
+
+def test_a_run_that_leaves_the_saddles_square_is_stopped_there_not_finished():
+    from dlplay.lessons.optimizers import race
+    surface = SURFACES["saddle"]
+    paths = race(surface, ["SGD", "SGD + momentum", "Adam"], surface.start, 500, state_step=500)
+    for path in paths:
+        assert path.escaped_at is not None and path.diverged_at is None, path.name  # SGD alone would reach −3.98e4
+        assert len(path.points) == path.escaped_at + 1
+        assert all(surface.holds(x, y) for x, y in path.points[:-1]) and not surface.holds(*path.points[-1])
+        assert path.losses[-1] > -20
+    momentum = paths[1]
+    assert set(momentum.state) == {"momentum_buffer"}  # the state it stopped with, not an empty one
+
+
+def test_a_non_finite_loss_is_divergence_on_a_bounded_surface():
+    surface = SURFACES["Rosenbrock"]
+    path = run(surface, "SGD", surface.start, 200, {"lr": 0.1})
+    assert path.diverged_at is not None and path.escaped_at is None
+    assert len(path.points) == path.diverged_at + 1
