@@ -95,7 +95,8 @@ def data_controls():
 
 def network_controls(prefix: str = PREFIX) -> NetworkConfig:
     """Features, hidden layers and training settings, in the widgets whose keys start with `prefix`."""
-    features = st.pills(_("Input features"), list(FEATURES), selection_mode="multi", key=f"{prefix}features")
+    features = st.pills(_("Input features"), list(FEATURES), selection_mode="multi", key=f"{prefix}features",
+                        width="stretch")  # the column's width: the pills wrap instead of running past its edge
     layers = st.slider(_("Hidden layers"), 0, MAX_HIDDEN_LAYERS, key=f"{prefix}layers")
     sizes, activations = [], []
     for start in range(0, layers, 2):
@@ -355,7 +356,7 @@ st.title(_("Network playground"))
 st.caption(_("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every "
              "number comes from a real PyTorch network trained with a real torch.optim optimizer."))
 start_from_link()
-controls, stage = st.columns([1, 1.6 if st.session_state.get(COMPARE) else 1.25], gap="large")  # room for A and B
+controls, stage = st.columns([1, 1.4 if st.session_state.get(COMPARE) else 1.25], gap="large")  # room for A and B
 with controls:
     points, data_key = data_controls()
     config = network_controls()
