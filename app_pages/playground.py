@@ -315,7 +315,6 @@ def play_controls(sessions: list[Session], points) -> tuple[bool, bool, int | No
     show_test = d.toggle(_("Show test points"), key="playground.show_test")
     discretize = e.toggle(_("Discretize output"), key="playground.discretize",
                           disabled=points.task != "classification" or points.classes != 2)
-    look_back = st.empty()  # always there, so the live fragment below keeps its place (and its id) on Play and Pause
     for each in sessions:
         each.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
     if playing or session.epoch == 0:
@@ -323,8 +322,8 @@ def play_controls(sessions: list[Session], points) -> tuple[bool, bool, int | No
     kept = set.intersection(*(set(each.epochs_kept()) for each in sessions))  # a later B lacks A's first epochs
     earlier = sorted(e for e in kept if e != session.epoch)
     labels = {**{e: str(e) for e in earlier}, NOW: _("{epoch} (now)").format(epoch=session.epoch)}
-    chosen = look_back.select_slider(_("Look back: the network after epoch"), [*earlier, NOW], value=NOW,
-                                     format_func=labels.get, key="playground.look_back")
+    chosen = st.select_slider(_("Look back: the network after epoch"), [*earlier, NOW], value=NOW,
+                              format_func=labels.get, key="playground.look_back")
     return show_test, discretize, None if chosen == NOW else chosen
 
 
