@@ -20,6 +20,7 @@ from dlplay.lessons.playground import (
     make_points,
     pytorch_script,
     read_points_csv,
+    train_together,
 )
 from dlplay.limits import limits
 from ui import charts, verdicts
@@ -94,7 +95,8 @@ def data_controls():
 
 def network_controls(prefix: str = PREFIX) -> NetworkConfig:
     """Features, hidden layers and training settings, in the widgets whose keys start with `prefix`."""
-    features = st.pills(_("Input features"), list(FEATURES), selection_mode="multi", key=f"{prefix}features")
+    features = st.pills(_("Input features"), list(FEATURES), selection_mode="multi", key=f"{prefix}features",
+                        width="stretch")  # the column's width: the pills wrap instead of running past its edge
     layers = st.slider(_("Hidden layers"), 0, MAX_HIDDEN_LAYERS, key=f"{prefix}layers")
     sizes, activations = [], []
     for start in range(0, layers, 2):
@@ -136,32 +138,23 @@ def write_link() -> None:
 
 
 def current_sessions(points, data_key, configs: list[NetworkConfig]) -> list[Session]:
-    """One session per network for these points. A new learning rate, optimizer, batch size or regularization
-    carries on from the current weights; other changes rebuild them all together, so that compared networks start
-    from the same data and seed at the same time. [] (with a sentence) for an impossible network."""
-    key = (data_key, tuple(configs))
-    built, networks = PAGE.built_from, PAGE.networks
-    if built and built[0] == data_key and len(built[1]) == len(configs) and networks is not None and all(
-            session.retune(config) for session, config in zip(networks, configs, strict=True)):
-        PAGE.built_from = key  # only training settings changed: training goes on from here
-    if PAGE.built_from != key or networks is None:
+    """One session per network for these points (A, then B). A new learning rate, optimizer, batch size or
+    regularization carries on from the current weights, and turning the comparison on or off keeps A's training
+    (a new B catches up with A's epoch); a change of data or of a network's shape rebuilds them all together, so
+    that compared networks start from the same data and seed at the same time. [] (with a sentence) for an
+    impossible network."""
+    networks = PAGE.networks if PAGE.built_from == data_key else None
+    common = list(zip(networks or [], configs, strict=False))
+    kept = [session for session, __ in common] if all(session.retune(config) for session, config in common) else []
+    if networks is None or len(kept) != len(networks) or len(kept) != len(configs):
         try:
-            PAGE.networks = [Session(points, config, seed=0) for config in configs]
+            PAGE.networks = kept + [Session(points, config, seed=0) for config in configs[len(kept):]]
         except ValueError as err:
             PAGE.networks = None
             st.warning(sentence(say(str(err))))
             return []
-        PAGE.built_from = key
+        PAGE.built_from = data_key
     return PAGE.networks
-
-
-def train_all(sessions: list[Session], epochs: int, keep_going=lambda: True) -> None:
-    """Train every compared network the same number of epochs, epoch by epoch, so they always stand at the same one."""
-    for __ in range(epochs):
-        if not keep_going():
-            return
-        for session in sessions:
-            session.train(1)
 
 
 def edit_weight(session: Session) -> None:
@@ -182,8 +175,9 @@ def edit_weight(session: Session) -> None:
                   args=(layer, int(to) - 1, int(source) - 1, float(value)))
 
 
-def toggle_play() -> None:
-    PAGE.playing = not PAGE.playing
+def set_playing(playing: bool) -> None:
+    """Play or pause: each button says what it does, so a second click on a stale Pause never plays again."""
+    PAGE.playing = playing
 
 
 def reset() -> None:
@@ -194,8 +188,9 @@ def reset() -> None:
 
 def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int | None, name: str,
                  compact: bool, details: bool) -> None:
-    """One network's epoch, losses and reading, its output over the plane with the points and, with `details`, its
-    drawing and each hidden neuron's picture, as it was after `epoch` (None: now); `compact` for half the width."""
+    """One network's epoch, losses and reading, its output over the plane with the points (with `details` an
+    interactive figure, else a picture that is quicker to draw while playing) and its drawing, as it was after
+    `epoch` (None: now); `compact` for half the width."""
     points, shown = session.points, session.epoch if epoch is None else epoch
     accuracy = f"{session.test_accuracies[shown]:.1%}" if session.test_accuracies else None
     penalized = session.config.regularizer != "none"
@@ -225,27 +220,34 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
     if not details:  # playing: a picture drawn here, which the browser shows at once
         picture = charts.playground_picture(axis.tolist(), values, *shown_points, points.task, points.classes,
                                             discretize, size)
-        st.image(picture, caption=_("the network's output over the plane (x₁ across, x₂ up, from −6 to 6)"),
-                 width=picture.shape[1])
+        st.image(picture, width="stretch" if compact else picture.shape[1])
     else:
         st.plotly_chart(charts.playground_surface(axis.tolist(), values, *shown_points, points.task, points.classes,
                                                   discretize, size), key=f"playground.surface{name}")
-    if not details:
-        st.caption(_("The network's drawing and each neuron's picture appear when you pause (while playing, the "
-                     "page keeps to what changes fastest)."))
-        return
-    model = session.model_at(epoch)
+    st.caption(_("The network's output over the plane (x₁ across, x₂ up, from −6 to 6)."))
+    network_picture(session, epoch, compact)
+
+
+def network_picture(session: Session, epoch: int | None, compact: bool) -> None:
+    """The network's drawing, each node's picture inside it, as it was after `epoch` (None: now)."""
+    points = session.points
     outputs = ["ŷ"] if points.task == "regression" else [f"ŷ{k}" for k in range(points.classes)]
-    st.plotly_chart(charts.network_drawing(session.config.features, [m.weight.detach() for m in linear_layers(model)],
-                                           outputs),
-                    key=f"playground.network{name}")
-    layers = session.neuron_surfaces(epoch=epoch)
-    if layers:
-        st.caption(_("Each hidden neuron's output over the same plane (orange below zero, blue above):"))
-        for number, neurons in enumerate(layers, start=1):
-            st.image([charts.signed_thumbnail(n) for n in neurons],
-                     caption=[_("layer {layer}, neuron {neuron}").format(layer=number, neuron=i + 1)
-                              for i in range(len(neurons))])
+    headers = [(_("input"), ""), *((_("hidden {number}").format(number=i + 1), str(i + 1))
+                                   for i in range(len(session.config.hidden))), (_("output"), "")]
+    weights = [m.weight.detach() for m in linear_layers(session.model_at(epoch))]
+    st.image(charts.network_svg(session.node_surfaces(epoch=epoch), weights, session.config.features, outputs,
+                                headers, points.classes, width=300 if compact else 600),
+             width="stretch", alt=_("The network: {network}.").format(network=network_label(session.config)))
+
+
+def drawing_caption(task: str) -> str:
+    """What the boxes and lines of the network's drawing show."""
+    if task == "regression":
+        return _("In the network's drawing each box is a node's output over the same plane, orange below zero and "
+                 "blue above; each line is a weight: blue positive, orange negative, thicker when larger.")
+    return _("In the network's drawing each box is a node's output over the same plane: orange below zero and blue "
+             "above, and for the outputs each class's probability in its colour; each line is a weight: blue "
+             "positive, orange negative, thicker when larger.")
 
 
 def network_label(config: NetworkConfig) -> str:
@@ -286,12 +288,16 @@ def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int 
     st.plotly_chart(charts.lines(curves, x_title=_("epoch"), y_title=_("loss"), height=220, mark_x=shown),
                     key="playground.losses")
     st.caption(loss_caption(sessions))
+    if len({session.epoch for session in sessions}) > 1:
+        st.caption(_("Network B started later: until it reaches A's epoch {epoch}, Step and Play train B alone."
+                     ).format(epoch=sessions[0].epoch))
     columns = st.columns(len(sessions)) if len(sessions) > 1 else [st.container()]
     for session, name, column in zip(sessions, NAMES, columns, strict=False):
         with column:
             if len(sessions) > 1:
                 st.markdown(_("**Network {name}**: {network}").format(name=name, network=network_label(session.config)))
             draw_network(session, show_test, discretize, epoch, name, compact=len(sessions) > 1, details=details)
+    st.caption(drawing_caption(sessions[0].points.task))
 
 
 def play_controls(sessions: list[Session], points) -> tuple[bool, bool, int | None]:
@@ -299,8 +305,11 @@ def play_controls(sessions: list[Session], points) -> tuple[bool, bool, int | No
     to show or None for now)."""
     session, playing = sessions[0], PAGE.playing
     a, b, c = st.columns(3)
-    a.button(_("Pause") if playing else _("Play"), type="primary", key="playground.play", on_click=toggle_play)
-    b.button(_("Step"), key="playground.step", disabled=playing, on_click=train_all, args=(sessions, 1))
+    if playing:
+        a.button(_("Pause"), type="primary", key="playground.pause", on_click=set_playing, args=(False,))
+    else:
+        a.button(_("Play"), type="primary", key="playground.play", on_click=set_playing, args=(True,))
+    b.button(_("Step"), key="playground.step", disabled=playing, on_click=train_together, args=(sessions, 1))
     c.button(_("Reset"), key="playground.reset", on_click=reset)
     d, e = st.columns(2)
     show_test = d.toggle(_("Show test points"), key="playground.show_test")
@@ -310,7 +319,8 @@ def play_controls(sessions: list[Session], points) -> tuple[bool, bool, int | No
         each.wait_for_epoch()  # a live update interrupted by this click may still be finishing one
     if playing or session.epoch == 0:
         return show_test, discretize, None
-    earlier = [e for e in session.epochs_kept() if e != session.epoch]
+    kept = set.intersection(*(set(each.epochs_kept()) for each in sessions))  # a later B lacks A's first epochs
+    earlier = sorted(e for e in kept if e != session.epoch)
     labels = {**{e: str(e) for e in earlier}, NOW: _("{epoch} (now)").format(epoch=session.epoch)}
     chosen = st.select_slider(_("Look back: the network after epoch"), [*earlier, NOW], value=NOW,
                               format_func=labels.get, key="playground.look_back")
@@ -321,7 +331,7 @@ def live(sessions: list[Session], epochs: int, show_test: bool, discretize: bool
     """While playing, train `epochs` epochs and draw, every UPDATE_SECONDS (a fragment: the rest of the page
     stays)."""
     if PAGE.playing:
-        train_all(sessions, epochs, keep_going=lambda: PAGE.playing)
+        train_together(sessions, epochs, keep_going=lambda: PAGE.playing)
     with contextlib.ExitStack() as held:  # whole epochs' numbers, never half of one
         for each in sessions:
             held.enter_context(each.lock)
@@ -345,7 +355,7 @@ st.title(_("Network playground"))
 st.caption(_("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every "
              "number comes from a real PyTorch network trained with a real torch.optim optimizer."))
 start_from_link()
-controls, stage = st.columns([1, 1.25], gap="large")
+controls, stage = st.columns([1, 1.4 if st.session_state.get(COMPARE) else 1.25], gap="large")  # room for A and B
 with controls:
     points, data_key = data_controls()
     config = network_controls()

@@ -1,6 +1,8 @@
 """Plotly figures for the pages, built only from data the dlplay core returns; one registered template gives them
 all the same margins, colours and legend."""
+import base64
 import html
+import io
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -346,14 +348,12 @@ def playground_picture(axis: Sequence[float], values, train: tuple, test: tuple 
     return np.asarray(picture)
 
 
-def signed_thumbnail(values, size: int = 72):
-    """A neuron's output over the plane as a small picture: orange below zero, white at zero, blue above, scaled to
-    the neuron's largest |output| (rows along x₂ go up, as on the plot)."""
-    v = values.flip(0).numpy()
-    t = np.clip(v / max(float(np.abs(v).max()), 1e-9), -1, 1)[..., None]
-    orange, white, blue = (np.array(hex_rgb(c)) for c in (PLAYGROUND_COLOURS[0], "#ffffff", PLAYGROUND_COLOURS[1]))
-    rgb = np.where(t < 0, white + (orange - white) * -t, white + (blue - white) * t).astype(np.uint8)
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.NEAREST))
+def _signed_rgb(values: np.ndarray) -> np.ndarray:
+    """Values as RGB: orange below zero, white at zero, blue above, scaled to their largest |value|."""
+    t = np.clip(values / max(float(np.abs(values).max(initial=0.0)), 1e-9), -1, 1)[..., None]
+    orange, white, blue = (np.array(hex_rgb(c), dtype=float) for c in (PLAYGROUND_COLOURS[0], "#ffffff",
+                                                                        PLAYGROUND_COLOURS[1]))
+    return np.where(t < 0, white + (orange - white) * -t, white + (blue - white) * t).round().astype(np.uint8)
 
 
 def hex_rgb(colour: str) -> tuple[int, int, int]:
@@ -361,32 +361,79 @@ def hex_rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def network_drawing(input_names: Sequence[str], weights: Sequence, output_names: Sequence[str]) -> go.Figure:
-    """The network as neurons in columns and links between them: link width grows with |w|, blue for positive,
-    orange for negative (`weights`: one (out, in) matrix per layer)."""
-    sizes = [len(input_names), *(w.shape[0] for w in weights)]
-    positions = [[(column, (size - 1) / 2 - row) for row in range(size)] for column, size in enumerate(sizes)]
+def _png_uri(rgb: np.ndarray) -> str:
+    """An RGB array as a PNG data URI."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _text_width(label: str, size: float) -> float:
+    """About how wide `label` is set at font size `size`: a CJK character one em, any other 0.62 em."""
+    return sum(1.0 if ord(c) >= 0x2E80 else 0.62 for c in label) * size
+
+
+def _link_colour(value: float, largest: float) -> str:
+    """A weight's colour: grey when small, towards blue when positive and orange when negative as |w| grows."""
+    t = min(1.0, abs(value) / largest)
+    grey, end = np.array(hex_rgb("#d0d4d6"), dtype=float), np.array(hex_rgb(PLAYGROUND_COLOURS[int(value >= 0)]))
+    r, g, b = (grey + (end - grey) * t).round().astype(int)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def network_svg(columns: Sequence, weights: Sequence, input_names: Sequence[str], output_names: Sequence[str],
+                headers: Sequence[tuple[str, str]], classes: int, width: int = 600) -> str:
+    """The network as an SVG drawing in the manner of TensorFlow Playground: each node a box holding its picture
+    over the plane (`columns`: one (nodes, r, r) tensor per column, inputs to outputs, rows along x₂), each weight a
+    curve from one box to the next, blue when positive and orange when negative, wider and stronger as |w| grows
+    (`weights`: one (out, in) matrix per layer). Inputs and hidden neurons are coloured orange below zero and blue
+    above, each to its own largest |value|; outputs are each class's probability from white to the class's colour
+    (`classes` > 1) or the prediction, signed. `headers`: each column's (name, short name), the short one used when
+    the name does not fit; the drawing is `width` units wide and meant to be shown at about that many pixels."""
+    top, font = 26.0, 13.0
+    left, right = (max(_text_width(name, font) for name in names) + 8 for names in (input_names, output_names))
+    spacing = (width - left - right) / len(columns)
+    box = float(np.clip(spacing * 0.6, 18, 88))
+    pitch = box + max(8.0, box * 0.22)
+    rows = max(len(column) for column in columns)
+    height = top + rows * pitch + 4
+    centres = [[(left + spacing * (i + 0.5), top + pitch * (rows / 2 + j - (len(column) - 1) / 2))
+                for j in range(len(column))] for i, column in enumerate(columns)]
     largest = max((float(w.abs().max()) for w in weights), default=1.0) or 1.0
-    buckets: dict[tuple[int, bool], tuple[list, list]] = {}
-    for layer, w in enumerate(weights):
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height:.0f}" width="{width}" '
+             f'height="{height:.0f}" font-family="sans-serif" fill="#333">']
+    for layer, w in enumerate(weights):  # the links first, under the boxes
         for (to, frm), value in np.ndenumerate(w.numpy()):
-            (x0, y0), (x1, y1) = positions[layer][frm], positions[layer + 1][to]
-            xs, ys = buckets.setdefault((min(4, int(5 * abs(value) / largest)), value >= 0), ([], []))
-            xs += [x0, x1, None]
-            ys += [y0, y1, None]
-    fig = go.Figure([go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                                line=dict(width=0.5 + 1.5 * width, color=PLAYGROUND_COLOURS[1 if positive else 0]))
-                     for (width, positive), (xs, ys) in sorted(buckets.items())])
-    names = [list(input_names), *([f"L{i + 1}.{j + 1}" for j in range(s)] for i, s in enumerate(sizes[1:-1])),
-             list(output_names)]
-    flat = [(x, y, name) for column, layer_names in zip(positions, names, strict=True)
-            for (x, y), name in zip(column, layer_names, strict=True)]
-    fig.add_trace(go.Scatter(x=[p[0] for p in flat], y=[p[1] for p in flat], mode="markers+text",
-                             text=[p[2] for p in flat], textposition="middle center", showlegend=False,
-                             marker=dict(size=26, color="#f3f3f3", line=dict(width=1, color="#888888")),
-                             textfont=dict(size=9), hoverinfo="text"))
-    fig.update_layout(height=60 + 34 * max(sizes), xaxis=dict(visible=False), yaxis=dict(visible=False))
-    return fig
+            (x0, y0), (x1, y1) = centres[layer][frm], centres[layer + 1][to]
+            x0, x1, middle = x0 + box / 2, x1 - box / 2, (x0 + x1) / 2
+            parts.append(f'<path d="M{x0:.1f},{y0:.1f} C{middle:.1f},{y0:.1f} {middle:.1f},{y1:.1f} {x1:.1f},{y1:.1f}" '
+                         f'fill="none" stroke="{_link_colour(value, largest)}" '
+                         f'stroke-width="{0.6 + 5.4 * min(1.0, abs(value) / largest):.2f}"/>')
+    for i, (column, (name, short)) in enumerate(zip(columns, headers, strict=True)):
+        outputs = i == len(columns) - 1
+        label = name if _text_width(name, font) <= spacing * 0.95 else short
+        if label:
+            parts.append(f'<text x="{centres[i][0][0]:.1f}" y="{top - 9:.1f}" font-size="{font}" '
+                         f'text-anchor="middle">{html.escape(label)}</text>')
+        for k, values in enumerate(column.flip(1).numpy()):  # rows along x₂ go up, as on the plot
+            if outputs and classes > 1:
+                t = np.clip(values, 0, 1)[..., None]
+                colour = np.array(hex_rgb(PLAYGROUND_COLOURS[k]), dtype=float)
+                rgb = (255 + (colour - 255) * t).round().astype(np.uint8)
+            else:
+                rgb = _signed_rgb(values)
+            x, y = centres[i][k]
+            parts.append(f'<image x="{x - box / 2:.1f}" y="{y - box / 2:.1f}" width="{box:.1f}" height="{box:.1f}" '
+                         f'preserveAspectRatio="none" href="{_png_uri(rgb)}"/>'
+                         f'<rect x="{x - box / 2:.1f}" y="{y - box / 2:.1f}" width="{box:.1f}" height="{box:.1f}" '
+                         f'fill="none" stroke="#555" stroke-width="1"/>')
+            if i == 0:
+                parts.append(f'<text x="{x - box / 2 - 5:.1f}" y="{y:.1f}" font-size="{font}" text-anchor="end" '
+                             f'dominant-baseline="central">{html.escape(input_names[k])}</text>')
+            elif outputs:
+                parts.append(f'<text x="{x + box / 2 + 4:.1f}" y="{y:.1f}" font-size="{font}" '
+                             f'dominant-baseline="central">{html.escape(output_names[k])}</text>')
+    return "".join(parts) + "</svg>"
 
 
 HIGHLIGHT = "#ff7f0e"

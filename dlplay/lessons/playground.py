@@ -1,5 +1,6 @@
 """The network playground's core: 2-D datasets, input features, a small fully connected network, and its training
 step by step (TensorFlow Playground's model, in PyTorch, with more than two classes and regression)."""
+import contextlib
 import copy
 import csv
 import io
@@ -166,6 +167,23 @@ def epochs_per_update(train_points: int, batch_sizes: Sequence[int], max_steps: 
     CSV's points in batches of 1 took 10 s an update) is worked out before any training."""
     steps = sum(-(-train_points // size) for size in batch_sizes)
     return min(EPOCHS_PER_UPDATE, max_steps // steps), steps
+
+
+def train_together(sessions: Sequence["Session"], rounds: int, keep_going: Callable[[], bool] = lambda: True) -> None:
+    """Train compared sessions `rounds` rounds, checking `keep_going` before each: in a round the sessions at the
+    lowest epoch train one epoch (all of them once they stand level, so a network added later catches up first).
+    A round holds every session's lock, taken in order: a reader holding them too sees every network between
+    rounds, never one trained and the other not yet."""
+    for _ in range(rounds):
+        if not keep_going():
+            return
+        with contextlib.ExitStack() as held:
+            for session in sessions:
+                held.enter_context(session.lock)
+            lowest = min(session.epoch for session in sessions)
+            for session in sessions:
+                if session.epoch == lowest:
+                    session.train(1)
 
 
 def read_points_csv(data: bytes, train_fraction: float, seed: int) -> Points:
@@ -441,11 +459,15 @@ class Session:
         return axis, values.reshape(resolution, resolution)
 
     @torch.no_grad()
-    def neuron_surfaces(self, resolution: int = 24, epoch: int | None = None) -> list[torch.Tensor]:
-        """Each hidden layer's neurons over the plane (after their activation): one (neurons, resolution,
-        resolution) tensor per hidden layer."""
+    def node_surfaces(self, resolution: int = 32, epoch: int | None = None) -> list[torch.Tensor]:
+        """Every node of the network over the plane, one (nodes, resolution, resolution) tensor per column of the
+        drawing: the input features, each hidden layer's neurons (after their activation), and the outputs (each
+        class's probability, or the prediction); rows along x₂."""
         _, x = self._grid(resolution)
-        return [out.T.reshape(-1, resolution, resolution) for out in hidden_outputs(self.model_at(epoch), x)]
+        model = self.model_at(epoch)
+        scores = model(x)
+        outputs = scores if self.points.task == REGRESSION else scores.softmax(1)
+        return [values.T.reshape(-1, resolution, resolution) for values in (x, *hidden_outputs(model, x), outputs)]
 
     @torch.no_grad()
     def dead_neurons(self) -> tuple[int, int]:

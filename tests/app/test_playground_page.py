@@ -1,6 +1,8 @@
 """AppTest drives the Network playground: step and play train the network, controls rebuild it, bad CSVs and
 impossible networks get one sentence."""
+import base64
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 from torch import nn
@@ -18,6 +20,15 @@ def surface_spec(at, which: int = 0) -> dict:
     """The spec of the `which`-th output-over-the-plane chart on the page."""
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     return [spec for spec in specs if spec["data"] and spec["data"][0].get("type") == "heatmap"][which]
+
+
+SVG = {"svg": "http://www.w3.org/2000/svg"}
+
+
+def drawings(at) -> list[ET.Element]:
+    """The network drawings on the page (SVG pictures), parsed."""
+    return [ET.fromstring(base64.b64decode(img.url.split(",", 1)[1])) for element in at.get("image")
+            for img in element.proto.imgs if img.url.startswith("data:image/svg+xml;base64,")]
 
 
 def test_step_trains_one_epoch_and_the_boundary_moves():
@@ -116,8 +127,8 @@ def test_look_back_shows_an_earlier_network_and_now_follows_training():
     by_label(at.select_slider, "Look back: the network after epoch").set_value("now").run()
     by_label(at.button, "Step").click().run()
     assert metric(at, "Epoch") == "4" and not at.exception
-    rows = [[img.caption for img in row.proto.imgs] for row in at.get("image")]
-    assert [len(r) for r in rows] == [4, 4] and rows[1][3] == "layer 2, neuron 4"  # a row per hidden layer
+    [drawing] = drawings(at)
+    assert len(drawing.findall("svg:image", SVG)) == 2 + 4 + 4 + 2  # every node's picture, inside the drawing
 
 
 def test_a_link_opens_the_same_playground_and_the_address_follows_the_controls():
@@ -159,8 +170,10 @@ def test_a_weight_edited_by_hand_is_used_and_drawn():
     by_label(at.number_input, "Weight").set_value(7.5).run()
     by_label(at.button, "Set the weight").click().run()
     assert any("Now 7.500" in c.value for c in at.caption) and not at.exception
-    drawing = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if '"L1.1"' in c.proto.spec)
-    assert max(trace["line"]["width"] for trace in drawing["data"] if trace["mode"] == "lines") == 6.5  # widest link
+    [drawing] = drawings(at)
+    first, *others = drawing.findall("svg:path", SVG)  # hidden 1's neuron 1 from x₁: the weight set
+    assert (first.get("stroke-width"), first.get("stroke")) == ("6.00", "#0877bd")  # the widest, blue: positive
+    assert max(float(link.get("stroke-width")) for link in others) < 3  # the others, under 3.5 now: thinner
 
 
 def test_two_networks_train_side_by_side_with_their_curves_overlaid():
@@ -233,3 +246,29 @@ def test_regression_names_half_the_squared_error_and_network_b_its_own_penalty()
     assert sum(f"L1 penalty **{b.penalties[-1]:.3f}**" in m.value for m in at.markdown) == 1  # B's line only
     assert [t["name"] for t in loss_chart(at)["data"]] == ["A: training", "A: test", "B: training", "B: test",
                                                           "B: L1 penalty"]
+
+
+def epochs_shown(at) -> list[int]:
+    """The epoch each compared network shows, A first."""
+    return [int(m.value.split("**")[1]) for m in at.markdown if m.value.startswith("Epoch **")]
+
+
+def test_turning_the_comparison_on_keeps_as_training_and_b_catches_up():
+    at = open_app_page(PAGE)
+    for _ in range(3):
+        by_label(at.button, "Step").click().run()
+    [a] = at.session_state["playground_run.networks"]
+    by_label(at.toggle, "Compare with a second network (B)").set_value(True).run()
+    assert epochs_shown(at) == [3, 0] and at.session_state["playground_run.networks"][0] is a  # A kept, weights too
+    assert any("until it reaches A's epoch 3" in c.value for c in at.caption) and not at.exception
+    by_label(at.select_slider, "Look back: the network after epoch").set_value(0).run()  # an epoch both have
+    assert epochs_shown(at) == [0, 0]
+    by_label(at.select_slider, "Look back: the network after epoch").set_value("now").run()
+    for _ in range(3):
+        by_label(at.button, "Step").click().run()
+    assert epochs_shown(at) == [3, 3]  # B alone caught up...
+    by_label(at.button, "Step").click().run()
+    assert epochs_shown(at) == [4, 4] and len(drawings(at)) == 2  # ...then both train, each drawn
+    by_label(at.toggle, "Compare with a second network (B)").set_value(False).run()
+    [kept] = at.session_state["playground_run.networks"]
+    assert metric(at, "Epoch") == "4" and kept is a  # and turning it off keeps A

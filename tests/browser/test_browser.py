@@ -230,3 +230,82 @@ def test_training_runs_in_a_worker_and_no_process_outlives_the_server(browser, t
             assert time.monotonic() < deadline, f"left behind: {[p for p in family if alive(p)]}"
             time.sleep(0.2)
         page.close()
+
+
+# The Network playground compared with a second network (issue 27): clicks never lost, A and B level, nothing
+# overflowing its column, captions apart.
+COMPARED = "/playground?data=circle&b.net=3-ReLU"  # B in the link: the comparison is on
+# The epochs the page shows for A and B ("Epoch 5 · training loss …", "第 5 轮 · 训练损失 …").
+EPOCHS_SHOWN = """() => Array.from(document.querySelectorAll('[data-testid="stMarkdownContainer"]'))
+    .map(e => e.innerText.match(/^(?:Epoch (\\d+) ·|第 (\\d+) 轮)/)).filter(m => m).map(m => Number(m[1] || m[2]))"""
+PAUSES = 20  # Play, then Pause while playing (every fifth a double click): 2-3 s each on 2 cores
+
+
+def test_pause_stops_both_compared_networks_on_every_click(app_url, browser):
+    page = open_page(browser, app_url + COMPARED, height=1500)
+    play, pause = (page.get_by_role("button", name=name, exact=True) for name in ("Play", "Pause"))
+    stopped = page.evaluate(EPOCHS_SHOWN)
+    assert stopped == [0, 0]
+    for attempt in range(PAUSES):
+        play.click()
+        page.wait_for_function(f"() => ({EPOCHS_SHOWN})().every(e => e > {stopped[0]})", timeout=30_000)  # playing
+        (pause.dblclick if attempt % 5 == 4 else pause.click)()  # a double click must not play again
+        expect(play).to_be_visible(timeout=10_000)
+        page.wait_for_selector(SCRIPT_DONE, timeout=30_000)
+        expect(page.get_by_text("Look back: the network after epoch")).to_be_visible()  # drawn paused, by the server
+        stopped = page.evaluate(EPOCHS_SHOWN)
+        assert len(stopped) == 2 and stopped[0] == stopped[1] > 0, (attempt, stopped)
+        assert pause.count() == 0
+    page.wait_for_selector(SCRIPT_DONE, timeout=30_000)
+    assert page.evaluate(EPOCHS_SHOWN) == stopped and page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+OVERFLOWS = """() => { const found = [], page = document.documentElement.clientWidth;
+    const name = e => e.tagName + (e.dataset && e.dataset.testid ? '[' + e.dataset.testid + ']' : '');
+    const shown = e => {  // the part of e that can be seen: clipped by every ancestor that clips (a scroll box)
+        if (!e.checkVisibility({visibilityProperty: true})) return null;  // in a closed expander, say
+        let r = e.getBoundingClientRect(), left = r.left, right = r.right, top = r.top, bottom = r.bottom;
+        for (let a = e.parentElement; a; a = a.parentElement) {
+            if (getComputedStyle(a).overflowX === 'visible' && getComputedStyle(a).overflowY === 'visible') continue;
+            const c = a.getBoundingClientRect();
+            left = Math.max(left, c.left); right = Math.min(right, c.right);
+            top = Math.max(top, c.top); bottom = Math.min(bottom, c.bottom);
+        }
+        return right - left > 0 && bottom - top > 0 ? {left, right, top, bottom} : null; };
+    for (const column of document.querySelectorAll('[data-testid="stColumn"]')) {
+        const c = column.getBoundingClientRect();
+        for (const e of column.querySelectorAll('*')) {
+            const r = shown(e);
+            if (r && (r.left < c.left - 1 || r.right > c.right + 1 || r.right > page))
+                found.push(name(e) + ' ' + Math.round(r.left) + '..' + Math.round(r.right) + ' in ' +
+                           Math.round(c.left) + '..' + Math.round(c.right));
+        }
+    }
+    const captions = Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]')).map(shown)
+        .filter(r => r);
+    captions.forEach((a, i) => captions.slice(i + 1).forEach(b => {
+        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+            found.push('captions overlap at ' + Math.round(a.left) + ',' + Math.round(a.top)); }));
+    return found; }"""
+
+
+@pytest.mark.parametrize("width, lang", [(1400, "en"), (1000, "en"), (1400, "zh"), (1000, "zh")])
+def test_the_compared_playground_stays_in_its_columns_while_playing(app_url, browser, width, lang):
+    page = browser.new_page(viewport={"width": width, "height": 2200})
+    page.goto(f"{app_url}{COMPARED}&lang={lang}")
+    page.wait_for_selector(SCRIPT_DONE, timeout=120_000)
+    names = {"en": ("Play", "Pause"), "zh": ("播放", "暂停")}[lang]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.get_by_role("button", name=names[0], exact=True).click()
+    for epoch in (3, 8, 13):  # looked at three times while it plays
+        page.wait_for_function(f"() => ({EPOCHS_SHOWN})().every(e => e >= {epoch})", timeout=60_000)
+        assert page.evaluate(OVERFLOWS) == [], epoch
+    page.screenshot(path=str(SCREENSHOTS / f"playground-compare-playing-{lang}-{width}.png"), full_page=True)
+    page.get_by_role("button", name=names[1], exact=True).click()
+    expect(page.get_by_role("button", name=names[0], exact=True)).to_be_visible(timeout=10_000)
+    page.wait_for_selector(SCRIPT_DONE, timeout=30_000)
+    page.locator(".js-plotly-plot .heatmaplayer").nth(1).wait_for(timeout=30_000)  # paused: B's figure drawn too
+    assert page.evaluate(OVERFLOWS) == []
+    page.screenshot(path=str(SCREENSHOTS / f"playground-compare-paused-{lang}-{width}.png"), full_page=True)
+    page.close()

@@ -66,3 +66,47 @@ def test_the_regression_surface_and_its_points_share_one_symmetric_scale_with_a_
     bar = picture[:, 100 + 6:100 + 20]  # the bar's strip of colour
     assert np.allclose(bar[6, 0], at(5, 5), atol=2)  # its top: +1, the point at (5, 5)
     assert bar[93, 0][0] > bar[93, 0][2] and bar[6, 0][2] > bar[6, 0][0]  # red at the bottom, blue at the top
+
+
+def test_the_network_drawing_holds_each_nodes_picture_and_each_weight_as_a_curve():
+    import base64
+    import io
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    inputs = torch.linspace(-1, 1, 4).repeat(2, 4, 1)  # (2, 4, 4): rising along x₁
+    hidden = torch.zeros(3, 4, 4)
+    hidden[0, 0] = -2.0  # neuron 1: negative on the row at x₂ = −6 (the first row), zero elsewhere
+    outputs = torch.stack([torch.zeros(4, 4), torch.ones(4, 4)])  # class 1 sure everywhere
+    weights = [torch.tensor([[1.0, -4.0], [0.5, 0.0], [0.0, 2.0]]), torch.tensor([[0.1, 0.2, 0.3], [4.0, 0, 0]])]
+    headers = [("input", ""), ("hidden 1", "1"), ("output", "")]
+    svg = charts.network_svg([inputs, hidden, outputs], weights, ["x₁", "x₂"], ["ŷ0", "ŷ1"], headers, classes=2,
+                             width=600)
+    root = ET.fromstring(svg)
+    images = root.findall("svg:image", ns)
+    assert len(images) == 2 + 3 + 2  # every node's picture, inside the drawing
+    pictures = [np.asarray(Image.open(io.BytesIO(base64.b64decode(i.get("href").split(",", 1)[1])))) for i in images]
+    orange, blue = (np.array(charts.hex_rgb(c)) for c in charts.PLAYGROUND_COLOURS[:2])
+    assert (pictures[2][-1] == orange).all() and (pictures[2][:-1] == 255).all()  # x₂ = −6 drawn at the bottom
+    assert (pictures[6] == blue).all() and (pictures[5] == 255).all()  # P(class 1) = 1 in blue, P(class 0) = 0 white
+    assert (pictures[0][:, 0] == orange).all() and (pictures[0][:, -1] == blue).all()  # x₁ from orange to blue
+    links = root.findall("svg:path", ns)
+    assert len(links) == 6 + 6  # one curve a weight
+    widths = {(link.get("stroke"), float(link.get("stroke-width"))) for link in links}
+    assert (charts.PLAYGROUND_COLOURS[1], 6.0) in widths and (charts.PLAYGROUND_COLOURS[0], 6.0) in widths  # ±largest
+    assert ("#d0d4d6", 0.6) in widths  # a zero weight: thin and grey
+    texts = [t.text for t in root.findall("svg:text", ns)]
+    assert texts == ["input", "x₁", "x₂", "hidden 1", "output", "ŷ0", "ŷ1"]
+    sizes = {t.text: float(t.get("font-size")) for t in root.findall("svg:text", ns)}
+    assert min(sizes.values()) >= 13  # readable: about 13 px where the drawing is shown at its width
+    narrow = ET.fromstring(charts.network_svg([inputs, *[hidden] * 8, outputs], [weights[0], *[torch.eye(3)] * 7,
+                                                                                   weights[1]],
+                                              ["x₁", "x₂"], ["ŷ0", "ŷ1"],
+                                              [("input", ""), *[(f"隐藏层 {i}", str(i)) for i in range(1, 9)],
+                                               ("output", "")], classes=2, width=340))
+    headers_drawn = [t.text for t in narrow.findall("svg:text", ns) if t.text not in ("x₁", "x₂", "ŷ0", "ŷ1")]
+    assert headers_drawn == [str(i) for i in range(1, 9)]  # too narrow for the names: the numbers

@@ -1,5 +1,7 @@
 """The network playground's core: datasets, CSV points with one sentence per problem, features, the network,
 its loss and penalties (checked against torch.nn.functional and autograd), training and the surface it draws."""
+import threading
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -19,6 +21,7 @@ from dlplay.lessons.playground import (
     make_points,
     penalty,
     read_points_csv,
+    train_together,
     verdicts,
 )
 from dlplay.limits import limits
@@ -229,15 +232,49 @@ def test_long_runs_keep_a_bounded_number_of_past_networks(monkeypatch):
     assert all(e % session.snapshot_stride == 0 for e in kept[:-1]) and session.snapshot_stride > 1
 
 
-def test_each_neurons_picture_is_its_activation_over_the_plane():
-    session = Session(make_points("circle", 50, 0.0, 0.5, 0), NetworkConfig(hidden=(4, 2)), 0)
-    layers = session.neuron_surfaces(9)
-    assert [tuple(t.shape) for t in layers] == [(4, 9, 9), (2, 9, 9)]
+def test_each_nodes_picture_is_its_value_over_the_plane_inputs_to_outputs():
+    session = Session(make_points("circle", 50, 0.0, 0.5, 0), NetworkConfig(features=("x₁", "x₂²"), hidden=(4, 2)), 0)
+    columns = session.node_surfaces(9)
+    assert [tuple(t.shape) for t in columns] == [(2, 9, 9), (4, 9, 9), (2, 9, 9), (2, 9, 9)]
     first = session.model[0]
     axis = torch.linspace(-EXTENT, EXTENT, 9)
     x1, x2 = axis[7], axis[2]  # column 7 (x₁), row 2 (x₂)
-    expected = torch.tanh(first.weight[:, 0] * x1 + first.weight[:, 1] * x2 + first.bias)
-    assert torch.allclose(layers[0][:, 2, 7], expected.detach(), atol=1e-6)
+    assert torch.allclose(columns[0][:, 2, 7], torch.stack([x1, x2 * x2]))  # the features themselves
+    expected = torch.tanh(first.weight[:, 0] * x1 + first.weight[:, 1] * x2 * x2 + first.bias)
+    assert torch.allclose(columns[1][:, 2, 7], expected.detach(), atol=1e-6)
+    scores = session.model(torch.stack([x1, x2 * x2])[None])
+    assert torch.allclose(columns[3][:, 2, 7], F.softmax(scores, 1)[0].detach(), atol=1e-6)  # each class's probability
+    regression = Session(make_points("plane (regression)", 50, 0.0, 0.5, 0),
+                         NetworkConfig(hidden=(3,), activations=("tanh",)), 0)
+    *__, prediction = regression.node_surfaces(5)
+    assert torch.allclose(prediction[0], regression.surface(5)[1])  # the output: the prediction itself
+
+
+def test_compared_networks_train_in_rounds_and_a_later_one_catches_up_first():
+    points = make_points("XOR", 40, 0.1, 0.5, 0)
+    a = Session(points, NetworkConfig(), 0)
+    a.train(3)
+    b = Session(points, NetworkConfig(features=("x₁x₂",), hidden=(2,), activations=("ReLU",)), 0)
+    train_together([a, b], 2)
+    assert (a.epoch, b.epoch) == (3, 2)  # A waits while B catches up...
+    train_together([a, b], 3)
+    assert (a.epoch, b.epoch) == (5, 5)  # ...then both train
+    rounds = []
+    train_together([a, b], 10, keep_going=lambda: rounds.append(1) or len(rounds) <= 4)
+    assert (a.epoch, b.epoch) == (9, 9)  # asked before each round: four said yes
+
+
+def test_a_reader_holding_the_locks_never_sees_compared_networks_apart():
+    points = make_points("circle", 200, 0.1, 0.5, 0)
+    sessions = [Session(points, NetworkConfig(batch_size=1), 0), Session(points, NetworkConfig(batch_size=1), 1)]
+    trainer = threading.Thread(target=train_together, args=(sessions, 12))
+    seen = set()
+    trainer.start()
+    while trainer.is_alive():
+        with sessions[0].lock, sessions[1].lock:  # as the page takes them to draw
+            seen.add((sessions[0].epoch, sessions[1].epoch))
+        trainer.join(timeout=0.002)  # room for the trainer to take the locks
+    assert all(a == b for a, b in seen) and len(seen) > 2 and sessions[1].epoch == 12
 
 
 def test_a_session_keeps_the_verdict_a_replay_of_its_trace_gives():
