@@ -1,4 +1,5 @@
 """CNN trainer: pick data and a model, train in a worker process, watch it learn, look inside the result."""
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -182,7 +183,7 @@ def choose_model(dataset: Dataset, source: Job | str | None) -> tuple[str, tuple
 
 def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], source: Job | str | None,
                     freeze: str) -> RunConfig:
-    """Hyperparameters, data size and augmentation widgets -> a RunConfig."""
+    """Hyperparameters, data size and augmentation widgets -> a RunConfig (its epochs are chosen beside Train)."""
     a, b, c, d = st.columns(4)
     optimizer = a.selectbox(_("Optimizer"), OPTIMIZERS, index=OPTIMIZERS.index("adamw"), key="trainer.optimizer")
     lr = b.select_slider(_("Learning rate"), LEARNING_RATES, value=3e-3, key="trainer.lr")
@@ -191,12 +192,11 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
                            help="\n".join(f"- **{name}**: {_(what)}" for name, what in SCHEDULES.items()))
     weight_decay = d.select_slider(_("Weight decay"), [0.0, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2], value=5e-4,
                                    key="trainer.weight_decay")
-    a, b, c, d = st.columns(4)
+    a, b, c, d = st.columns(4, vertical_alignment="bottom")
     batch_size = a.select_slider(_("Batch size"), [8, 16, 32, 64, 128, 256, 512], value=64, key="trainer.batch")
-    epochs = b.number_input(_("Epochs"), 1, 100, 3, key="trainer.epochs")
-    seed = c.number_input(_("Seed"), 0, 1_000_000, 0, key="trainer.seed")
-    device = d.selectbox(_("Device"), DEVICE_CHOICES, key="trainer.device")
-    mixed = st.checkbox(_("Mixed precision"), value=True, key="trainer.mixed",
+    seed = b.number_input(_("Seed"), 0, 1_000_000, 0, key="trainer.seed")
+    device = c.selectbox(_("Device"), DEVICE_CHOICES, key="trainer.device")
+    mixed = d.checkbox(_("Mixed precision"), value=True, key="trainer.mixed",
                         help=_("Faster, with the same accuracy: float16 on CUDA GPUs, bfloat16 on CPUs that compute "
                                "it natively (AVX-512 BF16, AMX, Arm BF16); float32 elsewhere, and when unticked. On "
                                "this server, 'auto' trains in {precision}.").format(
@@ -232,7 +232,7 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
             PAGE.preview_seed += 1
             st.rerun()
     return RunConfig(model=model, stack=stack, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
-                     batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,
+                     batch_size=batch_size, seed=int(seed), device=device, mixed_precision=mixed,
                      augmentation=augmentation, train_fraction=fraction / 100, shrunk_classes=tuple(shrunk),
                      shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout,
                      start_from=IMAGENET if source == IMAGENET else str(source.model_file()) if source else "",
@@ -354,16 +354,18 @@ def live_view(job: Job, owned: bool = True) -> None:
 
 
 def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registered: bool) -> None:
-    """Train (optionally pausing after a chosen epoch), pause / resume, stop (or cancel while queued), and resume
-    after a crash."""
+    """Epochs and Train (optionally pausing after a chosen epoch), pause / resume, stop (or cancel while queued),
+    and resume after a crash, in one row; under it, what Train trains."""
     snapshot = job.snapshot() if job else None
     active = bool(snapshot and snapshot.active)
     PAGE.controls_status = snapshot.status if snapshot else None
-    pause_after = st.number_input(
-        _("Pause after epoch"), 0, 100, 0, key="trainer.pause_after", width=200,
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # side by side, each as wide as it needs
+    epochs = row.number_input(_("Epochs"), 1, 100, 3, key="trainer.epochs", width=140)
+    pause_after = row.number_input(
+        _("Pause after epoch"), 0, 100, 0, key="trainer.pause_after", width=180,
         help=_("0: train straight through. Otherwise the run pauses by itself once that epoch is done and its "
                "checkpoint saved, so you can read the curves at that point; Resume goes on."))
-    row = st.container(horizontal=True)  # buttons side by side, each as wide as its label
+    config = replace(config, epochs=int(epochs))
     if row.button(_("Train"), type="primary", disabled=active, key="trainer.train"):
         start_run(config, dataset, registered, pause_after=int(pause_after))
     command = None
@@ -382,6 +384,9 @@ def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registere
     if command:
         command()
         st.rerun()  # the buttons and the status line show the new state at once
+    st.caption(_("Trains {model} with {optimizer}, learning rate {lr}, batch size {batch}: choose the model and "
+                 "every setting in 3 and 4 below.").format(model=config.model, optimizer=config.optimizer,
+                                                          lr=f"{config.lr:g}", batch=config.batch_size))
 
 
 def pictures_visible(job: Job, owned: bool) -> bool:
@@ -480,6 +485,28 @@ def runs_section() -> None:
                       mime="text/csv", key="trainer.metrics_file")
 
 
+def train_section(config: RunConfig, dataset: Dataset, registered: bool) -> None:
+    """Train with its controls, then the run's progress, curves and results; or another browser's run,
+    read-only."""
+    try:
+        state.scheduler()
+    except SettingError as err:
+        st.error(_("Training is not available: {reason}.").format(reason=say(str(err))))
+        st.stop()
+    run = state.current_run() or find_run_from_url()
+    viewed = state.viewed_run() if run is None else None
+    if viewed is not None:
+        read_only_view(viewed)
+        return
+    run_controls(run, config, dataset, registered)
+    if run is None:
+        st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
+                  "CPU."))
+        return
+    st.fragment(run_every=views.LIVE_REFRESH_SECONDS if run.snapshot().active else None)(live_view)(run)
+    run_results(run, owned=True)
+
+
 st.title(_("CNN trainer"))
 st.caption(_("Pick data and a model, press Train, and watch the accuracy, loss and validation curves of the "
              "article's §5.4 grow. Training runs in the background: change controls or switch pages, it keeps going."))
@@ -488,29 +515,13 @@ dataset, registered = choose_dataset()
 if dataset is None:
     st.stop()
 views.data_overview(dataset)
-st.header(_("2. Model"))
+st.header(_("2. Train"))
+training = st.container()  # filled last, from the model and settings chosen below, but shown here where the eye is
+st.header(_("3. Model"))
 start, frozen = choose_start()
 model_name, stack = choose_model(dataset, start)
-st.header(_("3. Settings"))
+st.header(_("4. Settings"))
 config = choose_settings(dataset, model_name, stack, start, frozen)
-
-st.header(_("4. Train"))
-try:
-    state.scheduler()
-except SettingError as err:
-    st.error(_("Training is not available: {reason}.").format(reason=say(str(err))))
-    st.stop()
-run = state.current_run() or find_run_from_url()
-viewed = state.viewed_run() if run is None else None
-if viewed is not None:
-    read_only_view(viewed)
-else:
-    run_controls(run, config, dataset, registered)
-    if run is None:
-        st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
-                  "CPU."))
-    else:
-        active = run.snapshot().active
-        st.fragment(run_every=views.LIVE_REFRESH_SECONDS if active else None)(live_view)(run)
-        run_results(run, owned=True)
+with training:
+    train_section(config, dataset, registered)
 runs_section()

@@ -35,7 +35,8 @@ def image_grid(images: torch.Tensor, captions: list[str], width: int = 72) -> No
 
 
 def data_overview(dataset: Dataset) -> None:
-    """Class names and counts (chart and table) and a few samples of each class."""
+    """How many images of what size, then (folded, to keep Train near the top) the class names and counts (chart
+    and table) and a few samples of each class."""
     train_counts = torch.bincount(dataset.train.labels, minlength=dataset.num_classes).tolist()
     test_counts = torch.bincount(dataset.test.labels, minlength=dataset.num_classes).tolist()
     c, h, w = dataset.input_shape
@@ -44,17 +45,18 @@ def data_overview(dataset: Dataset) -> None:
                  _("**{train} training** and **{test} test** images of {size} pixels, colour, in **{classes} "
                    "classes**.")).format(train=f"{len(dataset.train):,}", test=f"{len(dataset.test):,}",
                                          size=f"{w}×{h}", classes=dataset.num_classes))
-    left, right = st.columns([3, 2])
+    details = st.expander(_("Images per class, and samples of each class"), key="trainer.data_details")
+    left, right = details.columns([3, 2])
     left.plotly_chart(charts.class_counts(dataset.class_names, train_counts, test_counts))
     right.dataframe(pd.DataFrame({_("class"): dataset.class_names, _("train"): train_counts,
                                   _("test"): test_counts}), hide_index=True, height=260)
-    st.caption(_("Samples of each class ({count} per row; the first {rows} classes):").format(count=SAMPLES_PER_CLASS,
-                                                                                            rows=MAX_CLASS_ROWS))
+    details.caption(_("Samples of each class ({count} per row; the first {rows} classes):").format(
+        count=SAMPLES_PER_CLASS, rows=MAX_CLASS_ROWS))
     shown = sample_per_class(dataset.train, per_class=SAMPLES_PER_CLASS, seed=0)
     for label in range(min(dataset.num_classes, MAX_CLASS_ROWS)):
         row = shown.images[shown.labels == label]  # (n, C, H, W)
         strip = torch.cat(list(row), dim=2)  # the class's samples side by side: (C, H, n*W)
-        name, picture = st.columns([1, 6], vertical_alignment="center")
+        name, picture = details.columns([1, 6], vertical_alignment="center")
         name.text(dataset.class_names[label])
         picture.image(to_display(strip.unsqueeze(0))[0], width=min(600, 75 * len(row)), output_format="PNG")
 

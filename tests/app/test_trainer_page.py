@@ -314,11 +314,11 @@ def test_a_run_the_disk_budget_removes_is_announced_and_leaves_every_picker():
 def test_one_browser_holds_at_most_its_quota_of_imported_zips_across_its_tabs():
     data = class_folders_zip({"cats": 4, "dogs": 4})
     tabs = [upload(open_trainer_as(A_BROWSER), data) for _ in range(2)]  # the default quota: 2 per browser
-    assert all(any(h.value == "2. Model" for h in tab.header) for tab in tabs)
+    assert all(any(h.value == "3. Model" for h in tab.header) for tab in tabs)
     third = upload(open_trainer_as(A_BROWSER), data)
     assert any("other tabs already hold 2 imported zip(s)" in e.value for e in third.error)
     again = upload(tabs[0], class_folders_zip({"cats": 5, "dogs": 5}))  # a tab's new upload replaces its own
-    assert not again.error and any(h.value == "2. Model" for h in again.header)
+    assert not again.error and any(h.value == "3. Model" for h in again.header)
     assert not upload(open_trainer_as(B_BROWSER), data).error  # another browser has its own quota
 
 
@@ -341,7 +341,7 @@ def test_an_offline_download_gets_one_sentence_and_the_page_keeps_working(monkey
     message = next(e.value for e in at.error if "cifar10" in e.value)
     assert "cifar-10-python.tar.gz in" in message and "'mnist5k'" in message
     by_label(at.selectbox, "Dataset").set_value("mnist5k").run()
-    assert not at.exception and any(h.value == "2. Model" for h in at.header)
+    assert not at.exception and any(h.value == "3. Model" for h in at.header)
 
 
 @pytest.mark.slow  # trains in a worker process

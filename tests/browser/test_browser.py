@@ -75,7 +75,7 @@ def test_train_one_epoch_and_see_the_curves(app_url, browser):
     assert float(accuracy.rstrip("%")) >= 90.0
     expect(page.locator(".js-plotly-plot")).not_to_have_count(0)
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.get_by_text("4. Train").scroll_into_view_if_needed()
+    page.get_by_text("2. Train").scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "trainer.png"), full_page=True)
     # Click the confusion-matrix cell "true 3, predicted 5": the images below switch to that cell.
