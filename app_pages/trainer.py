@@ -32,6 +32,7 @@ from dlplay.training.jobs import (
     ResumePoint,
     RunAlreadyLive,
     RunConfig,
+    RunSnapshot,
     RunStatus,
     ServerFull,
     SettingError,
@@ -270,6 +271,7 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
         st.error(_("This model cannot be trained on these images: {reason}.").format(reason=say(str(err))))
         return
     state.set_current_run(job)
+    PAGE.seen = (job.run_id, job.snapshot().step)  # all it has done yet: a run that ends unseen is replayed
     st.query_params["run"] = job.run_id  # a refresh keeps the id, so the run can be found again
     st.rerun()  # draw the whole app again with the run in it (the sidebar shows its progress on every page)
 
@@ -332,25 +334,58 @@ def find_run_from_url() -> Job | None:
     return None
 
 
+def replaying(job: Job | None) -> bool:
+    """Whether the session's finished run `job` is being drawn again as it grew (its results wait till the end)."""
+    return job is not None and PAGE.replay is not None and PAGE.replay.run_id == job.run_id
+
+
 def live_view(job: Job, owned: bool = True) -> None:
     """Progress and curves of a run (the owner's watching keeps it from the idle timeout); reruns the page once
-    the run ends, and for the owner when its buttons must change."""
+    the run ends (to replay it first if it finished before the learner saw it grow), and for the owner when its
+    buttons must change."""
     if owned:
         job.touch()
     snapshot = job.snapshot()
+    if owned and not snapshot.active and job not in state.finished_runs():  # it ended since the last look
+        state.keep_finished(job)
+        seen = PAGE.seen
+        PAGE.replay = views.replay_for(job.run_id, seen[1] if seen and seen[0] == job.run_id else snapshot.step,
+                                       snapshot)
+        st.rerun()
+    if owned and replaying(job):
+        replay_view(job, snapshot)
+        return
     views.progress(snapshot, job.config.epochs)
     if snapshot.status is not RunStatus.QUEUED:  # a static plot while training: a third less work for the browser
-        st.plotly_chart(views.live_figure(job.run_id, snapshot), key="trainer.live_chart",
-                        config={"staticPlot": snapshot.active})
+        curves(job, snapshot, static=snapshot.active)
     if not owned:
         if not snapshot.active and snapshot.status is not PAGE.controls_status:
             st.rerun()  # the run ended: draw its results
         return
-    if not snapshot.active and job not in state.finished_runs():
-        state.keep_finished(job)
-        st.rerun()
+    PAGE.seen = (job.run_id, snapshot.step)
     if snapshot.status is not PAGE.controls_status:  # queued -> running, or paused by itself: other buttons
         st.rerun()
+
+
+def curves(job: Job, snapshot: RunSnapshot, static: bool) -> None:
+    """A run's curves as `snapshot` has them."""
+    st.plotly_chart(views.live_figure(job.run_id, snapshot, job.config.epochs), key="trainer.live_chart",
+                    config={"staticPlot": static})
+
+
+def replay_view(job: Job, snapshot: RunSnapshot) -> None:
+    """One frame of the replay of a finished run, with a way to skip to its end; the frame after the last one
+    reruns the page to draw the results."""
+    replay = PAGE.replay
+    if replay.over:
+        PAGE.replay = None
+        st.rerun()
+    shown = views.as_of(snapshot, replay.step)
+    if views.replay_progress(shown, job.config.epochs):  # skip to the end
+        PAGE.replay = None
+        st.rerun()
+    curves(job, shown, static=True)
+    PAGE.replay = replay.next()
 
 
 def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registered: bool) -> None:
@@ -486,8 +521,8 @@ def runs_section() -> None:
 
 
 def train_section(config: RunConfig, dataset: Dataset, registered: bool) -> None:
-    """Train with its controls, then the run's progress, curves and results; or another browser's run,
-    read-only."""
+    """Train with its controls, then the run's progress and curves (replayed if it finished unseen) and its
+    results; or another browser's run, read-only."""
     try:
         state.scheduler()
     except SettingError as err:
@@ -503,8 +538,11 @@ def train_section(config: RunConfig, dataset: Dataset, registered: bool) -> None
         st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
                   "CPU."))
         return
-    st.fragment(run_every=views.LIVE_REFRESH_SECONDS if run.snapshot().active else None)(live_view)(run)
-    run_results(run, owned=True)
+    refresh = (views.LIVE_REFRESH_SECONDS if run.snapshot().active else
+               views.REPLAY_SECONDS if replaying(run) else None)
+    st.fragment(run_every=refresh)(live_view)(run)
+    if not replaying(run):
+        run_results(run, owned=True)
 
 
 st.title(_("CNN trainer"))
@@ -524,4 +562,5 @@ st.header(_("4. Settings"))
 config = choose_settings(dataset, model_name, stack, start, frozen)
 with training:
     train_section(config, dataset, registered)
-runs_section()
+if not replaying(state.current_run()):  # its results, here too, wait for the replay's end
+    runs_section()

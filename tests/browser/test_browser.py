@@ -230,3 +230,33 @@ def test_training_runs_in_a_worker_and_no_process_outlives_the_server(browser, t
             assert time.monotonic() < deadline, f"left behind: {[p for p in family if alive(p)]}"
             time.sleep(0.2)
         page.close()
+
+
+LOSS_POINTS = """() => {  /* record the live loss chart's number of points each time it changes */
+    window.lossPoints = [];
+    const look = () => {
+        const plot = [...document.querySelectorAll(".js-plotly-plot")].find(
+            p => p.data && p.data.some(t => t.name === "this run: training (epoch)"));
+        if (plot) {
+            const n = plot.data.filter(t => t.yaxis === "y2").reduce((sum, t) => sum + t.x.length, 0);
+            if (window.lossPoints.at(-1) !== n) window.lossPoints.push(n);
+        }
+        requestAnimationFrame(look);
+    };
+    look();
+}"""
+
+
+def test_train_is_in_the_first_screenful_and_a_short_runs_curves_grow_on_screen(app_url, browser):
+    page = open_page(browser, f"{app_url}/trainer", height=900)
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.wait_for(timeout=60_000)
+    box = train.bounding_box()
+    assert box["y"] + box["height"] <= 900, box  # seen without scrolling, at 1300×900
+    page.evaluate(LOSS_POINTS)
+    press_train(page, epochs=2)  # done in a second or two on a fast machine: faster than the page refreshes
+    expect(page.get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=120_000)
+    grown = page.evaluate("window.lossPoints")
+    assert len(grown) >= 3 and grown == sorted(set(grown)), grown  # drawn bigger several times, never smaller
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
