@@ -368,9 +368,11 @@ def live_view(job: Job, owned: bool = True) -> None:
 
 
 def curves(job: Job, snapshot: RunSnapshot, static: bool) -> None:
-    """A run's curves as `snapshot` has them."""
+    """A run's curves as `snapshot` has them, and what each set of images is for."""
     st.plotly_chart(views.live_figure(job.run_id, snapshot, job.config.epochs), key="trainer.live_chart",
                     config={"staticPlot": static})
+    if snapshot.train_size:
+        views.curves_explained(snapshot, job.config.validation_fraction, len(state.run_dataset(job).test))
 
 
 def replay_view(job: Job, snapshot: RunSnapshot) -> None:
@@ -437,7 +439,7 @@ def run_results(run: Job, owned: bool) -> None:
     if final.active or final.evaluation is None:
         return
     run_data = state.run_dataset(run)
-    views.results(final.evaluation, final)
+    views.results(final.evaluation, final, run.config.validation_fraction)
     if owned and run.spec.data.file_key is not None:
         shared = st.toggle(_("Share my pictures with people who open this run's link"), value=run.pictures_shared,
                            key=f"trainer.share.{run.run_id}",
@@ -502,8 +504,12 @@ def runs_section() -> None:
         _("rare classes"): [listing(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
                             for r in runs],
         _("remedy"): [_(r.config.remedy) for r in runs], _("seed"): [r.config.seed for r in runs]})
-    st.dataframe(table, hide_index=True,
-                 column_config={accuracy: st.column_config.NumberColumn(format="percent")})
+    st.dataframe(table, hide_index=True, column_config={
+        accuracy: st.column_config.NumberColumn(format="percent", help=_(
+            "The share of the test images each run's model classified correctly after its last epoch.")),
+        _("train images"): st.column_config.NumberColumn(help=_(
+            "The images each run learnt from: the training images it used, less the share held out for "
+            "validation."))})
     chosen = st.multiselect(_("Overlay the curves of"), range(len(runs)), default=list(range(len(runs)))[-2:],
                             format_func=shown_as(labels), key="trainer.overlay")
     if chosen:

@@ -230,6 +230,19 @@ def live_figure(run_id: str, snapshot: RunSnapshot, epochs: int) -> go.Figure:
     return figure
 
 
+def curves_explained(snapshot: RunSnapshot, validation_share: float, test_images: int) -> None:
+    """What the training, validation and test numbers are measured on, a sentence each."""
+    lines = [_("**Training** (solid lines): the {count} images the model learns from, every epoch.").format(
+        count=f"{snapshot.train_size:,}")]
+    if validation_share > 0 and not (snapshot.epochs and snapshot.epochs[0].val_accuracy is None):
+        lines.append(_("**Validation** (dashed): {share} of the training images, held out before training and never "
+                       "learnt from, scored after each epoch to catch overfitting.").format(
+            share=f"{validation_share:.0%}"))
+    lines.append(_("**Test**: the dataset's {count} test images, scored once after the last epoch; the score to "
+                   "report.").format(count=f"{test_images:,}"))
+    st.caption("  \n".join(lines))
+
+
 def sidebar_progress(snapshot: RunSnapshot, epochs: int) -> None:
     """A one-line view of the session's active run, shown on every page."""
     if snapshot.status is RunStatus.QUEUED:
@@ -241,12 +254,23 @@ def sidebar_progress(snapshot: RunSnapshot, epochs: int) -> None:
         epoch=epoch, epochs=epochs, status=_(snapshot.status.value)))
 
 
-def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:
-    """Final test accuracy and loss, and a one-line reading of the curves."""
-    a, b, c = st.columns(3)
-    a.metric(_("Test accuracy"), f"{evaluation.accuracy:.1%}")
-    b.metric(_("Test loss"), f"{evaluation.loss:.3f}")
-    c.metric(_("Epochs run"), len(snapshot.epochs))
+def results(evaluation: Evaluation, snapshot: RunSnapshot, validation_share: float) -> None:
+    """Final test and validation accuracy and test loss, each with what it measures, and a one-line reading of the
+    curves."""
+    a, b, c, d = st.columns(4)
+    a.metric(_("Test accuracy"), f"{evaluation.accuracy:.1%}",
+             help=_("The share of the {count} test images classified correctly: images the model never trained on, "
+                    "so this is how it should do on new ones.").format(count=f"{len(evaluation.labels):,}"))
+    b.metric(_("Test loss"), f"{evaluation.loss:.3f}",
+             help=_("The mean cross-entropy over the test images: lower is better, and it also rewards confidence "
+                    "in right answers."))
+    last = snapshot.epochs[-1] if snapshot.epochs else None
+    if last is not None and last.val_accuracy is not None:
+        c.metric(_("Validation accuracy"), f"{last.val_accuracy:.1%}",
+                 help=_("Measured after the last epoch on the validation images ({share} of the training images, "
+                        "held out of training): a different and usually smaller set than the test images, so the two "
+                        "scores differ a little.").format(share=f"{validation_share:.0%}"))
+    d.metric(_("Epochs run"), len(snapshot.epochs))
     st.info(verdicts.training_curves(read_curves(snapshot.epochs)))
 
 

@@ -445,7 +445,7 @@ def points(figure: dict, name: str) -> list[float]:
 
 
 @pytest.mark.slow  # trains in a worker process
-def test_a_run_that_finishes_before_the_next_refresh_is_replayed_epoch_by_epoch():
+def test_a_run_that_finishes_before_the_next_refresh_is_replayed_epoch_by_epoch_then_explained():
     at = open_trainer()
     by_label(at.number_input, "Epochs").set_value(3).run()
     by_label(at.slider, "Training images used").set_value(20).run()  # 12 steps an epoch: quick on a busy machine
@@ -470,6 +470,16 @@ def test_a_run_that_finishes_before_the_next_refresh_is_replayed_epoch_by_epoch(
     steps = [s for __, s, __ in replayed]
     assert steps == sorted(set(steps)) and len(steps) >= 8  # ...as the per-batch curve grows, frame by frame
     assert replayed[0][2].startswith("Replay of the finished run: epoch 1/3")
+    # Every number says what it is measured on.
+    captions = " ".join(c.value for c in at.caption)
+    train, __ = training_split(job.config, load_dataset("mnist5k"))  # 20% of mnist5k's 4,000, less 10% held out
+    assert f"the {len(train):,} images the model learns from" in captions and len(train) == 720
+    assert "**Validation** (dashed): 10% of the training images, held out before training" in captions
+    assert "the dataset's 1,000 test images, scored once after the last epoch" in captions
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert "The share of the 1,000 test images classified correctly" in helps["Test accuracy"]
+    assert "validation images (10% of the training images" in helps["Validation accuracy"]
+    assert "lower is better" in helps["Test loss"]
     assert any(h.value == "5. Runs" for h in at.header)
 
     click(at, "Train")  # a second run: skip its replay
