@@ -187,14 +187,13 @@ class Replay:
 
 
 def replay_for(run_id: str, seen_step: int, snapshot: RunSnapshot) -> Replay | None:
-    """A replay of what the learner did not see of a finished run grow, when that is an epoch or more; None
-    otherwise (they watched it grow, or it stopped, diverged or failed: its last state is the news)."""
-    if snapshot.status is not RunStatus.FINISHED or not snapshot.batches:
+    """A replay of what the learner did not see of a finished run grow (in two frames at least, so that even the
+    last stretch grows rather than jumps); None if they saw it all, or if it stopped, diverged or failed: then its
+    last state is the news."""
+    if snapshot.status is not RunStatus.FINISHED or not snapshot.batches or snapshot.step <= seen_step:
         return None
     epochs_unseen = (snapshot.step - seen_step) / snapshot.batches[0].steps_per_epoch
-    if epochs_unseen < 1:
-        return None
-    frames = min(MAX_REPLAY_FRAMES, round(epochs_unseen * REPLAY_FRAMES_PER_EPOCH))
+    frames = min(max(2, round(epochs_unseen * REPLAY_FRAMES_PER_EPOCH)), MAX_REPLAY_FRAMES, snapshot.step - seen_step)
     return Replay(run_id, seen_step, snapshot.step, frames)
 
 
@@ -212,7 +211,8 @@ def replay_progress(shown: RunSnapshot, epochs: int) -> bool:
     st.progress(min(1.0, shown.step / shown.total_steps) if shown.total_steps else 0.0,
                 text=_("Replay of the finished run: epoch {epoch}/{epochs}").format(epoch=epoch, epochs=epochs))
     row = st.container(horizontal=True, vertical_alignment="center")
-    row.caption(_("It trained faster than this page refreshes, so its recorded curves are drawn again as they grew."))
+    row.caption(_("It trained faster than this page refreshes (or while you were away), so its recorded curves are "
+                  "drawn again as they grew."))
     return row.button(_("Skip to the end"), key="trainer.skip_replay")
 
 

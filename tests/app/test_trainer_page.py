@@ -511,7 +511,8 @@ def test_a_replay_covers_what_the_learner_did_not_see_and_only_a_finished_run():
         replay = replay.next()
     assert frames[0] == (6, 0) and frames[-1] == (30, 3) and [e for __, e in frames] == sorted(e for __, e in frames)
     assert all(a[0] < b[0] for a, b in zip(frames, frames[1:], strict=False))
-    assert replay_for("r", 25, finished) is None  # less than an epoch unseen: it was watched growing
+    assert replay_for("r", 30, finished) is None  # the learner saw it to its last step
+    assert replay_for("r", 28, finished).frames == 2  # two steps unseen: they grow too, rather than jump
     assert replay_for("r", 0, replace(finished, status=RunStatus.STOPPED)) is None  # the learner stopped it
     long = replace(finished, batches=[replace(b, steps_per_epoch=1) for b in batches])  # 30 one-step epochs
     assert replay_for("r", 0, long).frames == MAX_REPLAY_FRAMES

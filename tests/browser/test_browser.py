@@ -254,8 +254,8 @@ def test_train_is_in_the_first_screenful_and_a_short_runs_curves_grow_on_screen(
     box = train.bounding_box()
     assert box["y"] + box["height"] <= 900, box  # seen without scrolling, at 1300×900
     page.evaluate(LOSS_POINTS)
-    press_train(page, epochs=2)  # done in a second or two on a fast machine: faster than the page refreshes
-    expect(page.get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=120_000)
+    press_train(page, epochs=1)  # done in a second on a fast machine: faster than the page refreshes
+    expect(page.get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=600_000)  # a busy machine: minutes
     grown = page.evaluate("window.lossPoints")
     assert len(grown) >= 3 and grown == sorted(set(grown)), grown  # drawn bigger several times, never smaller
     assert page.locator('[data-testid="stException"]').count() == 0
