@@ -1,4 +1,5 @@
 """CNN trainer: pick data and a model, train in a worker process, watch it learn, look inside the result."""
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ from dlplay.training.jobs import (
     ResumePoint,
     RunAlreadyLive,
     RunConfig,
+    RunSnapshot,
     RunStatus,
     ServerFull,
     SettingError,
@@ -182,7 +184,7 @@ def choose_model(dataset: Dataset, source: Job | str | None) -> tuple[str, tuple
 
 def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], source: Job | str | None,
                     freeze: str) -> RunConfig:
-    """Hyperparameters, data size and augmentation widgets -> a RunConfig."""
+    """Hyperparameters, data size and augmentation widgets -> a RunConfig (its epochs are chosen beside Train)."""
     a, b, c, d = st.columns(4)
     optimizer = a.selectbox(_("Optimizer"), OPTIMIZERS, index=OPTIMIZERS.index("adamw"), key="trainer.optimizer")
     lr = b.select_slider(_("Learning rate"), LEARNING_RATES, value=3e-3, key="trainer.lr")
@@ -191,12 +193,11 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
                            help="\n".join(f"- **{name}**: {_(what)}" for name, what in SCHEDULES.items()))
     weight_decay = d.select_slider(_("Weight decay"), [0.0, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2], value=5e-4,
                                    key="trainer.weight_decay")
-    a, b, c, d = st.columns(4)
+    a, b, c, d = st.columns(4, vertical_alignment="bottom")
     batch_size = a.select_slider(_("Batch size"), [8, 16, 32, 64, 128, 256, 512], value=64, key="trainer.batch")
-    epochs = b.number_input(_("Epochs"), 1, 100, 3, key="trainer.epochs")
-    seed = c.number_input(_("Seed"), 0, 1_000_000, 0, key="trainer.seed")
-    device = d.selectbox(_("Device"), DEVICE_CHOICES, key="trainer.device")
-    mixed = st.checkbox(_("Mixed precision"), value=True, key="trainer.mixed",
+    seed = b.number_input(_("Seed"), 0, 1_000_000, 0, key="trainer.seed")
+    device = c.selectbox(_("Device"), DEVICE_CHOICES, key="trainer.device")
+    mixed = d.checkbox(_("Mixed precision"), value=True, key="trainer.mixed",
                         help=_("Faster, with the same accuracy: float16 on CUDA GPUs, bfloat16 on CPUs that compute "
                                "it natively (AVX-512 BF16, AMX, Arm BF16); float32 elsewhere, and when unticked. On "
                                "this server, 'auto' trains in {precision}.").format(
@@ -232,7 +233,7 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
             PAGE.preview_seed += 1
             st.rerun()
     return RunConfig(model=model, stack=stack, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
-                     batch_size=batch_size, epochs=int(epochs), seed=int(seed), device=device, mixed_precision=mixed,
+                     batch_size=batch_size, seed=int(seed), device=device, mixed_precision=mixed,
                      augmentation=augmentation, train_fraction=fraction / 100, shrunk_classes=tuple(shrunk),
                      shrunk_keep=keep / 100, remedy=remedy if shrunk else "none", dropout=dropout,
                      start_from=IMAGENET if source == IMAGENET else str(source.model_file()) if source else "",
@@ -270,6 +271,7 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
         st.error(_("This model cannot be trained on these images: {reason}.").format(reason=say(str(err))))
         return
     state.set_current_run(job)
+    PAGE.seen = (job.run_id, job.snapshot().step)  # all it has done yet: a run that ends unseen is replayed
     st.query_params["run"] = job.run_id  # a refresh keeps the id, so the run can be found again
     st.rerun()  # draw the whole app again with the run in it (the sidebar shows its progress on every page)
 
@@ -332,38 +334,75 @@ def find_run_from_url() -> Job | None:
     return None
 
 
+def replaying(job: Job | None) -> bool:
+    """Whether the session's finished run `job` is being drawn again as it grew (its results wait till the end)."""
+    return job is not None and PAGE.replay is not None and PAGE.replay.run_id == job.run_id
+
+
 def live_view(job: Job, owned: bool = True) -> None:
     """Progress and curves of a run (the owner's watching keeps it from the idle timeout); reruns the page once
-    the run ends, and for the owner when its buttons must change."""
+    the run ends (to replay it first if it finished before the learner saw it grow), and for the owner when its
+    buttons must change."""
     if owned:
         job.touch()
     snapshot = job.snapshot()
+    if owned and not snapshot.active and job not in state.finished_runs():  # it ended since the last look
+        state.keep_finished(job)
+        seen = PAGE.seen
+        PAGE.replay = views.replay_for(job.run_id, seen[1] if seen and seen[0] == job.run_id else snapshot.step,
+                                       snapshot)
+        st.rerun()
+    if owned and replaying(job):
+        replay_view(job, snapshot)
+        return
     views.progress(snapshot, job.config.epochs)
     if snapshot.status is not RunStatus.QUEUED:  # a static plot while training: a third less work for the browser
-        st.plotly_chart(views.live_figure(job.run_id, snapshot), key="trainer.live_chart",
-                        config={"staticPlot": snapshot.active})
+        curves(job, snapshot, static=snapshot.active)
     if not owned:
         if not snapshot.active and snapshot.status is not PAGE.controls_status:
             st.rerun()  # the run ended: draw its results
         return
-    if not snapshot.active and job not in state.finished_runs():
-        state.keep_finished(job)
-        st.rerun()
+    PAGE.seen = (job.run_id, snapshot.step)
     if snapshot.status is not PAGE.controls_status:  # queued -> running, or paused by itself: other buttons
         st.rerun()
 
 
+def curves(job: Job, snapshot: RunSnapshot, static: bool) -> None:
+    """A run's curves as `snapshot` has them, and what each set of images is for."""
+    st.plotly_chart(views.live_figure(job.run_id, snapshot, job.config.epochs), key="trainer.live_chart",
+                    config={"staticPlot": static})
+    if snapshot.train_size:
+        views.curves_explained(snapshot, job.config.validation_fraction, len(state.run_dataset(job).test))
+
+
+def replay_view(job: Job, snapshot: RunSnapshot) -> None:
+    """One frame of the replay of a finished run, with a way to skip to its end; the frame after the last one
+    reruns the page to draw the results."""
+    replay = PAGE.replay
+    if replay.over:
+        PAGE.replay = None
+        st.rerun()
+    shown = views.as_of(snapshot, replay.step)
+    if views.replay_progress(shown, job.config.epochs):  # skip to the end
+        PAGE.replay = None
+        st.rerun()
+    curves(job, shown, static=True)
+    PAGE.replay = replay.next()
+
+
 def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registered: bool) -> None:
-    """Train (optionally pausing after a chosen epoch), pause / resume, stop (or cancel while queued), and resume
-    after a crash."""
+    """Epochs and Train (optionally pausing after a chosen epoch), pause / resume, stop (or cancel while queued),
+    and resume after a crash, in one row; under it, what Train trains."""
     snapshot = job.snapshot() if job else None
     active = bool(snapshot and snapshot.active)
     PAGE.controls_status = snapshot.status if snapshot else None
-    pause_after = st.number_input(
-        _("Pause after epoch"), 0, 100, 0, key="trainer.pause_after", width=200,
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # side by side, each as wide as it needs
+    epochs = row.number_input(_("Epochs"), 1, 100, 3, key="trainer.epochs", width=140)
+    pause_after = row.number_input(
+        _("Pause after epoch"), 0, 100, 0, key="trainer.pause_after", width=180,
         help=_("0: train straight through. Otherwise the run pauses by itself once that epoch is done and its "
                "checkpoint saved, so you can read the curves at that point; Resume goes on."))
-    row = st.container(horizontal=True)  # buttons side by side, each as wide as its label
+    config = replace(config, epochs=int(epochs))
     if row.button(_("Train"), type="primary", disabled=active, key="trainer.train"):
         start_run(config, dataset, registered, pause_after=int(pause_after))
     command = None
@@ -382,6 +421,9 @@ def run_controls(job: Job | None, config: RunConfig, dataset: Dataset, registere
     if command:
         command()
         st.rerun()  # the buttons and the status line show the new state at once
+    st.caption(_("Trains {model} with {optimizer}, learning rate {lr}, batch size {batch}: choose the model and "
+                 "every setting in 3 and 4 below.").format(model=config.model, optimizer=config.optimizer,
+                                                          lr=f"{config.lr:g}", batch=config.batch_size))
 
 
 def pictures_visible(job: Job, owned: bool) -> bool:
@@ -397,7 +439,7 @@ def run_results(run: Job, owned: bool) -> None:
     if final.active or final.evaluation is None:
         return
     run_data = state.run_dataset(run)
-    views.results(final.evaluation, final)
+    views.results(final.evaluation, final, run.config.validation_fraction)
     if owned and run.spec.data.file_key is not None:
         shared = st.toggle(_("Share my pictures with people who open this run's link"), value=run.pictures_shared,
                            key=f"trainer.share.{run.run_id}",
@@ -462,8 +504,12 @@ def runs_section() -> None:
         _("rare classes"): [listing(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
                             for r in runs],
         _("remedy"): [_(r.config.remedy) for r in runs], _("seed"): [r.config.seed for r in runs]})
-    st.dataframe(table, hide_index=True,
-                 column_config={accuracy: st.column_config.NumberColumn(format="percent")})
+    st.dataframe(table, hide_index=True, column_config={
+        accuracy: st.column_config.NumberColumn(format="percent", help=_(
+            "The share of the test images each run's model classified correctly after its last epoch.")),
+        _("train images"): st.column_config.NumberColumn(help=_(
+            "The images each run learnt from: the training images it used, less the share held out for "
+            "validation."))})
     chosen = st.multiselect(_("Overlay the curves of"), range(len(runs)), default=list(range(len(runs)))[-2:],
                             format_func=shown_as(labels), key="trainer.overlay")
     if chosen:
@@ -480,6 +526,31 @@ def runs_section() -> None:
                       mime="text/csv", key="trainer.metrics_file")
 
 
+def train_section(config: RunConfig, dataset: Dataset, registered: bool) -> None:
+    """Train with its controls, then the run's progress and curves (replayed if it finished unseen) and its
+    results; or another browser's run, read-only."""
+    try:
+        state.scheduler()
+    except SettingError as err:
+        st.error(_("Training is not available: {reason}.").format(reason=say(str(err))))
+        st.stop()
+    run = state.current_run() or find_run_from_url()
+    viewed = state.viewed_run() if run is None else None
+    if viewed is not None:
+        read_only_view(viewed)
+        return
+    run_controls(run, config, dataset, registered)
+    if run is None:
+        st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
+                  "CPU."))
+        return
+    refresh = (views.LIVE_REFRESH_SECONDS if run.snapshot().active else
+               views.REPLAY_SECONDS if replaying(run) else None)
+    st.fragment(run_every=refresh)(live_view)(run)
+    if not replaying(run):
+        run_results(run, owned=True)
+
+
 st.title(_("CNN trainer"))
 st.caption(_("Pick data and a model, press Train, and watch the accuracy, loss and validation curves of the "
              "article's §5.4 grow. Training runs in the background: change controls or switch pages, it keeps going."))
@@ -488,29 +559,14 @@ dataset, registered = choose_dataset()
 if dataset is None:
     st.stop()
 views.data_overview(dataset)
-st.header(_("2. Model"))
+st.header(_("2. Train"))
+training = st.container()  # filled last, from the model and settings chosen below, but shown here where the eye is
+st.header(_("3. Model"))
 start, frozen = choose_start()
 model_name, stack = choose_model(dataset, start)
-st.header(_("3. Settings"))
+st.header(_("4. Settings"))
 config = choose_settings(dataset, model_name, stack, start, frozen)
-
-st.header(_("4. Train"))
-try:
-    state.scheduler()
-except SettingError as err:
-    st.error(_("Training is not available: {reason}.").format(reason=say(str(err))))
-    st.stop()
-run = state.current_run() or find_run_from_url()
-viewed = state.viewed_run() if run is None else None
-if viewed is not None:
-    read_only_view(viewed)
-else:
-    run_controls(run, config, dataset, registered)
-    if run is None:
-        st.info(_("Press **Train** to start. With the defaults, 3 epochs on mnist5k take a few seconds on a laptop "
-                  "CPU."))
-    else:
-        active = run.snapshot().active
-        st.fragment(run_every=views.LIVE_REFRESH_SECONDS if active else None)(live_view)(run)
-        run_results(run, owned=True)
-runs_section()
+with training:
+    train_section(config, dataset, registered)
+if not replaying(state.current_run()):  # its results, here too, wait for the replay's end
+    runs_section()

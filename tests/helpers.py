@@ -78,7 +78,8 @@ def held(job, timeout: float = 90.0):
 
 def run_to_the_end(at, timeout: float = 180.0):
     """Rerun an AppTest until the session's training run has ended (AppTest does not tick st.fragment's timer),
-    then once more so that the finished run joins the session's runs."""
+    then once more so that the finished run joins the session's runs; if the page replays the run's curves (it
+    finished between two refreshes), skip to the end of the replay, where the results are."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -86,7 +87,10 @@ def run_to_the_end(at, timeout: float = 180.0):
         assert time.monotonic() < deadline, "timed out waiting for the run"
         time.sleep(0.5)
         at.run()
-    return at.run()
+    at.run()
+    for skip in [b for b in at.button if b.key == "trainer.skip_replay"]:
+        skip.click().run()
+    return at
 
 
 def by_label(widgets, label: str):

@@ -1,5 +1,7 @@
 """Drawing pieces of the CNN trainer page; each takes what it shows as arguments."""
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -35,7 +37,8 @@ def image_grid(images: torch.Tensor, captions: list[str], width: int = 72) -> No
 
 
 def data_overview(dataset: Dataset) -> None:
-    """Class names and counts (chart and table) and a few samples of each class."""
+    """How many images of what size, then (folded, to keep Train near the top) the class names and counts (chart
+    and table) and a few samples of each class."""
     train_counts = torch.bincount(dataset.train.labels, minlength=dataset.num_classes).tolist()
     test_counts = torch.bincount(dataset.test.labels, minlength=dataset.num_classes).tolist()
     c, h, w = dataset.input_shape
@@ -44,17 +47,18 @@ def data_overview(dataset: Dataset) -> None:
                  _("**{train} training** and **{test} test** images of {size} pixels, colour, in **{classes} "
                    "classes**.")).format(train=f"{len(dataset.train):,}", test=f"{len(dataset.test):,}",
                                          size=f"{w}×{h}", classes=dataset.num_classes))
-    left, right = st.columns([3, 2])
+    details = st.expander(_("Images per class, and samples of each class"), key="trainer.data_details")
+    left, right = details.columns([3, 2])
     left.plotly_chart(charts.class_counts(dataset.class_names, train_counts, test_counts))
     right.dataframe(pd.DataFrame({_("class"): dataset.class_names, _("train"): train_counts,
                                   _("test"): test_counts}), hide_index=True, height=260)
-    st.caption(_("Samples of each class ({count} per row; the first {rows} classes):").format(count=SAMPLES_PER_CLASS,
-                                                                                            rows=MAX_CLASS_ROWS))
+    details.caption(_("Samples of each class ({count} per row; the first {rows} classes):").format(
+        count=SAMPLES_PER_CLASS, rows=MAX_CLASS_ROWS))
     shown = sample_per_class(dataset.train, per_class=SAMPLES_PER_CLASS, seed=0)
     for label in range(min(dataset.num_classes, MAX_CLASS_ROWS)):
         row = shown.images[shown.labels == label]  # (n, C, H, W)
         strip = torch.cat(list(row), dim=2)  # the class's samples side by side: (C, H, n*W)
-        name, picture = st.columns([1, 6], vertical_alignment="center")
+        name, picture = details.columns([1, 6], vertical_alignment="center")
         name.text(dataset.class_names[label])
         picture.image(to_display(strip.unsqueeze(0))[0], width=min(600, 75 * len(row)), output_format="PNG")
 
@@ -149,16 +153,94 @@ LIVE_FIGURE = "trainer.live_figure"
 # How often a training page redraws: every 2 s, not 1 s, halves what each watching browser and the server spend on
 # it (a browser on the training machine spent ~25% of a core at 1 s, and that came out of the run's throughput).
 LIVE_REFRESH_SECONDS = 2.0
+# A run that finished before the page's next refresh (3 epochs of mnist5k take 1.4 s on a fast CPU) is drawn again
+# as it grew: a few frames a second, only in the page that watched it start and only for a few seconds, instead of
+# faster refreshes for every page that watches a run.
+REPLAY_SECONDS = 0.3
+REPLAY_FRAMES_PER_EPOCH = 4
+MAX_REPLAY_FRAMES = 16  # at most ~5 s, however many epochs
 
 
-def live_figure(run_id: str, snapshot: RunSnapshot) -> go.Figure:
-    """The live curves, rebuilt only when the run has reported something new since the last redraw."""
+@dataclass(frozen=True)
+class Replay:
+    """A finished run's curves drawn again as they grew, from the step the learner saw last, a slice a frame."""
+
+    run_id: str
+    start: int  # the last step the learner saw while it trained
+    end: int  # the run's last step
+    frames: int
+    frame: int = 1  # the frame to draw next, 1 to `frames`
+
+    @property
+    def step(self) -> int:
+        """The last step the frame shows."""
+        return self.start + (self.end - self.start) * self.frame // self.frames
+
+    @property
+    def over(self) -> bool:
+        """Whether every frame has been drawn."""
+        return self.frame > self.frames
+
+    def next(self) -> "Replay":
+        """The replay at its next frame."""
+        return dataclasses.replace(self, frame=self.frame + 1)
+
+
+def replay_for(run_id: str, seen_step: int, snapshot: RunSnapshot) -> Replay | None:
+    """A replay of what the learner did not see of a finished run grow (in two frames at least, so that even the
+    last stretch grows rather than jumps); None if they saw it all, or if it stopped, diverged or failed: then its
+    last state is the news."""
+    if snapshot.status is not RunStatus.FINISHED or not snapshot.batches or snapshot.step <= seen_step:
+        return None
+    epochs_unseen = (snapshot.step - seen_step) / snapshot.batches[0].steps_per_epoch
+    frames = min(max(2, round(epochs_unseen * REPLAY_FRAMES_PER_EPOCH)), MAX_REPLAY_FRAMES, snapshot.step - seen_step)
+    return Replay(run_id, seen_step, snapshot.step, frames)
+
+
+def as_of(snapshot: RunSnapshot, step: int) -> RunSnapshot:
+    """The run as it stood after `step`: its batches up to that step and the epochs finished by then."""
+    per_epoch = snapshot.batches[0].steps_per_epoch if snapshot.batches else 1
+    return dataclasses.replace(snapshot, batches=[b for b in snapshot.batches if b.step <= step],
+                               epochs=[e for e in snapshot.epochs if e.epoch * per_epoch <= step])
+
+
+def replay_progress(shown: RunSnapshot, epochs: int) -> bool:
+    """Where the replay has reached, why the run is drawn again, and a button to skip to its end: whether it was
+    pressed. (As many elements as progress() draws before the curves, so the chart is updated in place.)"""
+    epoch = shown.batches[-1].epoch if shown.batches else 0
+    st.progress(min(1.0, shown.step / shown.total_steps) if shown.total_steps else 0.0,
+                text=_("Replay of the finished run: epoch {epoch}/{epochs}").format(epoch=epoch, epochs=epochs))
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.caption(_("It trained faster than this page refreshes (or while you were away), so its recorded curves are "
+                  "drawn again as they grew."))
+    return row.button(_("Skip to the end"), key="trainer.skip_replay")
+
+
+def live_figure(run_id: str, snapshot: RunSnapshot, epochs: int) -> go.Figure:
+    """The live curves over the run's `epochs` (so they grow across the chart), rebuilt only when there is something
+    new to show since the last redraw."""
+    shown = (run_id, snapshot.version, snapshot.step)  # a replay's frames share the finished run's version
     cached = st.session_state.get(LIVE_FIGURE)
-    if cached and cached[0] == (run_id, snapshot.version):
+    if cached and cached[0] == shown:
         return cached[1]
     figure = charts.training_curves([charts.Curves(_("this run"), snapshot.batches, snapshot.epochs)])
-    st.session_state[LIVE_FIGURE] = ((run_id, snapshot.version), figure)
+    span = [0, epochs * 1.04]  # room for the last epoch's marker
+    figure.update_layout(xaxis_range=span, xaxis2_range=span)
+    st.session_state[LIVE_FIGURE] = (shown, figure)
     return figure
+
+
+def curves_explained(snapshot: RunSnapshot, validation_share: float, test_images: int) -> None:
+    """What the training, validation and test numbers are measured on, a sentence each."""
+    lines = [_("**Training** (solid lines): the {count} images the model learns from, every epoch.").format(
+        count=f"{snapshot.train_size:,}")]
+    if validation_share > 0 and not (snapshot.epochs and snapshot.epochs[0].val_accuracy is None):
+        lines.append(_("**Validation** (dashed): {share} of the training images, held out before training and never "
+                       "learnt from, scored after each epoch to catch overfitting.").format(
+            share=f"{validation_share:.0%}"))
+    lines.append(_("**Test**: the dataset's {count} test images, scored once after the last epoch; the score to "
+                   "report.").format(count=f"{test_images:,}"))
+    st.caption("  \n".join(lines))
 
 
 def sidebar_progress(snapshot: RunSnapshot, epochs: int) -> None:
@@ -172,12 +254,23 @@ def sidebar_progress(snapshot: RunSnapshot, epochs: int) -> None:
         epoch=epoch, epochs=epochs, status=_(snapshot.status.value)))
 
 
-def results(evaluation: Evaluation, snapshot: RunSnapshot) -> None:
-    """Final test accuracy and loss, and a one-line reading of the curves."""
-    a, b, c = st.columns(3)
-    a.metric(_("Test accuracy"), f"{evaluation.accuracy:.1%}")
-    b.metric(_("Test loss"), f"{evaluation.loss:.3f}")
-    c.metric(_("Epochs run"), len(snapshot.epochs))
+def results(evaluation: Evaluation, snapshot: RunSnapshot, validation_share: float) -> None:
+    """Final test and validation accuracy and test loss, each with what it measures, and a one-line reading of the
+    curves."""
+    a, b, c, d = st.columns(4)
+    a.metric(_("Test accuracy"), f"{evaluation.accuracy:.1%}",
+             help=_("The share of the {count} test images classified correctly: images the model never trained on, "
+                    "so this is how it should do on new ones.").format(count=f"{len(evaluation.labels):,}"))
+    b.metric(_("Test loss"), f"{evaluation.loss:.3f}",
+             help=_("The mean cross-entropy over the test images: lower is better, and it also rewards confidence "
+                    "in right answers."))
+    last = snapshot.epochs[-1] if snapshot.epochs else None
+    if last is not None and last.val_accuracy is not None:
+        c.metric(_("Validation accuracy"), f"{last.val_accuracy:.1%}",
+                 help=_("Measured after the last epoch on the validation images ({share} of the training images, "
+                        "held out of training): a different and usually smaller set than the test images, so the two "
+                        "scores differ a little.").format(share=f"{validation_share:.0%}"))
+    d.metric(_("Epochs run"), len(snapshot.epochs))
     st.info(verdicts.training_curves(read_curves(snapshot.epochs)))
 
 

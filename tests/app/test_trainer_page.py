@@ -3,6 +3,7 @@
 A test that needs a run in a given state puts it there with the page's own "Pause after epoch": the run holds once
 that epoch is done, however fast the machine trains."""
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from helpers import (
     labs_ended,
     noise_png,
     open_app_page,
+    run_to_the_end,
     wait_until,
     zip_bytes,
 )
@@ -69,8 +71,7 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy_then_a_run_starts_from_it(tmp_
     at = open_trainer()
     by_label(at.number_input, "Epochs").set_value(1).run()
     click(at, "Train")
-    poll_until(at, lambda a: not run_state(a).active)
-    at.run()
+    run_to_the_end(at)
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Test accuracy"].rstrip("%")) >= 90.0
     assert any("o sign of overfitting" in box.value or "points above" in box.value for box in at.info)
@@ -267,8 +268,7 @@ def test_a_learners_own_pictures_stay_private_until_they_share_them():
     owner = upload(open_trainer_as(A_BROWSER), class_folders_zip({"cats": 12, "dogs": 12}))
     by_label(owner.number_input, "Epochs").set_value(1).run()
     click(owner, "Train")
-    poll_until(owner, lambda a: not run_state(a).active)
-    owner.run()
+    run_to_the_end(owner)
     run_id = owner.query_params["run"]
     assert "Most confident mistakes" in [t.label for t in owner.tabs]  # the owner sees their pictures
 
@@ -292,8 +292,7 @@ def test_a_run_the_disk_budget_removes_is_announced_and_leaves_every_picker():
     at = open_trainer()
     by_label(at.number_input, "Epochs").set_value(1).run()
     click(at, "Train")
-    poll_until(at, lambda a: not run_state(a).active)
-    at.run()
+    run_to_the_end(at)
     run_id = at.query_params["run"]
     assert any(h.value == "5. Runs" for h in at.header)
     scheduler = state.scheduler()
@@ -314,11 +313,11 @@ def test_a_run_the_disk_budget_removes_is_announced_and_leaves_every_picker():
 def test_one_browser_holds_at_most_its_quota_of_imported_zips_across_its_tabs():
     data = class_folders_zip({"cats": 4, "dogs": 4})
     tabs = [upload(open_trainer_as(A_BROWSER), data) for _ in range(2)]  # the default quota: 2 per browser
-    assert all(any(h.value == "2. Model" for h in tab.header) for tab in tabs)
+    assert all(any(h.value == "3. Model" for h in tab.header) for tab in tabs)
     third = upload(open_trainer_as(A_BROWSER), data)
     assert any("other tabs already hold 2 imported zip(s)" in e.value for e in third.error)
     again = upload(tabs[0], class_folders_zip({"cats": 5, "dogs": 5}))  # a tab's new upload replaces its own
-    assert not again.error and any(h.value == "2. Model" for h in again.header)
+    assert not again.error and any(h.value == "3. Model" for h in again.header)
     assert not upload(open_trainer_as(B_BROWSER), data).error  # another browser has its own quota
 
 
@@ -341,7 +340,7 @@ def test_an_offline_download_gets_one_sentence_and_the_page_keeps_working(monkey
     message = next(e.value for e in at.error if "cifar10" in e.value)
     assert "cifar-10-python.tar.gz in" in message and "'mnist5k'" in message
     by_label(at.selectbox, "Dataset").set_value("mnist5k").run()
-    assert not at.exception and any(h.value == "2. Model" for h in at.header)
+    assert not at.exception and any(h.value == "3. Model" for h in at.header)
 
 
 @pytest.mark.slow  # trains in a worker process
@@ -431,3 +430,89 @@ def test_imagenet_weights_offline_get_one_sentence_and_the_page_keeps_working(tm
     click(at, "Train")
     assert not at.exception and any("could not be downloaded" in e.value for e in at.error)
     assert RUN_KEY not in at.session_state  # nothing was queued
+
+
+def live_chart(at: AppTest) -> dict | None:
+    """The live chart's figure as the page sent it (None when it shows none)."""
+    import json
+    charts = [c for c in at.get("plotly_chart") if "trainer.live_chart" in c.proto.id]
+    return json.loads(charts[0].proto.spec) if charts else None
+
+
+def points(figure: dict, name: str) -> list[float]:
+    """The x values of the live chart's accuracy trace called `name`."""
+    return next(t["x"] for t in figure["data"] if t["name"] == f"this run: {name}" and t.get("yaxis", "y") == "y")
+
+
+@pytest.mark.slow  # trains in a worker process
+def test_a_run_that_finishes_before_the_next_refresh_is_replayed_epoch_by_epoch_then_explained():
+    at = open_trainer()
+    by_label(at.number_input, "Epochs").set_value(3).run()
+    by_label(at.slider, "Training images used").set_value(20).run()  # 12 steps an epoch: quick on a busy machine
+    click(at, "Train")
+    job = at.session_state[RUN_KEY]
+    wait_until(lambda: not job.snapshot().active, timeout=600)  # the page did not refresh while it trained
+    assert job.snapshot().status == "finished" and not at.metric
+    frames = []  # (epochs drawn, last step drawn, the progress bar's text) per rerun, until the results show
+    while not at.metric:
+        assert len(frames) <= 12, "the replay did not end"  # 4 frames an epoch
+        at.run()
+        assert not at.exception
+        figure = live_chart(at)
+        frames.append((len(points(figure, "training (epoch)")), max(points(figure, "training (per batch, smoothed)")),
+                       at.get("progress")[0].proto.text))
+        assert bool(at.metric) == (len(frames) > 1 and frames[-1][:2] == frames[-2][:2])  # results after the last
+        if not at.metric:
+            assert not any(h.value == "5. Runs" for h in at.header)  # the runs table waits for the end too
+    replayed = frames[:-1]
+    assert [e for e, __, __ in replayed] == sorted(e for e, __, __ in replayed) and replayed[-1][0] == 3
+    assert len({e for e, __, __ in replayed}) >= 3  # the epochs appear one by one...
+    steps = [s for __, s, __ in replayed]
+    assert steps == sorted(set(steps)) and len(steps) >= 8  # ...as the per-batch curve grows, frame by frame
+    assert replayed[0][2].startswith("Replay of the finished run: epoch 1/3")
+    # Every number says what it is measured on.
+    captions = " ".join(c.value for c in at.caption)
+    train, __ = training_split(job.config, load_dataset("mnist5k"))  # 20% of mnist5k's 4,000, less 10% held out
+    assert f"the {len(train):,} images the model learns from" in captions and len(train) == 720
+    assert "**Validation** (dashed): 10% of the training images, held out before training" in captions
+    assert "the dataset's 1,000 test images, scored once after the last epoch" in captions
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert "The share of the 1,000 test images classified correctly" in helps["Test accuracy"]
+    assert "validation images (10% of the training images" in helps["Validation accuracy"]
+    assert "lower is better" in helps["Test loss"]
+    assert any(h.value == "5. Runs" for h in at.header)
+
+    click(at, "Train")  # a second run: skip its replay
+    second = at.session_state[RUN_KEY]
+    wait_until(lambda: not second.snapshot().active, timeout=600)
+    at.run()
+    assert not at.metric and at.get("progress")[0].proto.text.startswith("Replay of the finished run")
+    by_label(at.button, "Skip to the end").click().run()
+    assert not at.exception and [m.label for m in at.metric][:2] == ["Test accuracy", "Test loss"]
+    assert "Skip to the end" not in buttons(at)
+
+
+def test_a_replay_covers_what_the_learner_did_not_see_and_only_a_finished_run():
+    from dlplay.training.jobs import RunSnapshot, RunStatus
+    from dlplay.training.trainer import BatchEvent, EpochEvent
+    from ui.trainer_views import MAX_REPLAY_FRAMES, as_of, replay_for
+
+    per_epoch, epochs = 10, 3
+    batches = [BatchEvent(1 + (s - 1) // per_epoch, s, per_epoch, 2.0 / s, s / 30, 100.0, 1e-3)
+               for s in range(1, per_epoch * epochs + 1)]
+    ends = [EpochEvent(e, 1.0 / e, 0.3 * e, 1.1 / e, 0.3 * e, 100.0, 1.0) for e in range(1, epochs + 1)]
+    finished = RunSnapshot(RunStatus.FINISHED, "", batches, ends, per_epoch * epochs, 64, None, "cpu", 7)
+    replay = replay_for("r", 4, finished)  # seen at step 4: 2.6 epochs unseen, 4 frames an epoch
+    assert (replay.start, replay.end, replay.frames) == (4, 30, 10)
+    frames = []
+    while not replay.over:
+        shown = as_of(finished, replay.step)
+        frames.append((shown.step, len(shown.epochs)))
+        replay = replay.next()
+    assert frames[0] == (6, 0) and frames[-1] == (30, 3) and [e for __, e in frames] == sorted(e for __, e in frames)
+    assert all(a[0] < b[0] for a, b in zip(frames, frames[1:], strict=False))
+    assert replay_for("r", 30, finished) is None  # the learner saw it to its last step
+    assert replay_for("r", 28, finished).frames == 2  # two steps unseen: they grow too, rather than jump
+    assert replay_for("r", 0, replace(finished, status=RunStatus.STOPPED)) is None  # the learner stopped it
+    long = replace(finished, batches=[replace(b, steps_per_epoch=1) for b in batches])  # 30 one-step epochs
+    assert replay_for("r", 0, long).frames == MAX_REPLAY_FRAMES

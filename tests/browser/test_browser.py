@@ -75,7 +75,7 @@ def test_train_one_epoch_and_see_the_curves(app_url, browser):
     assert float(accuracy.rstrip("%")) >= 90.0
     expect(page.locator(".js-plotly-plot")).not_to_have_count(0)
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.get_by_text("4. Train").scroll_into_view_if_needed()
+    page.get_by_text("2. Train").scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "trainer.png"), full_page=True)
     # Click the confusion-matrix cell "true 3, predicted 5": the images below switch to that cell.
@@ -308,4 +308,33 @@ def test_the_compared_playground_stays_in_its_columns_while_playing(app_url, bro
     page.locator(".js-plotly-plot .heatmaplayer").nth(1).wait_for(timeout=30_000)  # paused: B's figure drawn too
     assert page.evaluate(OVERFLOWS) == []
     page.screenshot(path=str(SCREENSHOTS / f"playground-compare-paused-{lang}-{width}.png"), full_page=True)
+
+
+LOSS_POINTS = """() => {  /* record the live loss chart's number of points each time it changes */
+    window.lossPoints = [];
+    const look = () => {
+        const plot = [...document.querySelectorAll(".js-plotly-plot")].find(
+            p => p.data && p.data.some(t => t.name === "this run: training (epoch)"));
+        if (plot) {
+            const n = plot.data.filter(t => t.yaxis === "y2").reduce((sum, t) => sum + t.x.length, 0);
+            if (window.lossPoints.at(-1) !== n) window.lossPoints.push(n);
+        }
+        requestAnimationFrame(look);
+    };
+    look();
+}"""
+
+
+def test_train_is_in_the_first_screenful_and_a_short_runs_curves_grow_on_screen(app_url, browser):
+    page = open_page(browser, f"{app_url}/trainer", height=900)
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.wait_for(timeout=60_000)
+    box = train.bounding_box()
+    assert box["y"] + box["height"] <= 900, box  # seen without scrolling, at 1300×900
+    page.evaluate(LOSS_POINTS)
+    press_train(page, epochs=1)  # done in a second on a fast machine: faster than the page refreshes
+    expect(page.get_by_text("Test accuracy", exact=True)).to_be_visible(timeout=600_000)  # a busy machine: minutes
+    grown = page.evaluate("window.lossPoints")
+    assert len(grown) >= 3 and grown == sorted(set(grown)), grown  # drawn bigger several times, never smaller
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
