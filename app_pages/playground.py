@@ -217,14 +217,15 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
     axis, values = session.surface(epoch=epoch)
     shown_points = ((points.train_x, points.train_y), (points.test_x, points.test_y) if show_test else None)
     size = 300 if compact else 440
+    surface_words = _("The network's output over the plane (x₁ across, x₂ up, from −6 to 6).")
     if not details:  # playing: a picture drawn here, which the browser shows at once
         picture = charts.playground_picture(axis.tolist(), values, *shown_points, points.task, points.classes,
                                             discretize, size)
-        st.image(picture, width="stretch" if compact else picture.shape[1])
+        st.image(picture, width="stretch" if compact else picture.shape[1], alt=surface_words)
     else:
         st.plotly_chart(charts.playground_surface(axis.tolist(), values, *shown_points, points.task, points.classes,
                                                   discretize, size), key=f"playground.surface{name}")
-    st.caption(_("The network's output over the plane (x₁ across, x₂ up, from −6 to 6)."))
+    st.caption(surface_words)
     network_picture(session, epoch, compact)
 
 

@@ -32,7 +32,7 @@ def image_grid(images: torch.Tensor, captions: list[str], width: int = 72) -> No
         columns = st.columns(GRID_COLUMNS)
         for column, picture, caption in zip(columns, pictures[start:start + GRID_COLUMNS],
                                             captions[start:start + GRID_COLUMNS], strict=False):
-            column.image(picture, width=width, output_format="PNG")
+            column.image(picture, width=width, output_format="PNG", alt=caption)
             column.text(caption)
 
 
@@ -60,7 +60,9 @@ def data_overview(dataset: Dataset) -> None:
         strip = torch.cat(list(row), dim=2)  # the class's samples side by side: (C, H, n*W)
         name, picture = details.columns([1, 6], vertical_alignment="center")
         name.text(dataset.class_names[label])
-        picture.image(to_display(strip.unsqueeze(0))[0], width=min(600, 75 * len(row)), output_format="PNG")
+        picture.image(to_display(strip.unsqueeze(0))[0], width=min(600, 75 * len(row)), output_format="PNG",
+                      alt=_("{count} training pictures of class “{name}”").format(
+                          count=len(row), name=dataset.class_names[label]))
 
 
 def augmentation_preview(sample: ImageSet, class_names, augmentation: Augmentation, seed: int) -> None:

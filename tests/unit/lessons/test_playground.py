@@ -267,14 +267,22 @@ def test_compared_networks_train_in_rounds_and_a_later_one_catches_up_first():
 def test_a_reader_holding_the_locks_never_sees_compared_networks_apart():
     points = make_points("circle", 200, 0.1, 0.5, 0)
     sessions = [Session(points, NetworkConfig(batch_size=1), 0), Session(points, NetworkConfig(batch_size=1), 1)]
-    trainer = threading.Thread(target=train_together, args=(sessions, 12))
+    looked = threading.Event()
+
+    def after_a_look() -> bool:  # each round waits for one more look, so the reader interleaves on any CPU
+        ok = looked.wait(timeout=60)
+        looked.clear()
+        return ok
+
+    trainer = threading.Thread(target=train_together, args=(sessions, 12, after_a_look))
     seen = set()
     trainer.start()
     while trainer.is_alive():
-        with sessions[0].lock, sessions[1].lock:  # as the page takes them to draw
+        with sessions[0].lock, sessions[1].lock:  # as the page takes them to draw, at any moment of a round
             seen.add((sessions[0].epoch, sessions[1].epoch))
+        looked.set()
         trainer.join(timeout=0.002)  # room for the trainer to take the locks
-    assert all(a == b for a, b in seen) and len(seen) > 2 and sessions[1].epoch == 12
+    assert all(a == b for a, b in seen) and len(seen) >= 6 and sessions[1].epoch == 12
 
 
 def test_a_session_keeps_the_verdict_a_replay_of_its_trace_gives():
