@@ -16,8 +16,8 @@ from dlplay.lessons.activations import (
     softmax_with_temperature,
     values_at,
 )
-from ui import charts, state, verdicts
-from ui.i18n import _
+from ui import charts, state, tables, verdicts
+from ui.i18n import _, translator
 from ui.state import ActivationsState
 
 PAGE = ActivationsState()
@@ -37,7 +37,8 @@ def curves_section() -> None:
     for name, under in covering(values).items():
         st.caption(_("{name} is dashed: at this scale it lies on {under}, which shows between its dashes.").format(
             name=name, under=under))
-    st.dataframe(values_at(chosen, at), hide_index=True)
+    tables.table([{_("activation"): row["activation"], "f(x)": row["f(x)"], "f′(x)": row["f′(x)"]}
+                  for row in values_at(chosen, at)], {"f(x)": tables.decimals(4), "f′(x)": tables.decimals(4)})
     for name in chosen:
         st.latex(rf"\text{{{name}}}(x) = {ACTIVATIONS[name][1]}")
 
@@ -63,7 +64,7 @@ def flow_section() -> None:
     width = b.select_slider(_("Width"), [16, 32, 64, 128, 256], value=64, key="activations.flow.width")
     activation = c.selectbox(_("Activation"), list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"),
                              key="activations.flow.activation")
-    init = d.selectbox(_("Initialisation"), INITS, key="activations.flow.init")
+    init = d.selectbox(_("Initialisation"), INITS, format_func=translator(), key="activations.flow.init")
     data = state.dataset("mnist5k")
     batch = ImageSet(data.train.images[:128], data.train.labels[:128])
     flow = gradient_flow(deep_mlp([width] * depth, activation, init, seed=0), batch)
@@ -95,9 +96,10 @@ def race_section() -> None:
         column.plotly_chart(charts.lines({name: charts.smooth(getattr(r, field)) for name, r in results.items()},
                                          x_title=_("batch"), title=title, log_y=False))
     accuracy = _("test accuracy")
-    st.dataframe([{_("activation"): n, accuracy: r.test_accuracy, _("seconds"): r.seconds}
-                  for n, r in sorted(results.items(), key=lambda item: -item[1].test_accuracy)], hide_index=True,
-                 column_config={accuracy: st.column_config.NumberColumn(format="percent")})
+    seconds = _("seconds")
+    tables.table([{_("activation"): n, accuracy: r.test_accuracy, seconds: r.seconds}
+                  for n, r in sorted(results.items(), key=lambda item: -item[1].test_accuracy)],
+                 {accuracy: tables.percent(), seconds: tables.decimals(1)})
 
 
 st.title(_("Activations"))

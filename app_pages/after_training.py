@@ -23,7 +23,7 @@ from dlplay.checkpoint import ModelCard, read_card
 from dlplay.data import DATASETS
 from dlplay.training.jobs.labs import ARMS, read_result
 from dlplay.training.jobs.spec import RunStatus
-from ui import charts, state
+from ui import charts, state, tables
 from ui.i18n import N_, _, say, translated
 from ui.labs import follow, start_lab
 from ui.state import AfterTrainingState
@@ -93,14 +93,12 @@ def deploy_section(label: str, card: ModelCard) -> None:
                            one: v.latency_one * 1000, batch: v.latency_batch * 1000,
                            "max |Δ logit|": None if v is reference else v.agreement.max_difference,
                            same: None if v is reference else v.agreement.same_prediction} for v in variants])
-    st.dataframe(table, hide_index=True, column_config={
-        size: st.column_config.NumberColumn(format="%.1f"),
-        accuracy: st.column_config.NumberColumn(format="percent", help=_("on the model's test images")),
-        one: st.column_config.NumberColumn(format="%.3f"),
-        batch: st.column_config.NumberColumn(format="%.2f"),
-        "max |Δ logit|": st.column_config.NumberColumn(format="%.1e", help=_(
-            "the largest difference from PyTorch's class scores on the same images")),
-        same: st.column_config.NumberColumn(format="percent", help=_("how often it picks PyTorch's class"))})
+    tables.table(table, {
+        size: tables.decimals(1), accuracy: tables.percent(help=_("on the model's test images")),
+        one: tables.decimals(3), batch: tables.decimals(2),
+        "max |Δ logit|": tables.scientific(help=_("the largest difference from PyTorch's class scores on the same "
+                                                  "images")),
+        same: tables.percent(help=_("how often it picks PyTorch's class"))})
     st.caption(_("PyTorch's size is its .safetensors file. Times are medians of 30 runs on this server's CPU. "
                  "float32 ONNX Runtime matches PyTorch to rounding; int8 trades a little accuracy for size."))
     names = [say(v.name) for v in variants]
@@ -113,11 +111,12 @@ def deploy_section(label: str, card: ModelCard) -> None:
     for column, (name, data) in zip(columns, files.items(), strict=True):
         column.download_button(_("Download {name}").format(name=name), data, file_name=name,
                                mime="application/octet-stream", key=f"after_training.download.{name}")
+    comment = _("your pictures, scaled to 0..1")
     st.code(f"""import numpy as np, onnxruntime as ort
 session = ort.InferenceSession("model.onnx")
-images = np.zeros((1, {", ".join(map(str, card.input_shape))}), np.float32)  # your pictures, scaled to 0..1
+images = np.zeros((1, {", ".join(map(str, card.input_shape))}), np.float32)  # {comment}
 scores = session.run(["{OUTPUT}"], {{"{INPUT}": images}})[0]
-print({list(card.class_names)!r}[scores.argmax(1)[0]])""", language="python")
+print({list(card.class_names)!r}[scores.argmax(1)[0]])""", language="python", wrap_lines=True)
 
 
 def compress_section(label: str, card: ModelCard) -> None:
@@ -150,18 +149,16 @@ def compress_section(label: str, card: ModelCard) -> None:
     forms = PAGE.compressed.get(label)
     if forms is None:
         return
-    file, gzipped, one, batch, accuracy = (_("file (KB)"), _("gzip (KB)"), _("1 image (ms)"),
-                                           _("{count} images (ms)").format(count=LATENCY_BATCH), _("accuracy"))
-    st.dataframe(pd.DataFrame([{_("form"): say(f.name), file: f.file_bytes / 1024, gzipped: f.gzip_bytes / 1024,
-                                _("non-zero parameters"): f.parameters, one: f.latency_one * 1000,
-                                batch: f.latency_batch * 1000, accuracy: f.accuracy}
-                               for f in forms]), hide_index=True, column_config={
-        file: st.column_config.NumberColumn(format="%.1f"),
-        gzipped: st.column_config.NumberColumn(format="%.1f", help=_(
-            "the file gzip-compressed: pruning's zeros only shrink a compressed file")),
-        one: st.column_config.NumberColumn(format="%.3f"),
-        batch: st.column_config.NumberColumn(format="%.2f"),
-        accuracy: st.column_config.NumberColumn(format="percent", help=_("on the model's test images"))})
+    file, gzipped, one, batch, accuracy, parameters = (
+        _("file (KB)"), _("gzip (KB)"), _("1 image (ms)"), _("{count} images (ms)").format(count=LATENCY_BATCH),
+        _("accuracy"), _("non-zero parameters"))
+    tables.table([{_("form"): say(f.name), file: f.file_bytes / 1024, gzipped: f.gzip_bytes / 1024,
+                   parameters: f.parameters, one: f.latency_one * 1000, batch: f.latency_batch * 1000,
+                   accuracy: f.accuracy} for f in forms], {
+        file: tables.decimals(1),
+        gzipped: tables.decimals(1, help=_("the file gzip-compressed: pruning's zeros only shrink a compressed file")),
+        parameters: tables.whole(), one: tables.decimals(3), batch: tables.decimals(2),
+        accuracy: tables.percent(help=_("on the model's test images"))})
     st.plotly_chart(charts.size_accuracy([say(f.name) for f in forms], [f.gzip_bytes / 1024 for f in forms],
                                          [f.accuracy for f in forms]), key="after_training.compress_chart")
     st.caption(_("Times are medians on this server's CPU (PyTorch eager for the PyTorch forms, ONNX Runtime for "

@@ -10,6 +10,7 @@ from dlplay.adversarial import fgsm, flip_epsilon, perturbation_picture
 from dlplay.checkpoint import ModelFileError, load_model_bytes
 from dlplay.classify import (
     SAMPLE_CREDITS,
+    SAMPLE_NAMES,
     SAMPLE_PHOTOS,
     as_uint8,
     overlay,
@@ -21,7 +22,7 @@ from dlplay.classify import (
 from dlplay.device import pick_device
 from dlplay.images import ImageRejected, decode_image
 from dlplay.inside import feature_maps, grad_cam, saliency, to_uint8
-from ui import charts, state
+from ui import charts, state, tables
 from ui.drawing_pad import drawing_pad
 from ui.i18n import N_, _, listing, say, shown_as, translated, translator
 from ui.trainer_views import image_grid
@@ -60,7 +61,7 @@ def choose_pictures() -> list[tuple[str, Image.Image]]:
     source = st.radio(_("Picture from"), [N_("sample photos"), N_("my files"), N_("drawing"), N_("camera")],
                       horizontal=True, format_func=translator(), key="classify.source")
     if source == "sample photos":
-        name = st.selectbox(_("Sample photo"), sorted(SAMPLE_CREDITS), format_func=translated(SAMPLE_CREDITS),
+        name = st.selectbox(_("Sample photo"), sorted(SAMPLE_NAMES), format_func=translated(SAMPLE_NAMES),
                             key="classify.sample")
         st.caption(_("Photo: {credit}. From scikit-image's sample data.").format(credit=_(SAMPLE_CREDITS[name])))
         files = [(name, (SAMPLE_PHOTOS / name).read_bytes())]
@@ -140,7 +141,7 @@ def adversary(batch, label: int, name: str, model, card) -> None:
               _("the picture the model now sees"))
     a.image(enlarged(perturbation_picture(batch, moved, epsilon)), caption=fooled[0], alt=fooled[0])
     b.image(enlarged(to_picture(moved)), caption=fooled[1], alt=fooled[1])
-    c.markdown(_("Now read as **{label}** ({probability})").format(label=now[0], probability=f"{now[1]:.0%}")
+    c.markdown(_("Now read as **{label}** ({probability})").format(label=now[0], probability=f"{now[1]:.1%}")
                + (_(" — fooled!") if now[0] != name else _(" — still right.")))
     c.markdown(_("The reading of “{label}” flips at **ε = {epsilon}**.").format(label=name, epsilon=f"{flips:.2f}")
                if flips is not None else _("No ε up to 0.30 changes the reading of “{label}”.").format(label=name))
@@ -161,11 +162,9 @@ def many(pictures, model, card) -> None:
     for name, picture in pictures:
         best = top_k(probabilities(model, preprocess(picture, card).batch)[0], card.class_names, 3)
         rows.append({_("picture"): thumbnail_url(picture), _("file"): name, _("prediction"): best[0][0],
-                     _("probability"): best[0][1], _("top 3"): listing(f"{n} {p:.0%}" for n, p in best)})
+                     _("probability"): best[0][1], _("top 3"): listing(f"{n} {p:.1%}" for n, p in best)})
     table = pd.DataFrame(rows)
-    st.dataframe(table, hide_index=True, column_config={
-        _("picture"): st.column_config.ImageColumn(),
-        _("probability"): st.column_config.NumberColumn(format="percent")})
+    tables.table(table, {_("picture"): st.column_config.ImageColumn(), _("probability"): tables.percent()})
     st.download_button(_("Predictions (.csv)"), table.drop(columns=_("picture")).to_csv(index=False),
                        file_name="dlplay-predictions.csv", mime="text/csv", key="classify.csv")
 

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from dlplay.classify import SAMPLE_CREDITS, SAMPLE_PHOTOS
+from dlplay.classify import SAMPLE_CREDITS, SAMPLE_NAMES, SAMPLE_PHOTOS
 from dlplay.images import ImageRejected, decode_image
 from dlplay.lessons.convolution import (
     KERNELS,
@@ -29,7 +29,7 @@ from dlplay.lessons.convolution import (
 )
 from dlplay.limits import limits
 from dlplay.models import build_model
-from ui import charts, state
+from ui import charts, state, tables
 from ui.i18n import N_, _, say, translated, translator
 from ui.state import ConvolutionState
 
@@ -51,7 +51,7 @@ def choose_picture() -> tuple[str, Image.Image | np.ndarray] | None:
         return (_("test digit #{index} (a {label})").format(index=index, label=int(test.labels[index])),
                 test.images[index].double().numpy() / 255)
     if source == "a sample photo":
-        name = st.selectbox(_("Photo"), sorted(SAMPLE_CREDITS), format_func=translated(SAMPLE_CREDITS),
+        name = st.selectbox(_("Photo"), sorted(SAMPLE_NAMES), format_func=translated(SAMPLE_NAMES),
                             key="convolution.photo")
         data = (SAMPLE_PHOTOS / name).read_bytes()
         alt = _(SAMPLE_CREDITS[name])
@@ -231,7 +231,7 @@ def products(setup: Setup, result, row: int, col: int) -> None:
     for channel in range(channels):
         st.caption(_("{channel}: input × weight = product; these add up to {total}").format(
             channel=names[channel], total=number(result.channel_sums[channel], 4)))
-        st.dataframe(products_table(result, setup.weight, channel))
+        tables.table(products_table(result, setup.weight, channel), hide_index=False)
     sums = " + ".join(rf"\underbrace{{{number(s, 4, '-')}}}_{{\text{{{n}}}}}" for s, n in
                       zip(result.channel_sums, names, strict=True))
     bias = _("bias")
@@ -312,9 +312,9 @@ def shape_arithmetic() -> None:
         rows = shape_table(build_model(name, shape, 10), shape)
         st.markdown(_("**{title}**: {count} parameters").format(title=title, count=f"{sum(r.params for r in rows):,}"))
         parameters = _("parameters")
-        st.dataframe(pd.DataFrame([{_("layer"): r.layer, _("output shape"): " × ".join(map(str, r.output_shape)),
-                                    parameters: r.params, _("how"): say(r.formula)} for r in rows]), hide_index=True,
-                     height="content", column_config={parameters: st.column_config.NumberColumn(format="localized")})
+        tables.table([{_("layer"): r.layer, _("output shape"): " × ".join(map(str, r.output_shape)),
+                       parameters: r.params, _("how"): say(r.formula)} for r in rows], {parameters: tables.whole()},
+                     height="content")
 
 
 def pooling(output: np.ndarray) -> None:

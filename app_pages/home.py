@@ -4,7 +4,7 @@ import streamlit as st
 from dlplay.data import sample_per_class, to_display
 from dlplay.device import pick_device
 from ui import state
-from ui.i18n import N_, _
+from ui.i18n import N_, _, say
 
 
 def training_loop_dot() -> str:
@@ -58,10 +58,10 @@ device = pick_device("auto")
 st.header(_("Where your models run"))
 if device.device.type == "cpu":
     st.info(_("**{name}**: no GPU found, so training runs on the processor ({precision}). The embedded digits still "
-              "train in seconds.").format(name=device.name, precision=device.precision))
+              "train in seconds.").format(name=device.name, precision=say(device.precision)))
 else:
     st.success(_("**{name}** ({kind}): training runs on the GPU ({precision}).").format(
-        name=device.name, kind=device.device.type.upper(), precision=device.precision))
+        name=device.name, kind=device.device.type.upper(), precision=say(device.precision)))
 
 digits = state.dataset("mnist5k")
 st.header(_("The data: 5,000 real handwritten digits, built in"))

@@ -25,14 +25,15 @@ from dlplay.lessons.neuron import (
     sgd_step,
     train,
 )
-from ui import charts
-from ui.i18n import N_, _, shown_as, translator
+from ui import charts, tables
+from ui.i18n import N_, _, say, shown_as, translated, translator
 from ui.latex import matrix, number
 from ui.state import NeuronState
 
 PAGE = NeuronState()
 STAGES = (N_("forward"), N_("loss"), N_("backward"), N_("update"))
 STAGE = PAGE.key("net.stage")  # the loop stepper's radio
+LOSS_NAMES = {"cross-entropy": N_("cross-entropy"), "mse": N_("mean squared error (MSE)")}
 SLIPS = {
     N_("where"): ["§3.2", "§3.2", "§3.2", "§3.3", "§4.2", "§4.2", "§4.2"],
     N_("the article writes"): [
@@ -112,7 +113,7 @@ def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
     """Activation, loss and target pickers, weight tables, random init and reset -> (network, x, y)."""
     a, b, c, d = st.columns(4)
     hidden = a.selectbox(_("Hidden activation"), HIDDEN_ACTIVATIONS, key="neuron.net.hidden")
-    loss = c.selectbox(_("Loss"), LOSSES, format_func=translator(), key="neuron.net.loss")
+    loss = c.selectbox(_("Loss"), LOSSES, format_func=translated(LOSS_NAMES), key="neuron.net.loss")
     outputs = OUTPUT_ACTIVATIONS if loss == "mse" else ("softmax", "sigmoid")
     output = b.selectbox(_("Output activation"), outputs, key="neuron.net.output")
     target = d.radio(_("Target class y"), [0, 1], horizontal=True, format_func=shown_as(class_names(2)),
@@ -203,11 +204,11 @@ def check_section(net: Network, x: torch.Tensor, y: torch.Tensor, grads) -> None
     oracle, numeric = autograd_gradients(net, x, y), finite_difference_gradients(net, x, y)
     names = {"dw1": "∂L/∂W₁", "db1": "∂L/∂b₁", "dw2": "∂L/∂W₂", "db2": "∂L/∂b₂"}
     autograd, finite = _("max |hand − autograd|"), _("max |hand − finite differences|")
-    st.dataframe(pd.DataFrame({
+    tables.table(pd.DataFrame({
         _("gradient"): list(names.values()),
         autograd: [float((getattr(grads, k) - getattr(oracle, k)).abs().max()) for k in names],
-        finite: [float((getattr(grads, k) - getattr(numeric, k)).abs().max()) for k in names]}), hide_index=True,
-        column_config={c: st.column_config.NumberColumn(format="%.1e") for c in (autograd, finite)})
+        finite: [float((getattr(grads, k) - getattr(numeric, k)).abs().max()) for k in names]}),
+        {autograd: tables.scientific(), finite: tables.scientific()})
     st.caption(_("Every number above comes from hand-written formulas in dlplay.lessons.neuron (no autograd); this "
                  "table compares them with torch.autograd and with central finite differences (h = 1e-6), in float64."))
 
@@ -256,15 +257,16 @@ def losses_section() -> None:
     rows = []
     for loss in LOSSES:
         value, gradient = loss_on_logits(loss, logits, y)
-        rows.append({_("loss"): loss, _("value"): value,
+        rows.append({_("loss"): _(LOSS_NAMES[loss]), _("value"): value,
                      _("∂L/∂z (w.r.t. the logits)"): str([round(float(v), 4) for v in gradient])})
     st.latex(rf"\hat y = \mathrm{{softmax}}(z) = {matrix(torch.softmax(logits, 1)[0])}, \quad y = {matrix(y[0], 0)}")
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    tables.table(rows, {_("value"): tables.decimals(4)})
     st.markdown(_("With softmax, cross-entropy's gradient is simply **ŷ − y**: the error itself, large when the "
                   "model is confidently wrong. MSE's gradient passes through the softmax's slope, which flattens out "
                   "when the model is confidently wrong, so it learns slowly exactly when it should learn fast."))
     p, losses = loss_against_probability()
-    st.plotly_chart(charts.lines(losses, p, _("predicted probability of the true class p"), _("loss"), log_y=False))
+    st.plotly_chart(charts.lines({say(name): values for name, values in losses.items()}, p,
+                                 _("predicted probability of the true class p"), _("loss"), log_y=False))
 
 
 st.title(_("Neuron math"))
@@ -294,7 +296,6 @@ else:
 check_section(net, x, y, grads)
 training_section(net, x, y, float(f.loss), lr)
 with st.expander(_("Where the article slips, and the correct formulas")):
-    st.dataframe(pd.DataFrame({_(column): [_(text) for text in texts] for column, texts in SLIPS.items()}),
-                 hide_index=True)
+    tables.table({_(column): [_(text) for text in texts] for column, texts in SLIPS.items()})
     st.caption(_("The formulas on this page are the correct ones; the tests check each against autograd."))
 losses_section()

@@ -15,7 +15,7 @@ from dlplay.lessons.optimizers import (
     surface_gradient,
 )
 from dlplay.training.schedules import SCHEDULES, lr_trace
-from ui import charts, verdicts
+from ui import charts, tables, verdicts
 from ui.i18n import _, shown_as, translator
 from ui.latex import matrix
 
@@ -76,11 +76,10 @@ def race_section() -> None:
     st.caption(_("Press Play under the drawing to watch the race step by step, or drag its slider."))
     loss_chart(paths, surface)
     final, reached = _("final loss"), _("steps to tolerance")
-    st.dataframe([{_("optimizer"): p.name, "lr": settings[p.name]["lr"], reached: p.reached_at,
-                   final: p.losses[-1], _("outcome"): verdicts.optimizer_outcome(p)} for p in paths], hide_index=True,
-                 column_config={final: st.column_config.NumberColumn(format="%.2e"),
-                                reached: st.column_config.NumberColumn(
-                                    help=_("Empty: the loss never came within the tolerance of the minimum."))})
+    tables.table([{_("optimizer"): p.name, "lr": settings[p.name]["lr"], reached: p.reached_at,
+                   final: p.losses[-1], _("outcome"): verdicts.optimizer_outcome(p)} for p in paths],
+                 {final: tables.scientific(), reached: tables.whole(
+                     help=_("—: the loss never came within the tolerance of the minimum."))})
     who = st.selectbox(_("Internal state of"), chosen, key="optimizers.race.state")
     path = next(p for p in paths if p.name == who)
     at = len(path.points) - 1  # the last step it took: `steps`, or where it stopped

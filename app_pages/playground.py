@@ -24,7 +24,7 @@ from dlplay.lessons.playground import (
 )
 from dlplay.limits import limits
 from ui import charts, verdicts
-from ui.i18n import N_, _, listing, say, sentence, shown_as, translator
+from ui.i18n import N_, _, listing, say, say_in_code, sentence, shown_as, translator
 from ui.playground_link import (
     COMPARE,
     DROPOUTS,
@@ -346,8 +346,8 @@ def code_section(session: Session, data_key, config: NetworkConfig) -> None:
             name, noise, count, fraction, seed = data_key
             st.caption(_("The same network and data in plain PyTorch, trained for as many epochs as this run "
                          "(100 before the first step). Run it with python next to dlplay."))
-            st.code(pytorch_script(name, count, noise, fraction, int(seed), config, session.epoch or 100),
-                    language="python")
+            script = pytorch_script(name, count, noise, fraction, int(seed), config, session.epoch or 100)
+            st.code(say_in_code(script), language="python", wrap_lines=True)
         else:
             st.caption(_("The code is written for the built-in datasets; pick one of them to see it."))
 
@@ -382,4 +382,5 @@ with stage:
                                                                              discretize, past)
         if not PAGE.playing:
             edit_weight(sessions[0])
-        code_section(sessions[0], data_key, config)
+if sessions:  # the code at the page's full width: in the stage's column it scrolls sideways
+    code_section(sessions[0], data_key, config)

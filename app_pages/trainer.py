@@ -45,7 +45,7 @@ from dlplay.training.jobs.spec import steps_per_epoch
 from dlplay.training.schedules import SCHEDULES
 from dlplay.training.trainer import OPTIMIZERS
 from dlplay.userdata import ZipImport
-from ui import charts, state
+from ui import charts, state, tables
 from ui import trainer_views as views
 from ui.i18n import N_, _, listing, say, sentence, shown_as, translated, translator
 from ui.labs import follow, start_lab
@@ -98,8 +98,8 @@ def choose_dataset() -> tuple[Dataset | None, bool]:
     imported = previous[1]
     if imported.skipped:
         with st.expander(_("{count} file(s) skipped").format(count=len(imported.skipped))):
-            st.dataframe(pd.DataFrame([(file, say(reason)) for file, reason in imported.skipped],
-                                      columns=[_("file"), _("reason")]), hide_index=True)
+            tables.table(pd.DataFrame([(file, say(reason)) for file, reason in imported.skipped],
+                                      columns=[_("file"), _("reason")]))
     return imported.dataset, False
 
 
@@ -201,7 +201,7 @@ def choose_settings(dataset: Dataset, model: str, stack: tuple[LayerSpec, ...], 
                         help=_("Faster, with the same accuracy: float16 on CUDA GPUs, bfloat16 on CPUs that compute "
                                "it natively (AVX-512 BF16, AMX, Arm BF16); float32 elsewhere, and when unticked. On "
                                "this server, 'auto' trains in {precision}.").format(
-                            precision=pick_device("auto", True).precision))
+                            precision=say(pick_device("auto", True).precision)))
     with st.expander(_("The article's FAQ as experiments: data size, class imbalance, overfitting")):
         fraction = st.slider(_("Training images used"), 10, 100, 100, step=10, format="%d%%", key="trainer.fraction",
                              help=_("Why does deep learning need much data? Train on less and compare test "
@@ -490,26 +490,27 @@ def runs_section() -> None:
     if not runs:
         return
     st.header(_("5. Runs"))
-    labels = [f"#{i + 1} {r.config.model}, {r.config.optimizer} lr {r.config.lr:g}, {r.config.epochs} ep"
-              for i, r in enumerate(runs)]
+    labels = [_("#{number} {model}, {optimizer} lr {lr}, {epochs} epoch(s)").format(
+        number=i + 1, model=r.config.model, optimizer=r.config.optimizer, lr=f"{r.config.lr:g}",
+        epochs=r.config.epochs) for i, r in enumerate(runs)]
     snapshots = [r.snapshot() for r in runs]
     accuracy = _("test accuracy")
-    table = pd.DataFrame({
-        _("run"): labels, _("dataset"): [r.dataset_name for r in runs],
-        _("status"): [_(s.status.value) for s in snapshots],
+    table = tables.differing({
+        _("run"): labels, _("status"): [_(s.status.value) for s in snapshots],
         accuracy: [s.evaluation.accuracy if s.evaluation else None for s in snapshots],
+        _("dataset"): [r.dataset_name for r in runs],
         _("train images"): [s.train_size for s in snapshots], _("batch"): [r.config.batch_size for r in runs],
         _("schedule"): [r.config.schedule for r in runs], _("weight decay"): [r.config.weight_decay for r in runs],
         _("dropout"): [r.config.dropout for r in runs], _("augmented"): [r.config.augmentation.active for r in runs],
-        _("rare classes"): [listing(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes)
+        _("rare classes"): [listing(state.run_dataset(r).class_names[c] for c in r.config.shrunk_classes) or None
                             for r in runs],
-        _("remedy"): [_(r.config.remedy) for r in runs], _("seed"): [r.config.seed for r in runs]})
-    st.dataframe(table, hide_index=True, column_config={
-        accuracy: st.column_config.NumberColumn(format="percent", help=_(
-            "The share of the test images each run's model classified correctly after its last epoch.")),
-        _("train images"): st.column_config.NumberColumn(help=_(
+        _("remedy"): [_(r.config.remedy) for r in runs], _("seed"): [r.config.seed for r in runs]}, kept=3)
+    helps = {accuracy: tables.percent(_(
+        "The share of the test images each run's model classified correctly after its last epoch.")),
+        _("train images"): tables.whole(_(
             "The images each run learnt from: the training images it used, less the share held out for "
-            "validation."))})
+            "validation."))}
+    tables.table(table, {name: column for name, column in helps.items() if name in table})
     chosen = st.multiselect(_("Overlay the curves of"), range(len(runs)), default=list(range(len(runs)))[-2:],
                             format_func=shown_as(labels), key="trainer.overlay")
     if chosen:

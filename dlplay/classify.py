@@ -148,3 +148,7 @@ SAMPLE_CREDITS = {
     "horse.png": "A horse silhouette (public domain)",
     "rocket.jpg": "A Falcon 9 rocket on the pad (public domain, SpaceX)",
 }
+SAMPLE_NAMES = {  # short enough for a picker
+    "astronaut.png": "Eileen Collins, astronaut", "chelsea.png": "Chelsea the cat", "coffee.png": "A cup of coffee",
+    "horse.png": "A horse", "rocket.jpg": "A Falcon 9 rocket",
+}

@@ -57,6 +57,19 @@ def open_app_page(page: str):
     return at
 
 
+def unreadable_cells(at) -> list[str]:
+    """The cells of the page's tables that a learner would read as "None" or "nan": empty cells in a table whose
+    placeholder is not "—", and cells that hold one of those words."""
+    found = []
+    for number, table in enumerate(at.dataframe):
+        frame = table.value
+        if table.proto.placeholder != "—" and frame.isna().any().any():
+            found.append(f"table {number}: empty cells shown as None")
+        found += [f"table {number}: {value!r}" for value in frame.to_numpy().ravel()
+                  if isinstance(value, str) and value.strip() in ("None", "nan", "NaN", "null")]
+    return found
+
+
 def wait_until(predicate, timeout: float = 90.0, every: float = 0.02) -> None:
     """Poll `predicate` until it is true; fail the test after `timeout` seconds."""
     import time

@@ -1,8 +1,13 @@
 """Plotly figures for the pages, built only from data the dlplay core returns; one registered template gives them
-all the same margins, colours and legend."""
+all the same margins, colours, legend and numbers.
+
+Numbers are written one way for a learner, on every axis as in every table (ui/tables.py): powers of ten as 1e-9
+(never SI prefixes such as 10n or 1μ), log axes labelled at whole powers of ten only, shares as percentages with
+one decimal (axes: whole percentages up to 100%), and counts (epochs, rounds, steps) on whole ticks."""
 import base64
 import html
 import io
+import itertools
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -20,8 +25,11 @@ from ui.i18n import _
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 MARGIN = dict(l=10, r=10, t=30, b=10)
 MAX_BATCH_POINTS = 600  # cap the per-batch traces: redrawing many points each second grows server memory
-pio.templates["dlplay"] = go.layout.Template(layout=dict(margin=MARGIN, colorway=PALETTE,
+NUMBERS = dict(exponentformat="e", separatethousands=True)  # 1e-9 and 12,000; Plotly's default prints 1n and 12k
+pio.templates["dlplay"] = go.layout.Template(layout=dict(margin=MARGIN, colorway=PALETTE, xaxis=NUMBERS, yaxis=NUMBERS,
                                                          legend=dict(orientation="h", y=-0.25)))
+PERCENT_AXIS = dict(range=[0, 1], tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1], tickformat=".0%")  # labelled up to 100%
+SHARE = ".1%"  # a share printed on a bar or in a hover: one decimal, as in the tables
 # Every figure: Streamlit's theme, then dlplay's margins and colours, merged once under a name of its own (plotly
 # merges a "streamlit+dlplay" default again for every figure: 21 ms a figure against 1.7 ms on this machine).
 pio.templates["streamlit_dlplay"] = pio.templates.merge_templates(pio.templates["streamlit"], pio.templates["dlplay"])
@@ -31,6 +39,23 @@ pio.templates.default = "streamlit_dlplay"
 def text(label: str) -> str:
     """Escape a user-provided label so Plotly shows it as text, never as HTML."""
     return html.escape(label)
+
+
+def log_axis(values: Sequence[float]) -> dict:
+    """A log axis for positive `values`, labelled at whole powers of ten only (Plotly's own choice labels the 2s
+    and 5s between them in small print), no more than about six labels; under one decade, plain numbers."""
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    decades = math.log10(max(finite) / min(finite)) if finite else 0.0
+    if decades < 1:
+        return dict(type="log", tickformat="~g")
+    return dict(type="log", dtick=max(1, math.ceil(decades / 6)))
+
+
+def whole_ticks(first: float, last: float, most: int = 10) -> dict:
+    """An axis of counts (epochs, rounds, steps) from `first` to `last` with ticks on whole numbers only: every
+    1, 2, 5, 10, 20, ... so that no more than `most` are drawn."""
+    steps = (digit * 10 ** power for power in itertools.count() for digit in (1, 2, 5))
+    return dict(tick0=0, dtick=next(step for step in steps if (last - first) / step <= most))
 
 
 def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
@@ -83,6 +108,7 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
                                      name=f"{name}: {kind}", legendgroup=name, showlegend=not axis,
                                      xaxis=f"x{axis}", yaxis=f"y{axis}"))
     fig.update_layout(height=380, margin=dict(t=40))
+    fig.update_xaxes(whole_ticks(0, max((x for trace in fig.data for x in trace.x), default=1)))
     return fig
 
 
@@ -128,21 +154,25 @@ def clicked_cell(points: Sequence[dict], class_names: Sequence[str]) -> tuple[in
 def per_class_accuracy(class_names: Sequence[str], accuracy: Sequence[float]) -> go.Figure:
     """Horizontal bars: the share of each class's test images classified correctly."""
     fig = go.Figure(go.Bar(x=list(accuracy), y=[text(n) for n in class_names], orientation="h",
-                           texttemplate="%{x:.1%}", textposition="auto"))
-    fig.update_layout(height=max(220, 24 * len(class_names)), margin=dict(t=10),
-                      xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(type="category", autorange="reversed"))
+                           texttemplate=f"%{{x:{SHARE}}}", textposition="auto"))
+    fig.update_layout(height=max(220, 24 * len(class_names)), margin=dict(t=10), xaxis=PERCENT_AXIS,
+                      yaxis=dict(type="category", autorange="reversed"))
     return fig
 
 
 def layer_bars(names: Sequence[str], values: Sequence[float], axis_title: str, log: bool = False,
                percent: bool = False) -> go.Figure:
-    """One bar per name, in order (layers input side first, or a model's forms)."""
+    """One bar per name, in order (layers input side first, or a model's forms), from 0; with `log`, on a log axis
+    when the values span more than two decades (a log axis makes small differences look large, and its bars start
+    nowhere in particular)."""
     fig = go.Figure(go.Bar(x=[text(n) for n in names], y=list(values)))
-    fig.update_layout(height=280, margin=dict(t=10), yaxis_title=axis_title, xaxis=dict(type="category"))
+    log = log and spans_decades(values)
+    fig.update_layout(height=280, margin=dict(t=10), xaxis=dict(type="category"),
+                      yaxis_title=_("{title} (log scale)").format(title=axis_title) if log else axis_title)
     if log:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(log_axis(values))
     if percent:
-        fig.update_yaxes(tickformat=".0%", range=[0, 1])
+        fig.update_yaxes(PERCENT_AXIS)
     return fig
 
 
@@ -159,13 +189,17 @@ def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, 
     """One line per named series (against `x`, or their index); a log y axis when asked, or (log_y None) when the
     values span more than two decades; `mark_x` draws a dotted vertical line; `y_range` holds the y axis; the series
     named in `dashed` are dashed, so that a line drawn under them shows between the dashes."""
-    log = spans_decades([v for ys in series.values() for v in ys]) if log_y is None else log_y
+    values = [v for ys in series.values() for v in ys]
+    log = spans_decades(values) if log_y is None else log_y
     fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name),
                                 line=dict(dash="dash", width=3) if name in dashed else None)
                      for name, ys in series.items()])
     fig.update_layout(height=height, title=title, xaxis_title=x_title, margin=dict(t=30 if title else 10),
                       yaxis=dict(title=_("{title} (log scale)").format(title=y_title) if log and y_title else y_title,
-                                 type="log" if log else "linear", range=y_range))
+                                 range=y_range, **(log_axis(values) if log else dict(type="linear"))))
+    xs = list(x) if x is not None else list(range(max((len(ys) for ys in series.values()), default=1)))
+    if xs and all(float(v).is_integer() for v in xs):  # epochs, rounds, steps, layers: whole ticks only
+        fig.update_xaxes(whole_ticks(min(xs), max(xs)))
     if mark_x is not None:
         fig.add_vline(x=mark_x, line_dash="dot")
     return fig
@@ -184,12 +218,11 @@ def curve_with_point(x: Sequence[float], y: Sequence[float], point: tuple[float,
 def bars(labels: Sequence[str], values: Sequence[float], horizontal: bool = False, height: int = 260) -> go.Figure:
     """Bars of probabilities (0 to 100%), labelled with their values; horizontal bars list the first label on top."""
     names = [text(n) for n in labels]
-    bar = (go.Bar(x=list(values), y=names, orientation="h", texttemplate="%{x:.1%}") if horizontal
-           else go.Bar(x=names, y=list(values), texttemplate="%{y:.1%}"))
+    bar = (go.Bar(x=list(values), y=names, orientation="h", texttemplate=f"%{{x:{SHARE}}}")
+           if horizontal else go.Bar(x=names, y=list(values), texttemplate=f"%{{y:{SHARE}}}"))
     fig = go.Figure(bar)
-    percent = dict(range=[0, 1], tickformat=".0%")
-    fig.update_layout(height=height, margin=dict(t=10), xaxis=percent if horizontal else dict(type="category"),
-                      yaxis=dict(type="category", autorange="reversed") if horizontal else percent)
+    fig.update_layout(height=height, margin=dict(t=10), xaxis=PERCENT_AXIS if horizontal else dict(type="category"),
+                      yaxis=dict(type="category", autorange="reversed") if horizontal else PERCENT_AXIS)
     return fig
 
 
@@ -491,22 +524,27 @@ def padding_grid(n: int, before: int, after: int, window: Sequence[int], anchors
 
 
 def client_classes(counts, class_names: Sequence[str]) -> go.Figure:
-    """Stacked bars: how many images of each class every client holds (`counts`: clients × classes)."""
-    fig = go.Figure([go.Bar(x=[_("client {number}").format(number=i + 1) for i in range(len(counts))],
-                            y=[int(row[c]) for row in counts],
+    """Stacked bars: how many images of each class every client holds (`counts`: clients × classes), the clients
+    numbered along the axis (names as long as "client 12" run into each other)."""
+    fig = go.Figure([go.Bar(x=list(range(1, len(counts) + 1)), y=[int(row[c]) for row in counts],
                             name=text(name), marker_color=PLAYGROUND_COLOURS[c % len(PLAYGROUND_COLOURS)])
                      for c, name in enumerate(class_names)])
-    fig.update_layout(barmode="stack", height=280, margin=dict(t=10), yaxis_title=_("images"),
-                      xaxis=dict(type="category"), legend=dict(title=_("class"), y=-0.3))
+    fig.update_layout(barmode="stack", height=300, margin=dict(t=10), yaxis_title=_("images"),
+                      xaxis=dict(title=_("client"), tickmode="linear", tick0=1, dtick=1),
+                      legend=dict(title=_("class"), y=-0.35))
     return fig
 
 
 def size_accuracy(names: Sequence[str], sizes_kb: Sequence[float], accuracies: Sequence[float]) -> go.Figure:
-    """Each form of a model as a labelled point: compressed size across, test accuracy up."""
-    fig = go.Figure(go.Scatter(x=list(sizes_kb), y=list(accuracies), mode="markers+text", text=[text(n) for n in names],
-                               textposition="top center", marker=dict(size=10, color=PALETTE[0]),
-                               hovertemplate="%{text}: %{x:.1f} KB, %{y:.1%}<extra></extra>"))
-    fig.update_layout(height=320, margin=dict(t=10), xaxis=dict(title=_("gzip-compressed size (KB)"), type="log"),
+    """Each form of a model as a point of its own colour, named in the legend (a name printed beside its point is
+    cut off at the chart's edge): compressed size across, test accuracy up."""
+    fig = go.Figure([go.Scatter(x=[size], y=[accuracy], mode="markers", name=text(name),
+                                marker=dict(size=12, color=PALETTE[i % len(PALETTE)]),
+                                hovertemplate=f"%{{x:,.1f}} KB, %{{y:{SHARE}}}")
+                     for i, (name, size, accuracy) in enumerate(zip(names, sizes_kb, accuracies, strict=True))])
+    fig.update_layout(height=360, margin=dict(t=10), legend=dict(y=-0.3),
+                      xaxis=dict(title=_("{title} (log scale)").format(title=_("gzip-compressed size (KB)")),
+                                 **log_axis(sizes_kb)),
                       yaxis=dict(title=_("test accuracy"), tickformat=".0%"))
     return fig
 
@@ -515,8 +553,8 @@ def compare_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
                  percent: bool = False) -> go.Figure:
     """Bars grouped by category, one colour per series, each bar labelled with its value."""
     fig = go.Figure([go.Bar(x=list(categories), y=list(values), name=text(name),
-                            texttemplate="%{y:.1%}" if percent else "%{y:.3g}")
+                            texttemplate=f"%{{y:{SHARE}}}" if percent else "%{y:.3g}")
                      for name, values in series.items()])
     fig.update_layout(barmode="group", height=320, margin=dict(t=10), yaxis_title=y_title,
-                      xaxis=dict(type="category"), yaxis=dict(tickformat=".0%") if percent else {})
+                      xaxis=dict(type="category"), yaxis=PERCENT_AXIS if percent else {})
     return fig

@@ -47,6 +47,13 @@ REGISTRIES = (
     N_("PyTorch, float32"), N_("ONNX Runtime, float32"), N_("ONNX Runtime, int8 (static, per channel)"),
     N_("original"), N_("pruned {share}"), N_("int8 (ONNX Runtime, static)"),
     N_("distilled student ({epochs} epochs)"),
+    # dlplay.device.DeviceInfo.precision
+    N_("float16 mixed precision"), N_("bfloat16 mixed precision"),
+    # dlplay.lessons.activations.INITS and dlplay.lessons.neuron.loss_against_probability
+    N_("PyTorch default"), N_("cross-entropy −log p"), N_("MSE on a one-hot target, 2 classes: (1 − p)²"),
+    # dlplay.classify.SAMPLE_NAMES
+    N_("Eileen Collins, astronaut"), N_("Chelsea the cat"), N_("A cup of coffee"), N_("A horse"),
+    N_("A Falcon 9 rocket"),
 )
 
 PREPROCESSING = (  # dlplay.classify.preprocess's steps
@@ -58,7 +65,8 @@ PREPROCESSING = (  # dlplay.classify.preprocess's steps
 )
 
 MESSAGES = (
-    # dlplay.lessons.playground: a learner's CSV and network
+    # dlplay.lessons.playground: a learner's CSV and network, and the docstring of the code it writes
+    N_("The network playground's run in plain PyTorch: {data}, {count} points, noise {noise}."),
     N_("the file is not text (UTF-8); save it as CSV"),
     N_("the CSV needs the columns x1, x2 and label (or target); missing: {columns}"),
     N_("the CSV needs at least 4 points"), N_("the CSV has {rows} points; the playground takes at most {limit}"),

@@ -115,6 +115,11 @@ def say(text: str) -> str:
     return translate(text, current())
 
 
+def say_in_code(code: str) -> str:
+    """Python code the core wrote, its docstrings in the session's language (see `say`)."""
+    return re.sub(r'"""(.+?)"""', lambda found: f'"""{say(found.group(1))}"""', code, flags=re.DOTALL)
+
+
 def listing(items) -> str:
     """Items as a list in the session's language: "a, b, c" in English, "a、b、c" in Chinese."""
     return ("、" if current() == "zh" else ", ").join(items)

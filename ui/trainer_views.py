@@ -16,7 +16,7 @@ from dlplay.inside import dead_relus, feature_maps, first_layer_filters, gradien
 from dlplay.models import LayerRow
 from dlplay.training.curve_reading import read_curves
 from dlplay.training.jobs import RunSnapshot, RunStatus
-from ui import charts, verdicts
+from ui import charts, tables, verdicts
 from ui.i18n import _, say, sentence, shown_as, translator
 
 GRID_COLUMNS = 8
@@ -50,8 +50,8 @@ def data_overview(dataset: Dataset) -> None:
     details = st.expander(_("Images per class, and samples of each class"), key="trainer.data_details")
     left, right = details.columns([3, 2])
     left.plotly_chart(charts.class_counts(dataset.class_names, train_counts, test_counts))
-    right.dataframe(pd.DataFrame({_("class"): dataset.class_names, _("train"): train_counts,
-                                  _("test"): test_counts}), hide_index=True, height=260)
+    tables.table({_("class"): dataset.class_names, _("train"): train_counts, _("test"): test_counts}, where=right,
+                 height=260)
     details.caption(_("Samples of each class ({count} per row; the first {rows} classes):").format(
         count=SAMPLES_PER_CLASS, rows=MAX_CLASS_ROWS))
     shown = sample_per_class(dataset.train, per_class=SAMPLES_PER_CLASS, seed=0)
@@ -105,7 +105,7 @@ def summary_table(rows: list[LayerRow]) -> None:
     table = pd.DataFrame({_("layer"): [f"{r.name} {r.kind}" for r in rows],
                           _("output shape"): [" × ".join(map(str, r.output_shape)) for r in rows],
                           _("parameters"): [r.params for r in rows]})
-    expander.dataframe(table, hide_index=True, height=min(420, 36 + 35 * len(rows)))
+    tables.table(table, where=expander, height=min(420, 36 + 35 * len(rows)))
     expander.caption(_("Total parameters: {count}. Softmax is applied inside the cross-entropy loss.").format(
         count=f"{total:,}"))
 
@@ -309,7 +309,7 @@ def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str, pictur
     if indices:
         shown = indices[:16]
         image_grid(dataset.test.images[shown],
-                   [_("{probability} sure").format(probability=f"{evaluation.probabilities[i, predicted]:.0%}")
+                   [_("{probability} sure").format(probability=f"{evaluation.probabilities[i, predicted]:.1%}")
                     for i in shown])
 
 
@@ -323,7 +323,7 @@ def mistakes_section(evaluation: Evaluation, dataset: Dataset) -> None:
     names = dataset.class_names
     image_grid(dataset.test.images[worst],
                [f"{names[evaluation.labels[i]]} → {names[evaluation.predictions[i]]} "
-                f"({evaluation.probabilities[i, evaluation.predictions[i]]:.0%})" for i in worst])
+                f"({evaluation.probabilities[i, evaluation.predictions[i]]:.1%})" for i in worst])
 
 
 def inside_section(model, dataset: Dataset, device) -> None:

@@ -3,6 +3,7 @@ it (text, widgets, tables, charts, diagrams); the switch keeps the URL and every
 key, so that its value outlives the change of its label."""
 import json
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from babel.messages.pofile import read_po
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
-from helpers import by_label, labs_ended, run_to_the_end
+from helpers import by_label, labs_ended, run_to_the_end, unreadable_cells
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "app_pages").glob("*.py"))
@@ -71,11 +72,57 @@ def english_left(at: AppTest) -> list[str]:
     return sorted(phrase for phrase in english_phrases() if phrase in whole)
 
 
+def as_words(words: str) -> str:
+    return rf"(?<![\w-]){re.escape(words)}(?![\w-])"
+
+
+@cache
+def catalog_english() -> re.Pattern:
+    """Every English message of the catalog whose Chinese differs (single words too), as whole words, but for those
+    the Chinese messages use themselves (the "max" of max(0, x))."""
+    with (REPO / "locale" / "zh" / "LC_MESSAGES" / "dlplay.po").open("rb") as file:
+        messages = [(m.id, m.string) for m in read_po(file) if m.id and m.string != m.id]
+    chinese = "\n".join(string for __, string in messages)
+    english = [english for english, __ in messages if "{" not in english and not re.search(as_words(english), chinese)]
+    return re.compile("|".join(as_words(words) for words in sorted(english, key=len, reverse=True)))
+
+
+def title(thing) -> str:
+    """A Plotly title, given as text or as {"text": ...}."""
+    return thing.get("text", "") if isinstance(thing, dict) else thing or ""
+
+
+def figure_texts(at: AppTest) -> list[str]:
+    """What the page's Plotly figures print: their titles, axis titles and tick labels, legend names and title,
+    annotations, colour-bar titles, and the text on bars and points."""
+    found = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        layout = spec.get("layout", {})
+        found += [title(layout.get("title")), title(layout.get("legend", {}).get("title"))]
+        found += [a.get("text", "") for a in layout.get("annotations", [])]
+        for key, axis in layout.items():
+            if key.startswith(("xaxis", "yaxis")):
+                found += [title(axis.get("title")), *map(str, axis.get("ticktext", []))]
+            elif key == "coloraxis":
+                found.append(title(axis.get("colorbar", {}).get("title")))
+        for trace in spec.get("data", []):
+            texts = trace.get("text")
+            found += [trace.get("name") or "", *([texts] if isinstance(texts, str) else texts or [])]
+    return [text for text in found if isinstance(text, str) and text]
+
+
+def english_in_figures(at: AppTest) -> list[str]:
+    english = catalog_english()
+    return sorted({f"{found.group()!r} in {text!r}" for text in figure_texts(at) for found in english.finditer(text)})
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_each_page_in_chinese_has_no_english_message_left_and_every_widget_a_key(page):
     at = chinese_page(page)
     assert CJK.search(at.title[0].value)
     assert not english_left(at)
+    assert not english_in_figures(at)  # not even one word ("loss", "epoch") on a chart
     unkeyed = [f"{kind}: {w.label}" for kind in WIDGETS for w in getattr(at, kind) if w.key is None]
     assert not unkeyed, unkeyed  # a key keeps a widget's value when the language switches
 
@@ -85,7 +132,8 @@ def test_results_in_chinese_after_an_action():
     at = chinese_page("app_pages/after_training.py")
     labs_ended(by_label(at.button, "导出并测量").click().run())  # the lab runs in a worker: wait for its end
     assert not at.exception and any("onnx 检查器通过" in s.value for s in at.success)
-    assert "准确率" in at.dataframe[0].value.columns and not english_left(at)
+    assert "准确率" in at.dataframe[0].value.columns and not english_left(at) and not english_in_figures(at)
+    assert not unreadable_cells(at)  # the reference's own differences: "—", not "None"
     at.switch_page("app_pages/optimizers.py").run()
     outcomes = at.dataframe[0].value["结果"].tolist()
     assert all(CJK.search(o) for o in outcomes) and not english_left(at)

@@ -5,6 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dlplay.device import pick_device
+from helpers import unreadable_cells
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [f"app_pages/{name}.py"
@@ -23,6 +24,7 @@ def test_page_renders_without_exception(page):
     at.switch_page(page).run()
     assert not at.exception
     assert at.title
+    assert not unreadable_cells(at)  # "—" for nothing, never "None"
 
 
 def test_home_shows_the_path_device_and_digits():

@@ -1,5 +1,6 @@
 """Browser: `streamlit run app.py` headless on a free port, opened in headless Chromium through Playwright."""
 import os
+import re
 import time
 from pathlib import Path
 
@@ -337,4 +338,33 @@ def test_train_is_in_the_first_screenful_and_a_short_runs_curves_grow_on_screen(
     grown = page.evaluate("window.lossPoints")
     assert len(grown) >= 3 and grown == sorted(set(grown)), grown  # drawn bigger several times, never smaller
     assert page.locator('[data-testid="stException"]').count() == 0
+
+SI_TICK = re.compile(r"[−-]?\d+(\.\d+)?[yzafpnμumkMGTPEZY]")  # Plotly's default on an axis: 10n, 1μ, 100p, 12k
+TICKS = ("() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => [...plot.querySelectorAll("
+         "'.xaxislayer-above text, .yaxislayer-above text')].map(label => label.textContent))")
+
+
+def test_axes_print_powers_of_ten_as_1e_9_never_with_si_prefixes(app_url, browser):
+    page = open_page(browser, f"{app_url}/activations", height=2400)
+    page.get_by_text("3. Vanishing and exploding gradients").wait_for(timeout=60_000)
+    # Every figure of the page drawn, with its tick labels (Plotly draws after the script has finished).
+    page.wait_for_function(f"() => {{ const plots = ({TICKS})(); return plots.length >= 5 && "
+                           "plots.every(labels => labels.length > 0); }", timeout=60_000)
+    labels = [label for plot in page.evaluate(TICKS) for label in plot]
+    assert not [label for label in labels if SI_TICK.fullmatch(label)], labels
+    # sigmoid's gradients vanish over 20 layers: their log axis reads 1e−8, 1e−6, ... (Plotly's minus sign)
+    assert any(re.fullmatch(r"1e[−-]\d+", label) for label in labels), labels
+    page.close()
+
+
+def test_the_playgrounds_code_takes_the_pages_width_and_never_scrolls_sideways(app_url, browser):
+    page = open_page(browser, f"{app_url}/playground", height=1500)
+    page.get_by_text("Show PyTorch code").click()
+    code = page.locator('[data-testid="stCode"] pre').first
+    expect(code).to_contain_text("import torch", timeout=30_000)
+    content = page.locator('[data-testid="stMainBlockContainer"]').evaluate(
+        "el => el.clientWidth - parseFloat(getComputedStyle(el).paddingLeft) - "
+        "parseFloat(getComputedStyle(el).paddingRight)")  # the page's width inside its margins
+    assert code.bounding_box()["width"] > 0.9 * content  # not the stage's column (about half) beside an empty one
+    assert code.evaluate("pre => pre.scrollWidth <= pre.clientWidth")  # its long lines wrap
     page.close()

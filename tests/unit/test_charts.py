@@ -1,6 +1,7 @@
 """The figures' shared template, and the choices the chart helpers make from the data."""
 import plotly.graph_objects as go
 
+from dlplay.training.trainer import EpochEvent
 from ui import charts
 
 
@@ -110,3 +111,60 @@ def test_the_network_drawing_holds_each_nodes_picture_and_each_weight_as_a_curve
                                                ("output", "")], classes=2, width=340))
     headers_drawn = [t.text for t in narrow.findall("svg:text", ns) if t.text not in ("x₁", "x₂", "ŷ0", "ŷ1")]
     assert headers_drawn == [str(i) for i in range(1, 9)]  # too narrow for the names: the numbers
+
+def test_every_axis_writes_powers_of_ten_as_1e_9_and_thousands_with_commas():
+    """Plotly's default prints SI prefixes on an axis (10n, 1μ, 100p, 12k), which a learner cannot read."""
+    for axis in (go.Figure().layout.template.layout.xaxis, go.Figure().layout.template.layout.yaxis):
+        assert axis.exponentformat == "e" and axis.separatethousands
+
+
+def test_a_log_axis_is_labelled_at_whole_powers_of_ten_only():
+    decades = charts.lines({"‖∂L/∂W‖": [1e-12, 1e-6, 1e-3]}, y_title="norm").layout.yaxis  # nine decades
+    assert decades.type == "log" and decades.dtick == 2 and decades.title.text == "norm (log scale)"
+    few = charts.lines({"a": [0.01, 0.5, 3.0]}).layout.yaxis  # two and a half decades: one tick per decade
+    assert few.type == "log" and few.dtick == 1  # (Plotly's own choice, "D2", labels the 2s and 5s between them)
+    narrow = charts.lines({"a": [0.35, 0.6, 1.2]}, log_y=True).layout.yaxis  # under one decade: plain numbers
+    assert narrow.type == "log" and narrow.dtick is None and narrow.tickformat == "~g"
+
+
+def test_gradient_norm_bars_start_at_zero_unless_they_span_decades():
+    norms = charts.layer_bars(["conv1", "conv2", "fc"], [0.35, 0.5, 1.2], "‖∂loss/∂W‖", log=True).layout.yaxis
+    assert norms.type != "log" and norms.title.text == "‖∂loss/∂W‖"  # a linear axis from 0: differences as they are
+    vanishing = charts.layer_bars(["a", "b", "c"], [1e-5, 1e-3, 0.5], "‖∂loss/∂W‖", log=True).layout.yaxis
+    assert vanishing.type == "log" and vanishing.dtick == 1 and vanishing.title.text == "‖∂loss/∂W‖ (log scale)"
+
+
+def test_share_axes_are_labelled_up_to_100_percent_and_bars_with_one_decimal():
+    probabilities = charts.bars(["a", "b"], [0.25, 0.75])
+    assert probabilities.layout.yaxis.tickvals[-1] == 1 and probabilities.layout.yaxis.tickformat == ".0%"
+    assert tuple(probabilities.layout.yaxis.range) == (0, 1) and probabilities.data[0].texttemplate == "%{y:.1%}"
+    horizontal = charts.bars(["a", "b"], [0.25, 0.75], horizontal=True)
+    assert horizontal.layout.xaxis.tickvals[-1] == 1 and horizontal.data[0].texttemplate == "%{x:.1%}"
+    per_class = charts.per_class_accuracy(["0", "1"], [0.9, 1.0])
+    assert per_class.layout.xaxis.tickvals[-1] == 1 and per_class.data[0].texttemplate == "%{x:.1%}"
+    dead = charts.layer_bars(["a"], [0.5], "dead", percent=True).layout.yaxis
+    assert dead.tickvals[-1] == 1 and dead.tickformat == ".0%"
+    transfer = charts.compare_bars(["10 per class"], {"scratch": [0.6], "transferred": [0.9]}, "acc", percent=True)
+    assert transfer.layout.yaxis.tickvals[-1] == 1 and transfer.data[0].texttemplate == "%{y:.1%}"
+
+
+def test_counts_are_drawn_on_whole_ticks():
+    rounds = charts.lines({"FedAvg": [0.5, 0.7, 0.8]}, range(1, 4), "communication round").layout.xaxis
+    assert rounds.dtick == 1 and rounds.tick0 == 0  # 1, 2, 3: never 1.5 or 2.5
+    assert charts.lines({"loss": [1.0] * 3001}).layout.xaxis.dtick == 500  # epochs 0 to 3000: every 500
+    assert charts.lines({"f": [0.0, 1.0]}, [-0.5, 0.5]).layout.xaxis.dtick is None  # not counts: Plotly's ticks
+    assert charts.whole_ticks(1, 20) == dict(tick0=0, dtick=2)
+    assert charts.whole_ticks(0, 7) == dict(tick0=0, dtick=1)
+    epochs = [EpochEvent(epoch=e, train_loss=1.0 / e, train_accuracy=0.9, val_loss=None, val_accuracy=None,
+                         images_per_sec=100.0, seconds=1.0) for e in (1, 2, 3)]
+    curves = charts.training_curves([charts.Curves("run", [], epochs)]).layout
+    assert curves.xaxis.dtick == 1 and curves.xaxis2.dtick == 1
+
+
+def test_clients_are_numbered_along_the_axis_and_the_forms_of_a_model_named_in_the_legend():
+    mix = charts.client_classes([[3, 1], [0, 4], [2, 2]], ["0", "1"])
+    assert list(mix.data[0].x) == [1, 2, 3] and mix.layout.xaxis.title.text == "client" and mix.layout.xaxis.dtick == 1
+    forms = charts.size_accuracy(["original", "distilled student (3 epochs)"], [420.0, 9.5], [0.98, 0.95])
+    assert [trace.name for trace in forms.data] == ["original", "distilled student (3 epochs)"]
+    assert all(trace.mode == "markers" and trace.showlegend is not False for trace in forms.data)  # no text to cut
+    assert forms.layout.xaxis.type == "log" and forms.layout.xaxis.dtick == 1

@@ -16,10 +16,13 @@ from PIL import Image
 
 from dlplay.builder import LAYER_KINDS, SIZE_LABELS, LayerSpec, build_stack
 from dlplay.checkpoint import ModelFileError, load_model_bytes
-from dlplay.classify import SAMPLE_CREDITS, load_bundled_model, preprocess
+from dlplay.classify import SAMPLE_CREDITS, SAMPLE_NAMES, load_bundled_model, preprocess
 from dlplay.data import DATASETS, ImageSet, data_problem
+from dlplay.device import DeviceInfo
 from dlplay.images import ImageRejected, decode_image
+from dlplay.lessons.activations import INITS
 from dlplay.lessons.convolution import KERNELS, parse_kernel, shape_table
+from dlplay.lessons.neuron import loss_against_probability
 from dlplay.lessons.optimizers import SURFACES
 from dlplay.lessons.playground import DATASETS as POINTS
 from dlplay.lessons.playground import REGULARIZERS, NetworkConfig, read_points_csv
@@ -99,7 +102,10 @@ def chinese(text: str) -> str:
 
 
 def test_the_registries_names_and_descriptions_are_translated():
+    precisions = [DeviceInfo(torch.device("cpu"), "CPU", dtype, True).precision for dtype in (torch.float16,
+                                                                                              torch.bfloat16)]
     texts = [*SCHEDULES.values(), *POINTS, *REGULARIZERS[:1], *SURFACES, *KERNELS, *SAMPLE_CREDITS.values(),
+             *SAMPLE_NAMES.values(), *precisions, *INITS[:1], *loss_against_probability(3)[1],
              *(d.description for d in DATASETS.values()), *(m.description for m in MODELS.values()),
              *REMEDIES[1:], *(s.value for s in RunStatus), *LAYER_KINDS, *SIZE_LABELS.values(),
              *(LayerSpec(kind, 32).describe() for kind in LAYER_KINDS)]
