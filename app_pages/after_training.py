@@ -177,8 +177,8 @@ def federated_section() -> None:
     clients = a.slider(_("Clients"), 2, 20, 10, key="after_training.clients")
     skewed = b.radio(_("Split"), [False, True], key="after_training.split",
                      format_func=translated({False: N_("IID (every client alike)"), True: N_("skewed (Dirichlet)")}))
-    alpha = b.select_slider(_("α (smaller: fewer classes per client)"), ALPHAS, value=0.1, key="after_training.alpha",
-                            disabled=not skewed)
+    alpha = b.select_slider(_("α (smaller: fewer classes per client)"), ALPHAS, value=0.1,
+                            key="after_training.alpha") if skewed else None  # IID has no α: none is shown
     rounds = c.slider(_("Communication rounds"), 1, 20, 5, key="after_training.rounds")
     epochs = d.slider(_("Local epochs per round"), 1, 3, 1, key="after_training.local_epochs")
     if st.button(_("Run FedAvg"), type="primary", key="after_training.federate"):

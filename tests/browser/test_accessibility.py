@@ -18,7 +18,7 @@ def violations(page) -> list[str]:
     return [f"{v['id']} ×{len(v['nodes'])}: {v['nodes'][0]['html'][:120]}" for v in found if v["impact"] in BLOCKING]
 
 
-@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("lang", ["zh"])  # 中文 in CI, for its time (the longer labels); both in bench/axe_scan.py
 def test_every_page_passes_axe_core_when_it_opens(app_url, browser, lang):
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
     found = {}
