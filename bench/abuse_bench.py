@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import zipfile
 import zlib
 from pathlib import Path
@@ -171,6 +172,18 @@ def learners_done(pages, clicks) -> list[float] | None:
     return None if None in done else [(d - c) / 1000 for d, c in zip(done, clicks, strict=True)]
 
 
+def server_seconds(runs: str, pages) -> list[float]:
+    """Each learner's run as the server lived it: from the Train press reaching it (the run's record is created) to
+    its evaluation written, queue included; what a learner on a machine of their own waits, give or take the
+    page's 2-s refresh."""
+    seconds = []
+    for page in pages:
+        folder = Path(runs) / urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["run"][0]
+        created = json.loads((folder / "run.json").read_text())["created"]
+        seconds.append((folder / "evaluation.safetensors").stat().st_mtime - created)
+    return seconds
+
+
 # The attacker's inputs.
 
 def giant_model() -> bytes:
@@ -305,16 +318,20 @@ def step_fedavg(context, url):
 
 
 def tabs_press_train(context, url: str, tabs: int) -> int:
-    """Open `tabs` trainer pages in one browser and press Train in each; how many were told the browser already has
-    a run (every tab but the first is closed again)."""
+    """Open `tabs` trainer pages in one browser, then press Train in each in quick succession (as a learner who
+    clicks through their tabs would: pressed one by one as each opens, a short run could finish before the next
+    press, and then it is rightly no longer the browser's active run); how many were told the browser already has a
+    run (every tab but the first is closed again)."""
     pages = []
     for _ in range(tabs):
         page = context.new_page()
         page.goto(f"{url}/trainer")
         page.wait_for_selector(SCRIPT_DONE, timeout=300_000)
-        page.get_by_role("button", name="Train", exact=True).click(timeout=300_000)
         pages.append(page)
-    settle(pages[-1])
+    for page in pages:
+        page.get_by_role("button", name="Train", exact=True).click(timeout=300_000)
+    for page in pages:
+        settle(page)
     refused = sum("already has" in first_sentence(p) for p in pages)
     for page in pages[1:]:
         page.close()
@@ -357,7 +374,7 @@ def attack(url: str, log: list, done: threading.Event) -> None:
                  ("a 308-byte model file describing a giant", on_a_page(step_model_file)),
                  (f"a zip of 30 1-bit 7000×7000 PNGs ({len(giants) // 1024} KB)",
                   on_a_page(zip_step(giants, "megapixels"))),
-                 (f"a zip of 10,000 tiny PNGs ({len(tiny) // 1024} KB)", on_a_page(zip_step(tiny, "2. Model"))),
+                 (f"a zip of 10,000 tiny PNGs ({len(tiny) // 1024} KB)", on_a_page(zip_step(tiny, "test images of"))),
                  ("a 6 MB playground CSV", on_a_page(step_csv)),
                  ("a 100,000-character kernel", lambda: step_kernel(context, url)),
                  ("the worst playground link", on_a_page(step_worst_link)),
@@ -390,10 +407,10 @@ def main() -> None:
             os.sched_setaffinity(0, cores[len(cores) // 2:])
         print(f"the server on cores {sorted(os.sched_getaffinity(server.pid))}, the browsers on "
               f"{sorted(os.sched_getaffinity(0))}")
-        measure(url, server, args)
+        measure(url, server, runs, args)
 
 
-def measure(url: str, server, args) -> None:
+def measure(url: str, server, runs: str, args) -> None:
     """The three phases against one running server."""
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -407,7 +424,9 @@ def measure(url: str, server, args) -> None:
         clicks = press_all(learners, args.epochs)
         while (baseline := learners_done(learners, clicks)) is None:
             time.sleep(0.2)
-        print(f"baseline: two learners, Train to done: {', '.join(f'{s:.1f} s' for s in baseline)}")
+        baseline_server = server_seconds(runs, learners)
+        print(f"baseline: two learners, Train to done: {', '.join(f'{s:.1f} s' for s in baseline)} in their browsers, "
+              f"{', '.join(f'{s:.1f} s' for s in baseline_server)} on the server")
         learners = open_learners(browser, url)  # two learners again, each in a fresh browser
 
         monitor = Monitor(server)  # from here on: the attack phase
@@ -417,10 +436,14 @@ def measure(url: str, server, args) -> None:
         attacker = threading.Thread(target=attack, args=(url, log, attacker_done), daemon=True)
         attacker.start()
         clicks = press_all(learners, args.epochs)
-        loads, attacked = [], None
-        while attacked is None or not attacker_done.is_set():
+        loads, rounds = [], []  # rounds: each pair of learners' runs, in their browsers and on the server
+        while not rounds or not attacker_done.is_set():  # the learners train again and again while the attack lasts
             loads.append(page_seconds(browser, url))
-            attacked = attacked or learners_done(learners, clicks)
+            if (done := learners_done(learners, clicks)) is not None:
+                rounds.append((done, server_seconds(runs, learners)))
+                if not attacker_done.is_set():
+                    learners = open_learners(browser, url)
+                    clicks = press_all(learners, args.epochs)
             if server.poll() is not None:
                 break
         attacker.join(60)
@@ -438,12 +461,17 @@ def measure(url: str, server, args) -> None:
               f"{os.cpu_count()} cores): " + ", ".join(f"{group} {seconds:,.0f}" for group, seconds in spent.items()))
         above = monitor.server_peak - idle_rss
         page_ratio = statistics.median(loads) / idle_page
-        run_ratio = max(attacked) / max(baseline) if attacked else float("inf")
         print(f"\nserver peak above idle: {above:,.0f} MB (goal < 1,500): {'met' if above < 1500 else 'NOT met'}")
         print(f"bystander's page: median {statistics.median(loads):.2f} s over {len(loads)} loads = "
               f"{page_ratio:.2f}× idle (goal ≤ 3×): {'met' if page_ratio <= 3 else 'NOT met'}")
-        print(f"learners, Train to done under attack: {', '.join(f'{s:.1f} s' for s in attacked or [])} = "
-              f"{run_ratio:.2f}× baseline (goal ≤ 1.3×): {'met' if run_ratio <= 1.3 else 'NOT met'}")
+        for where, index, base in (("in their browsers (which share the attacker's cores here)", 0, baseline),
+                                   ("on the server, queue included", 1, baseline_server)):
+            slowest = [max(pair[index]) for pair in rounds]
+            ratio = statistics.median(slowest) / max(base) if slowest else float("inf")
+            print(f"learners, Train to done under attack, {where}: {len(rounds)} rounds, the slower of two "
+                  f"{', '.join(f'{s:.1f}' for s in slowest)} s; median {ratio:.2f}× baseline, worst "
+                  f"{max(slowest, default=float('inf')) / max(base):.2f}×" + (" (goal ≤ 1.3×: "
+                  f"{'met' if ratio <= 1.3 else 'NOT met'})" if index else ""))
         print(f"server stayed up: {'yes' if not monitor.died and server.poll() is None else 'NO'}")
         browser.close()
 
