@@ -35,6 +35,9 @@ def run_badge(job: Job) -> None:
 
 
 st.set_page_config(page_title=_("dlplay: learn deep learning by doing"), page_icon="🧠", layout="wide")
+# KaTeX draws a matrix's brackets 2 px past the box Streamlit fits to a formula, whose overflow-x:auto then makes
+# a scroll region that a keyboard cannot reach (axe-core's scrollable-region-focusable): room for them.
+st.html("<style>.katex-display { padding-right: 4px; }</style>")
 device = start_up()
 try:
     limits()  # every input's limits, read once: a bad DLPLAY_MAX_* stops the app here with one sentence

@@ -68,7 +68,8 @@ def one_neuron() -> None:
     z = sum(w * x for w, x in zip(ws, xs, strict=True)) + b
     a = float(activate(name, torch.tensor(z, dtype=torch.float64)))
     terms = " + ".join(rf"({number(w, 1)})({number(x, 1)})" for w, x in zip(ws, xs, strict=True))
-    st.latex(rf"z = \sum_i w_i x_i + b = {terms} + ({number(b, 1)}) = {number(z)}")
+    st.latex(rf"\begin{{aligned}} z &= \sum_i w_i x_i + b \\ &= {terms} + ({number(b, 1)}) \\ &= {number(z)} "
+             r"\end{aligned}")
     st.latex(rf"a = \mathrm{{{name}}}(z) = {number(a)}")
     xs, ys = activation_curve(name)
     st.plotly_chart(charts.curve_with_point(xs, ys, (z, a), f"{name}(z)", "z", "a = f(z)"))
@@ -141,9 +142,11 @@ def network_controls() -> tuple[Network, torch.Tensor, torch.Tensor]:
 
 def forward_section(net: Network, x: torch.Tensor, y: torch.Tensor, f) -> None:
     st.subheader(_("Forward pass, layer by layer"))
-    st.latex(rf"z_1 = W_1 x + b_1 = {matrix(net.w1)} {matrix(x[0], 0)} + {matrix(net.b1)} = {matrix(f.z1[0])}")
+    st.latex(rf"\begin{{aligned}} z_1 &= W_1 x + b_1 \\ &= {matrix(net.w1)} {matrix(x[0], 0)} + {matrix(net.b1)} \\ "
+             rf"&= {matrix(f.z1[0])} \end{{aligned}}")
     st.latex(rf"a_1 = \mathrm{{{net.hidden}}}(z_1) = {matrix(f.a1[0])}")
-    st.latex(rf"z_2 = W_2 a_1 + b_2 = {matrix(net.w2)} {matrix(f.a1[0])} + {matrix(net.b2)} = {matrix(f.z2[0])}")
+    st.latex(rf"\begin{{aligned}} z_2 &= W_2 a_1 + b_2 \\ &= {matrix(net.w2)} {matrix(f.a1[0])} + {matrix(net.b2)} \\ "
+             rf"&= {matrix(f.z2[0])} \end{{aligned}}")
     st.latex(rf"\hat y = \mathrm{{{net.output}}}(z_2) = {matrix(f.a2[0])}, \quad y = {matrix(y[0], 0)}")
 
 

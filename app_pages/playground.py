@@ -119,8 +119,10 @@ def network_controls(prefix: str = PREFIX) -> NetworkConfig:
     a, b = st.columns(2)
     regularizer = a.radio(_("Regularization"), REGULARIZERS, horizontal=True, format_func=translator(),
                           key=f"{prefix}regularizer")
-    rate = b.select_slider(_("Regularization rate"), REG_RATES, key=f"{prefix}reg_rate",
-                           disabled=regularizer == "none")
+    if regularizer == "none":  # no rate to set (a greyed-out slider's label fails WCAG contrast): keep the learner's
+        rate = st.session_state[f"{prefix}reg_rate"] = st.session_state[f"{prefix}reg_rate"]  # for its return
+    else:
+        rate = b.select_slider(_("Regularization rate"), REG_RATES, key=f"{prefix}reg_rate")
     return NetworkConfig(tuple(features or ()), tuple(int(s) for s in sizes), tuple(activations), dropout,
                          regularizer, rate, optimizer, lr, batch)
 

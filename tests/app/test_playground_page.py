@@ -272,3 +272,15 @@ def test_turning_the_comparison_on_keeps_as_training_and_b_catches_up():
     by_label(at.toggle, "Compare with a second network (B)").set_value(False).run()
     [kept] = at.session_state["playground_run.networks"]
     assert metric(at, "Epoch") == "4" and kept is a  # and turning it off keeps A
+
+
+def test_the_regularization_rate_shows_only_with_a_regularizer_and_is_kept_meanwhile():
+    at = open_app_page(PAGE)
+    assert not [s for s in at.select_slider if s.label == "Regularization rate"]  # "none" has no rate to set
+    by_label(at.radio, "Regularization").set_value("L2").run()
+    by_label(at.select_slider, "Regularization rate").set_value(0.03).run()
+    by_label(at.radio, "Regularization").set_value("none").run()
+    assert not [s for s in at.select_slider if s.label == "Regularization rate"]
+    by_label(at.button, "Step").click().run()  # a rerun without the slider drawn
+    by_label(at.radio, "Regularization").set_value("L1").run()
+    assert by_label(at.select_slider, "Regularization rate").value == 0.03
