@@ -23,8 +23,10 @@ from dlplay.training.trainer import BatchEvent, EpochEvent
 from ui.i18n import _
 
 # One palette for every chart: Okabe and Ito's eight colours (Wong, Nature Methods 8:441, 2011), which stay apart
-# for colour-blind eyes (tests/unit/test_colour_vision.py simulates them); yellow, the faintest on white, comes last.
-BLUE, ORANGE, VERMILLION = "#0072b2", "#e69f00", "#d55e00"
+# for colour-blind eyes (tests/unit/test_colour_vision.py simulates them), with TensorFlow Playground's blue and
+# orange in place of their own (#0072b2 and #e69f00, 2 and 7 CAM02-UCS units away); yellow, the faintest on white,
+# comes last.
+BLUE, ORANGE, VERMILLION = "#0877bd", "#f59322", "#d55e00"
 PALETTE = (BLUE, ORANGE, "#009e73", VERMILLION, "#cc79a7", "#56b4e9", "#000000", "#f0e442")
 # Past eight categories the colours come round again, each round with a second cue of its own: a marker symbol on
 # points and lines, a hatch on bars. Category i: colour(i), symbol(i), hatch(i).

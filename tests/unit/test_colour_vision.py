@@ -8,8 +8,10 @@ the colours here mark small things (a 7-pixel point, a 1-pixel line, a legend sw
 and the smaller a mark the larger the difference it needs to be seen at all (Stone, Szafir & Setlur 2014, "An
 engineering model for color difference as a function of size"). We ask for ten times the large-patch threshold,
 a difference that reads at a glance: ΔE′ ≥ 10. Okabe and Ito's eight colours, made for colour-blind readers,
-clear it (their closest pair: orange and reddish purple, 11 apart for a tritanope); the Tableau colours the charts
-had before do not (red and green 5 apart for a deuteranope, green and orange 2 for a protanope)."""
+clear it (their closest pair: orange and reddish purple, 11 apart for a tritanope), and so do they with TensorFlow
+Playground's orange and blue in their place, as the charts draw them (closest: that blue and bluish green, 10.1
+apart for a tritanope, one person in ten thousand; 13 or more for a protanope or deuteranope); the Tableau colours
+the charts had before do not (red and green 5 apart for a deuteranope, green and orange 2 for a protanope)."""
 import itertools
 
 import colorspacious
