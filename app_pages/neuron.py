@@ -240,7 +240,8 @@ def loop_diagram(stage: str) -> str:
              "backprop": (_("Backprop δ"), "backward"), "update": (_("Update θ"), "update")}
     lines = ['digraph loop { rankdir=LR; bgcolor="transparent"; node [shape=box, style="rounded,filled", '
              'fontname="Helvetica", color="#4a6fa5"];']
-    lines += [f'{key} [label="{label}", fillcolor="{"#ffd27f" if part == stage else "#eef3fb"}"];'
+    current, other = 'fillcolor="#ffd27f", penwidth=3', 'fillcolor="#eef3fb"'  # not by colour alone: a thick border
+    lines += [f'{key} [label="{label}", {current if part == stage else other}];'
               for key, (label, part) in nodes.items()]
     iterate = _("iterate")
     lines += ["input -> hidden -> output -> loss -> backprop -> update;",

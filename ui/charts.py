@@ -22,7 +22,21 @@ from PIL import Image, ImageDraw, ImageFont
 from dlplay.training.trainer import BatchEvent, EpochEvent
 from ui.i18n import _
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+# One palette for every chart: Okabe and Ito's eight colours (Wong, Nature Methods 8:441, 2011), which stay apart
+# for colour-blind eyes (tests/unit/test_colour_vision.py simulates them), with TensorFlow Playground's blue and
+# orange in place of their own (#0072b2 and #e69f00, 2 and 7 CAM02-UCS units away); yellow, the faintest on white,
+# comes last.
+BLUE, ORANGE, VERMILLION = "#0877bd", "#f59322", "#d55e00"
+PALETTE = (BLUE, ORANGE, "#009e73", VERMILLION, "#cc79a7", "#56b4e9", "#000000", "#f0e442")
+# Past eight categories the colours come round again, each round with a second cue of its own: a marker symbol on
+# points and lines, a hatch on bars. Category i: colour(i), symbol(i), hatch(i).
+SYMBOLS = ("circle", "square", "diamond", "triangle-up")
+HATCHES = ("", "/", "x", ".")
+# Signed values, everywhere but the playground (which draws them in its class colours, orange below zero and blue
+# above, as TensorFlow Playground does): ColorBrewer's red–white–blue, negative red. Its ends are equally dark and
+# its middle light, so a value and its negative look equally strong, and red against blue survives every
+# colour-vision deficiency (unlike a red–green scale); the test checks its ends and middle.
+DIVERGING = "RdBu"
 MARGIN = dict(l=10, r=10, t=30, b=10)
 MAX_BATCH_POINTS = 600  # cap the per-batch traces: redrawing many points each second grows server memory
 NUMBERS = dict(exponentformat="e", separatethousands=True)  # 1e-9 and 12,000; Plotly's default prints 1n and 12k
@@ -34,6 +48,26 @@ SHARE = ".1%"  # a share printed on a bar or in a hover: one decimal, as in the 
 # merges a "streamlit+dlplay" default again for every figure: 21 ms a figure against 1.7 ms on this machine).
 pio.templates["streamlit_dlplay"] = pio.templates.merge_templates(pio.templates["streamlit"], pio.templates["dlplay"])
 pio.templates.default = "streamlit_dlplay"
+
+
+def colour(i: int) -> str:
+    """Series or category i's colour: the palette's, round and round."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def class_colour(k: int) -> str:
+    """Class k's colour: class 0 orange and class 1 blue, as TensorFlow Playground draws them, then the palette."""
+    return PLAYGROUND_COLOURS[k % len(PLAYGROUND_COLOURS)]
+
+
+def symbol(i: int) -> str:
+    """Category i's marker symbol: a circle for the first eight, another shape for each further eight."""
+    return SYMBOLS[i // len(PALETTE) % len(SYMBOLS)]
+
+
+def hatch(i: int) -> str:
+    """Category i's bar hatch: none for the first eight, another pattern for each further eight."""
+    return HATCHES[i // len(PALETTE) % len(HATCHES)]
 
 
 def text(label: str) -> str:
@@ -86,14 +120,14 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
         annotations=[dict(text=title, x=x, y=1.08, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
                      for title, x in ((_("Accuracy"), 0.23), (_("Loss"), 0.77))]))
     for i, run in enumerate(runs):
-        colour, name = PALETTE[i % len(PALETTE)], text(run.label)
+        hue, name = colour(i), text(run.label)
         if run.batches:
             steps_per_epoch, stride = run.batches[0].steps_per_epoch, -(-len(run.batches) // MAX_BATCH_POINTS)
             x = [b.step / steps_per_epoch for b in run.batches[::stride]]
             acc = smooth([b.accuracy for b in run.batches])[::stride]
             loss = smooth([b.loss for b in run.batches])[::stride]
             for axis, y in (("", acc), ("2", loss)):
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=1), opacity=0.35,
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=hue, width=1), opacity=0.35,
                                          name=_("{run}: training (per batch, smoothed)").format(run=name),
                                          legendgroup=name,
                                          showlegend=not axis, xaxis=f"x{axis}", yaxis=f"y{axis}"))
@@ -104,7 +138,8 @@ def training_curves(runs: Sequence[Curves]) -> go.Figure:
             series += [("", [e.val_accuracy for e in run.epochs], _("validation"), "dash"),
                        ("2", [e.val_loss for e in run.epochs], _("validation"), "dash")]
         for axis, y, kind, dash in series:
-            fig.add_trace(go.Scatter(x=epochs, y=y, mode="lines+markers", line=dict(color=colour, dash=dash),
+            fig.add_trace(go.Scatter(x=epochs, y=y, mode="lines+markers", line=dict(color=hue, dash=dash),
+                                     marker=dict(symbol=symbol(i)),
                                      name=f"{name}: {kind}", legendgroup=name, showlegend=not axis,
                                      xaxis=f"x{axis}", yaxis=f"y{axis}"))
     fig.update_layout(height=380, margin=dict(t=40))
@@ -182,6 +217,13 @@ def spans_decades(values: Sequence[float]) -> bool:
     return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
 
 
+def _line_cue(i: int) -> dict:
+    """Line i's mode: past the palette's eight colours, which come round again, a few markers of its symbol too."""
+    if i < len(PALETTE):
+        return dict(mode="lines")
+    return dict(mode="lines+markers", marker=dict(symbol=symbol(i), size=9, maxdisplayed=12))
+
+
 def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, x_title: str = "",
           y_title: str = "", title: str | None = None, log_y: bool | None = None, height: int = 300,
           mark_x: float | None = None, y_range: tuple[float, float] | None = None,
@@ -191,9 +233,9 @@ def lines(series: dict[str, Sequence[float]], x: Sequence[float] | None = None, 
     named in `dashed` are dashed, so that a line drawn under them shows between the dashes."""
     values = [v for ys in series.values() for v in ys]
     log = spans_decades(values) if log_y is None else log_y
-    fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), mode="lines", name=text(name),
-                                line=dict(dash="dash", width=3) if name in dashed else None)
-                     for name, ys in series.items()])
+    fig = go.Figure([go.Scatter(x=list(x) if x is not None else None, y=list(ys), name=text(name),
+                                line=dict(dash="dash", width=3) if name in dashed else None, **_line_cue(i))
+                     for i, (name, ys) in enumerate(series.items())])
     fig.update_layout(height=height, title=title, xaxis_title=x_title, margin=dict(t=30 if title else 10),
                       yaxis=dict(title=_("{title} (log scale)").format(title=y_title) if log and y_title else y_title,
                                  range=y_range, **(log_axis(values) if log else dict(type="linear"))))
@@ -256,7 +298,7 @@ def race_contour(x: Sequence[float], y: Sequence[float], z: Sequence[Sequence[fl
     steps = sorted({round(i * last / frames) for i in range(frames + 1)})
     for i, (name, trace) in enumerate(zip(paths, upto(last), strict=True)):
         fig.add_trace(trace.update(mode="lines+markers", marker=dict(size=3), name=text(name),
-                                   line=dict(color=PALETTE[i % len(PALETTE)])))
+                                   line=dict(color=colour(i))))
     fig.frames = [go.Frame(name=str(step), data=upto(step), traces=list(range(first, len(fig.data)))) for step in steps]
     still = dict(frame=dict(duration=0, redraw=False), transition=dict(duration=0), mode="immediate")
     fig.update_layout(
@@ -275,8 +317,7 @@ def race_contour(x: Sequence[float], y: Sequence[float], z: Sequence[Sequence[fl
 
 
 SURFACE_OPACITY = 0.55  # the surface's colours over white, so that the points stand out
-PLAYGROUND_COLOURS = ["#f59322", "#0877bd", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                      "#bcbd22", "#17becf"]  # class 0 orange and class 1 blue, as TensorFlow Playground draws them
+PLAYGROUND_COLOURS = (ORANGE, BLUE, *PALETTE[2:])  # the palette, class 0 orange and class 1 blue: class_colour
 
 
 def _surface_scale(task: str, classes: int, discretize: bool, z: np.ndarray, targets: Sequence[np.ndarray]):
@@ -284,11 +325,10 @@ def _surface_scale(task: str, classes: int, discretize: bool, z: np.ndarray, tar
     regression the scale is symmetric about 0 and shared with the points: ± the largest |prediction| or |target|."""
     if task == "regression":
         limit = max(float(np.abs(values).max(initial=0.0)) for values in (z, *targets)) or 1.0
-        return z, "RdBu", -limit, limit
+        return z, DIVERGING, -limit, limit
     if classes == 2:
-        return (np.sign(z) if discretize else z), [[0, PLAYGROUND_COLOURS[0]], [0.5, "#ffffff"],
-                                                   [1, PLAYGROUND_COLOURS[1]]], -1, 1
-    return z, [[i / (classes - 1), PLAYGROUND_COLOURS[i]] for i in range(classes)], 0, classes - 1
+        return (np.sign(z) if discretize else z), [[0, class_colour(0)], [0.5, "#ffffff"], [1, class_colour(1)]], -1, 1
+    return z, [[i / (classes - 1), class_colour(i)] for i in range(classes)], 0, classes - 1
 
 
 def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple | None, task: str, classes: int,
@@ -307,9 +347,10 @@ def playground_surface(axis: Sequence[float], values, train: tuple, test: tuple 
         if points is None:
             continue
         x, y = points
-        colour = y.tolist() if regression else [PLAYGROUND_COLOURS[int(k)] for k in y]
+        colours = y.tolist() if regression else [class_colour(int(k)) for k in y]
+        shapes = "circle" if regression else [symbol(int(k)) for k in y]
         fig.add_trace(go.Scatter(x=x[:, 0].tolist(), y=x[:, 1].tolist(), mode="markers", name=name,
-                                 marker=dict(size=6, color=colour, **shared,
+                                 marker=dict(size=6, color=colours, symbol=shapes, **shared,
                                              line=dict(width=1.5 if outline else 0.5,
                                                        color="black" if outline else "white"))))
     fig.update_layout(height=height, xaxis=dict(title="x₁", range=[axis[0], axis[-1]], constrain="domain"),
@@ -366,13 +407,12 @@ def playground_picture(axis: Sequence[float], values, train: tuple, test: tuple 
             continue
         x, y = points
         if task == "regression":
-            fills = _colours(y.numpy(), scale, zmin, zmax).round().astype(int)
+            fills, shapes = _colours(y.numpy(), scale, zmin, zmax).round().astype(int), ["circle"] * len(y)
         else:
-            fills = [hex_rgb(PLAYGROUND_COLOURS[int(k)]) for k in y]
-        for (px, py), fill in zip(x[:, :2].tolist(), fills, strict=True):
-            cx, cy = (px - low) / span * size, (1 - (py - low) / span) * size
-            draw.ellipse((cx - 3.5, cy - 3.5, cx + 3.5, cy + 3.5), fill=tuple(int(c) for c in fill),
-                         outline="black" if outline else "white", width=2 if outline else 1)
+            fills, shapes = [hex_rgb(class_colour(int(k))) for k in y], [symbol(int(k)) for k in y]
+        for (px, py), fill, shape in zip(x[:, :2].tolist(), fills, shapes, strict=True):
+            _mark(draw, (px - low) / span * size, (1 - (py - low) / span) * size, shape,
+                  fill=tuple(int(c) for c in fill), outline="black" if outline else "white", width=2 if outline else 1)
     if task == "regression":
         framed = Image.new("RGB", (size + COLOUR_BAR_WIDTH, size), "white")
         framed.paste(picture)
@@ -381,11 +421,22 @@ def playground_picture(axis: Sequence[float], values, train: tuple, test: tuple 
     return np.asarray(picture)
 
 
+def _mark(draw: ImageDraw.ImageDraw, x: float, y: float, shape: str, **style) -> None:
+    """One point at (x, y) in a picture, about 7 pixels across, of one of the SYMBOLS' shapes."""
+    r = 3.5
+    corners = {"square": [(x - r, y - r), (x + r, y - r), (x + r, y + r), (x - r, y + r)],
+               "diamond": [(x, y - r - 1), (x + r + 1, y), (x, y + r + 1), (x - r - 1, y)],
+               "triangle-up": [(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)]}
+    if shape in corners:
+        draw.polygon(corners[shape], **style)
+    else:
+        draw.ellipse((x - r, y - r, x + r, y + r), **style)
+
+
 def _signed_rgb(values: np.ndarray) -> np.ndarray:
     """Values as RGB: orange below zero, white at zero, blue above, scaled to their largest |value|."""
     t = np.clip(values / max(float(np.abs(values).max(initial=0.0)), 1e-9), -1, 1)[..., None]
-    orange, white, blue = (np.array(hex_rgb(c), dtype=float) for c in (PLAYGROUND_COLOURS[0], "#ffffff",
-                                                                        PLAYGROUND_COLOURS[1]))
+    orange, white, blue = (np.array(hex_rgb(c), dtype=float) for c in (class_colour(0), "#ffffff", class_colour(1)))
     return np.where(t < 0, white + (orange - white) * -t, white + (blue - white) * t).round().astype(np.uint8)
 
 
@@ -409,7 +460,7 @@ def _text_width(label: str, size: float) -> float:
 def _link_colour(value: float, largest: float) -> str:
     """A weight's colour: grey when small, towards blue when positive and orange when negative as |w| grows."""
     t = min(1.0, abs(value) / largest)
-    grey, end = np.array(hex_rgb("#d0d4d6"), dtype=float), np.array(hex_rgb(PLAYGROUND_COLOURS[int(value >= 0)]))
+    grey, end = np.array(hex_rgb("#d0d4d6"), dtype=float), np.array(hex_rgb(class_colour(int(value >= 0))))
     r, g, b = (grey + (end - grey) * t).round().astype(int)
     return f"#{r:02x}{g:02x}{b:02x}"
 
@@ -451,8 +502,7 @@ def network_svg(columns: Sequence, weights: Sequence, input_names: Sequence[str]
         for k, values in enumerate(column.flip(1).numpy()):  # rows along x₂ go up, as on the plot
             if outputs and classes > 1:
                 t = np.clip(values, 0, 1)[..., None]
-                colour = np.array(hex_rgb(PLAYGROUND_COLOURS[k]), dtype=float)
-                rgb = (255 + (colour - 255) * t).round().astype(np.uint8)
+                rgb = (255 + (np.array(hex_rgb(class_colour(k)), dtype=float) - 255) * t).round().astype(np.uint8)
             else:
                 rgb = _signed_rgb(values)
             x, y = centres[i][k]
@@ -469,20 +519,20 @@ def network_svg(columns: Sequence, weights: Sequence, input_names: Sequence[str]
     return "".join(parts) + "</svg>"
 
 
-HIGHLIGHT = "#ff7f0e"
+HIGHLIGHT, FRAME = VERMILLION, BLUE  # cells outlined and marked, and a frame dashed, over a picture
 
 
 def pixel_grid(values=None, rgb=None, title: str = "", signed: bool = False, cells: Sequence[tuple[int, int]] = (),
                marks: Sequence[tuple[int, int]] = (), frame: tuple[int, int, int, int] | None = None,
                height: int = 320) -> go.Figure:
-    """A picture or map drawn pixel by pixel (row 0 on top): `values` (H, W) as a heat-map (grey, or red and blue
-    around 0 when `signed`) or `rgb` (H, W, 3) uint8; `cells` outlined in orange, `marks` crossed, `frame`
-    (top, left, bottom, right) dashed."""
+    """A picture or map drawn pixel by pixel (row 0 on top): `values` (H, W) as a heat-map (grey, or DIVERGING
+    around 0 when `signed`: negative red, positive blue) or `rgb` (H, W, 3) uint8; `cells` outlined and `marks`
+    crossed in HIGHLIGHT, `frame` (top, left, bottom, right) dashed."""
     if rgb is not None:
         fig = go.Figure(go.Image(z=rgb, hovertemplate=_("row %{y}, column %{x}: %{z}") + "<extra></extra>"))
     else:
         limit = max(float(np.abs(values).max()), 1e-9) if signed else None
-        fig = go.Figure(go.Heatmap(z=values, colorscale="RdBu_r" if signed else "gray",
+        fig = go.Figure(go.Heatmap(z=values, colorscale=DIVERGING if signed else "gray",
                                    zmin=-limit if signed else None, zmax=limit, showscale=signed,
                                    hovertemplate=_("row %{y}, column %{x}: %{z:.3f}") + "<extra></extra>"))
     for row, col in cells:
@@ -494,7 +544,7 @@ def pixel_grid(values=None, rgb=None, title: str = "", signed: bool = False, cel
     if frame is not None:
         top, left, bottom, right = frame
         fig.add_shape(type="rect", x0=left - 0.5, x1=right - 0.5, y0=top - 0.5, y1=bottom - 0.5,
-                      line=dict(color="#2ca02c", width=2, dash="dash"))
+                      line=dict(color=FRAME, width=2, dash="dash"))
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(visible=False, constrain="domain"),
                       yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
@@ -527,7 +577,7 @@ def client_classes(counts, class_names: Sequence[str]) -> go.Figure:
     """Stacked bars: how many images of each class every client holds (`counts`: clients × classes), the clients
     numbered along the axis (names as long as "client 12" run into each other)."""
     fig = go.Figure([go.Bar(x=list(range(1, len(counts) + 1)), y=[int(row[c]) for row in counts],
-                            name=text(name), marker_color=PLAYGROUND_COLOURS[c % len(PLAYGROUND_COLOURS)])
+                            name=text(name), marker=dict(color=class_colour(c), pattern_shape=hatch(c)))
                      for c, name in enumerate(class_names)])
     fig.update_layout(barmode="stack", height=300, margin=dict(t=10), yaxis_title=_("images"),
                       xaxis=dict(title=_("client"), tickmode="linear", tick0=1, dtick=1),
@@ -539,7 +589,7 @@ def size_accuracy(names: Sequence[str], sizes_kb: Sequence[float], accuracies: S
     """Each form of a model as a point of its own colour, named in the legend (a name printed beside its point is
     cut off at the chart's edge): compressed size across, test accuracy up."""
     fig = go.Figure([go.Scatter(x=[size], y=[accuracy], mode="markers", name=text(name),
-                                marker=dict(size=12, color=PALETTE[i % len(PALETTE)]),
+                                marker=dict(size=12, color=colour(i), symbol=symbol(i)),
                                 hovertemplate=f"%{{x:,.1f}} KB, %{{y:{SHARE}}}")
                      for i, (name, size, accuracy) in enumerate(zip(names, sizes_kb, accuracies, strict=True))])
     fig.update_layout(height=360, margin=dict(t=10), legend=dict(y=-0.3),

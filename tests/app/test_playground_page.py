@@ -8,6 +8,7 @@ import pytest
 from torch import nn
 
 from helpers import by_label, open_app_page
+from ui import charts
 
 PAGE = "app_pages/playground.py"
 
@@ -172,7 +173,7 @@ def test_a_weight_edited_by_hand_is_used_and_drawn():
     assert any("Now 7.500" in c.value for c in at.caption) and not at.exception
     [drawing] = drawings(at)
     first, *others = drawing.findall("svg:path", SVG)  # hidden 1's neuron 1 from x₁: the weight set
-    assert (first.get("stroke-width"), first.get("stroke")) == ("6.00", "#0877bd")  # the widest, blue: positive
+    assert (first.get("stroke-width"), first.get("stroke")) == ("6.00", charts.BLUE)  # the widest, blue: positive
     assert max(float(link.get("stroke-width")) for link in others) < 3  # the others, under 3.5 now: thinner
 
 
