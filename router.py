@@ -17,6 +17,19 @@ SERVER_THREADS = 1  # the server renders and workers train: page math is small, 
 # fights the workers (and a browser on the same machine) for the cores: the playground updates 2.4 times a second
 # with one thread, 1.2 with two (bench/playground_bench.py, 2 cores).
 
+# Streamlit marks a focused page link only by a faint grey background (1.1:1 on the sidebar), a text, number or
+# select field by its thin border's colour, and the focusable page body not at all: a keyboard user must see where
+# the focus is (WCAG 2.4.7), so each gets a ring. Styles of the whole app, sent once per page run.
+PAGE_STYLE = """<style>
+[data-testid="stSidebarNavLink"]:focus-visible, [data-testid="stMain"]:focus-visible,
+input[type="text"]:focus-visible, input[type="number"]:focus-visible, textarea:focus-visible {
+  outline: 2px solid #1f5fbf; outline-offset: -2px;
+}
+/* KaTeX draws a matrix's brackets 2 px past the box Streamlit fits to a formula, whose overflow-x:auto then makes
+   a scroll region that a keyboard cannot reach (axe-core's scrollable-region-focusable): room for them. */
+.katex-display { padding-right: 4px; }
+</style>"""
+
 
 @st.cache_resource
 def start_up() -> DeviceInfo:
@@ -35,9 +48,7 @@ def run_badge(job: Job) -> None:
 
 
 st.set_page_config(page_title=_("dlplay: learn deep learning by doing"), page_icon="🧠", layout="wide")
-# KaTeX draws a matrix's brackets 2 px past the box Streamlit fits to a formula, whose overflow-x:auto then makes
-# a scroll region that a keyboard cannot reach (axe-core's scrollable-region-focusable): room for them.
-st.html("<style>.katex-display { padding-right: 4px; }</style>")
+st.html(PAGE_STYLE)
 device = start_up()
 try:
     limits()  # every input's limits, read once: a bad DLPLAY_MAX_* stops the app here with one sentence

@@ -56,6 +56,7 @@ SLIPS = {
         N_("tanh′(z) = 1 − aᵢ², so ∂L/∂zᵢ = ∂L/∂aᵢ · (1 − aᵢ²)")]}
 
 
+@st.fragment  # its sliders change only this section: a touch reruns it alone, not the network's training below
 def one_neuron() -> None:
     st.header(_("1. One neuron"))
     columns = st.columns(4)
@@ -249,6 +250,7 @@ def loop_diagram(stage: str) -> str:
     return "\n".join(lines)
 
 
+@st.fragment  # the same: the logits and the class change only this section
 def losses_section() -> None:
     st.header(_("Losses: MSE and cross-entropy on the same output"))
     a, b, c = st.columns(3)

@@ -16,12 +16,58 @@ from dlplay.lessons.optimizers import (
 )
 from dlplay.training.schedules import SCHEDULES, lr_trace
 from ui import charts, tables, verdicts
-from ui.i18n import _, shown_as, translator
+from ui.i18n import _, current, shown_as, translator
 from ui.latex import matrix
 
 # Ranges torch.optim accepts (betas, momentum and alpha below 1; a learning rate above 0).
 BOUNDS = {"lr": (1e-6, 10.0), "betas": (0.0, 0.9999), "momentum": (0.0, 0.9999), "alpha": (0.0, 0.9999),
           "weight_decay": (0.0, 1.0)}
+
+
+KEPT = 32  # results kept per cache, shared by every learner on the server: a touch that comes back to a setting
+# (or that changes another section) computes nothing again, and memory stays bounded
+
+
+@st.cache_data(max_entries=KEPT, show_spinner=False)
+def race_paths(surface: str, chosen: list[str], start: tuple[float, float], steps: int, settings: dict,
+               tolerance: float, schedule: str) -> list:
+    """The race of these settings, computed once."""
+    return race(SURFACES[surface], chosen, start, steps, settings, tolerance, schedule, state_step=steps)
+
+
+@st.cache_resource(max_entries=KEPT, show_spinner=False)
+def race_figure(surface: str, chosen: list[str], start: tuple[float, float], steps: int, settings: dict,
+                tolerance: float, schedule: str, language: str):
+    """The race's animated drawing (about 40 frames) for these settings and this language, built once and shared:
+    Streamlit copies a figure before sending it, so no session changes the one kept here."""
+    shape = SURFACES[surface]
+    paths = race_paths(surface, chosen, start, steps, settings, tolerance, schedule)
+    return charts.race_contour(*surface_grid(surface), shape.minima, {p.name: p.points for p in paths},
+                               shape.x_range, shape.y_range)
+
+
+@st.cache_data(max_entries=len(SURFACES), show_spinner=False)
+def surface_grid(surface: str) -> tuple[list[float], list[float], list[list[float]]]:
+    """log_grid() of a surface, computed once."""
+    return log_grid(SURFACES[surface])
+
+
+@st.cache_data(max_entries=len(SURFACES), show_spinner=False)
+def loss_axis(surface: str) -> tuple[float, float] | None:
+    """loss_axis_range() of a surface, computed once."""
+    return loss_axis_range(SURFACES[surface])
+
+
+@st.cache_data(max_entries=KEPT, show_spinner=False)
+def learning_rate_paths(name: str, base: float) -> list:
+    """`name` on the ill-conditioned quadratic at α × 0.1, 1 and 10, computed once."""
+    surface = SURFACES["ill-conditioned quadratic"]
+    paths = []
+    for factor in (0.1, 1, 10):
+        path = run(surface, name, surface.start, 300, {"lr": base * factor})
+        path.name = f"α × {factor:g} = {base * factor:.4g}"
+        paths.append(path)
+    return paths
 
 
 def hyperparameters(name: str) -> dict:
@@ -44,6 +90,7 @@ def hyperparameters(name: str) -> dict:
     return {**defaults, **chosen}
 
 
+@st.fragment  # a touch here reruns the race alone, not the sections below
 def race_section() -> None:
     st.header(_("1. The race"))
     a, b = st.columns([2, 1])
@@ -70,11 +117,11 @@ def race_section() -> None:
     if schedule == "onecycle" and any(settings[n].get("momentum") or "betas" in settings[n] for n in chosen):
         st.caption(_("One-cycle also cycles the momentum (0.95 → 0.85 → 0.95) of the optimizers that have one; "
                      "plain SGD, RMSprop and Adagrad keep none."))
-    paths = race(surface, chosen, (x0, y0), steps, settings, tolerance, schedule, state_step=steps)
-    st.plotly_chart(charts.race_contour(*log_grid(surface), surface.minima, {p.name: p.points for p in paths},
-                                        surface.x_range, surface.y_range), key="optimizers.race.chart")
+    inputs = (name, chosen, (x0, y0), steps, settings, tolerance, schedule)
+    paths = race_paths(*inputs)
+    st.plotly_chart(race_figure(*inputs, current()), key="optimizers.race.chart")
     st.caption(_("Press Play under the drawing to watch the race step by step, or drag its slider."))
-    loss_chart(paths, surface)
+    loss_chart(paths, name)
     final, reached = _("final loss"), _("steps to tolerance")
     tables.table([{_("optimizer"): p.name, "lr": settings[p.name]["lr"], reached: p.reached_at,
                    final: p.losses[-1], _("outcome"): verdicts.optimizer_outcome(p)} for p in paths],
@@ -87,9 +134,9 @@ def race_section() -> None:
     st.caption(_("{optimizer} after step {step}: {state}").format(optimizer=who, step=at, state=kept))
 
 
-def loss_chart(paths, surface) -> None:
+def loss_chart(paths, surface: str) -> None:
     """Each path's loss per step, the axis held to the surface's square when it has no bottom."""
-    held = loss_axis_range(surface)
+    held = loss_axis(surface)
     st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title=_("step"), y_title=_("loss"),
                                  y_range=held))
     if held:
@@ -97,19 +144,15 @@ def loss_chart(paths, surface) -> None:
                      "leaves the square, and the loss axis is held to the values f takes on it."))
 
 
+@st.fragment  # a touch here reruns this section alone
 def learning_rate_section() -> None:
     st.header(_("2. Learning rate: too small, right, too big"))
     a, b = st.columns(2)
     name = a.selectbox(_("Optimizer"), list(RACE_OPTIMIZERS), key="optimizers.lr.optimizer")
     base = b.number_input("α", 1e-5, 10.0, float(RACE_OPTIMIZERS[name][1]["lr"]), format="%.4f",
                           key="optimizers.lr.alpha")
-    surface = SURFACES["ill-conditioned quadratic"]
-    paths = []
-    for factor in (0.1, 1, 10):
-        path = run(surface, name, surface.start, 300, {"lr": base * factor})
-        path.name = f"α × {factor:g} = {base * factor:.4g}"
-        paths.append(path)
-    loss_chart(paths, surface)
+    paths = learning_rate_paths(name, base)
+    loss_chart(paths, "ill-conditioned quadratic")
     for path in paths:
         if path.diverged_at is not None:
             st.warning(_("{name}: diverged at step {step}.").format(name=path.name, step=path.diverged_at))

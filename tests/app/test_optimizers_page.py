@@ -1,9 +1,18 @@
 """AppTest drives Optimizers: changing the surface or the learning rate changes the race's results."""
+import base64
 import json
 
+import numpy as np
 import pytest
 
 from helpers import by_label, open_app_page
+
+
+def values(array) -> list[float]:
+    """A trace's numbers from its JSON: a list, or Plotly's typed array (base64 bytes and their dtype)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return array
 
 
 def race_table(at):
@@ -74,9 +83,12 @@ def test_the_race_replays_in_the_browser_without_a_rerun_per_step():
     assert [trace["name"] for trace in paths] == ["SGD", "SGD + momentum", "Adam"]
     frames = race_chart["frames"]
     assert 20 <= len(frames) <= 41 and frames[0]["name"] == "0" and frames[-1]["name"] == "500"
-    assert all(len(trace["x"]) == 1 for trace in frames[0]["data"])  # the start, then a little more each frame
-    assert [len(trace["x"]) for trace in frames[-1]["data"]] == [len(trace["x"]) for trace in paths] == [501] * 3
-    assert all(len(later["x"]) >= len(earlier["x"]) for before, after in zip(frames, frames[1:], strict=False)
+    assert all(len(values(trace["x"])) == 1 for trace in frames[0]["data"])  # the start, then more each frame
+    assert [len(values(trace["x"])) for trace in frames[-1]["data"]] == [len(values(trace["x"])) for trace in paths] \
+        == [501] * 3
+    assert values(frames[-1]["data"][0]["y"])[:5] == values(paths[0]["y"])[:5]
+    assert all(len(values(later["x"])) >= len(values(earlier["x"]))
+               for before, after in zip(frames, frames[1:], strict=False)
                for earlier, later in zip(before["data"], after["data"], strict=True))
     [menu] = race_chart["layout"]["updatemenus"]
     play = menu["buttons"][0]
