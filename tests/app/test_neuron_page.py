@@ -36,7 +36,7 @@ def test_the_page_agrees_with_autograd_and_finite_differences():
 
 def test_stepping_through_the_loop_shows_forward_then_backward():
     at = open_neuron()
-    assert any(r"z_1 = W_1 x + b_1" in block.value for block in at.latex)
+    assert any(r"z_1 &= W_1 x + b_1" in block.value for block in at.latex)
     by_label(at.radio, "Step through the loop").set_value("backward").run()
     assert any(r"\delta_1 = (W_2^\top \delta_2)" in block.value for block in at.latex)
     by_label(at.selectbox, "Loss").set_value("mse").run()
