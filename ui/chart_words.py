@@ -139,7 +139,7 @@ def _point(figure: go.Figure, trace, x, y) -> str:
     x_text = number(x, _is_percent(x_axis)) if isinstance(x, (int, float)) else plain(x)
     y_text = number(y, _is_percent(y_axis)) if isinstance(y, (int, float)) else plain(y)
     if _title(x_axis) and _title(y_axis):
-        return f"{plain(_title(x_axis))} {x_text}, {plain(_title(y_axis))} {y_text}"
+        return _("{x}, {y}").format(x=_with_title(_title(x_axis), x_text), y=_with_title(_title(y_axis), y_text))
     return f"({x_text}, {y_text})"
 
 
@@ -154,7 +154,8 @@ def _scatter_sentence(figure: go.Figure, trace, name: str, plane: bool) -> str:
             steps=f"{len(x) - 1:,}")
     if len(x) > MOST_POINTS:
         return _("{name}: {count} points.").format(name=name, count=f"{len(x):,}")
-    return f"{name}: {'; '.join(_point(figure, trace, a, b) for a, b in zip(x, y, strict=False))}."
+    return _("{name}: {points}.").format(name=name, points=listing(_point(figure, trace, a, b)
+                                                                     for a, b in zip(x, y, strict=True)))
 
 
 def _mark(figure: go.Figure) -> float | None:
