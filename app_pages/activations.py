@@ -16,7 +16,7 @@ from dlplay.lessons.activations import (
     softmax_with_temperature,
     values_at,
 )
-from ui import charts, state, tables, verdicts
+from ui import chart_words, charts, state, tables, verdicts
 from ui.i18n import _, translator
 from ui.state import ActivationsState
 
@@ -31,9 +31,10 @@ def curves_section() -> None:
     xs, shapes = curves(chosen)
     values, slopes = ({n: pair[i] for n, pair in shapes.items()} for i in (0, 1))
     left, right = st.columns(2)
-    left.plotly_chart(charts.lines(values, xs, "x", title="f(x)", mark_x=at, dashed=covering(values)))
-    right.plotly_chart(charts.lines(slopes, xs, "x", title=_("f′(x), from autograd"), mark_x=at,
-                                    dashed=covering(slopes)))
+    chart_words.chart(charts.lines(values, xs, "x", title="f(x)", mark_x=at, dashed=covering(values)),
+                      "activations.curves.values", left)
+    chart_words.chart(charts.lines(slopes, xs, "x", title=_("f′(x), from autograd"), mark_x=at,
+                                   dashed=covering(slopes)), "activations.curves.slopes", right)
     for name, under in covering(values).items():
         st.caption(_("{name} is dashed: at this scale it lies on {under}, which shows between its dashes.").format(
             name=name, under=under))
@@ -53,7 +54,7 @@ def softmax_section() -> None:
                                    key="activations.softmax.t")
     probs = softmax_with_temperature(logits, temperature)
     st.latex(r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}")
-    st.plotly_chart(charts.bars([f"z{i + 1}" for i in range(5)], probs.tolist()))
+    chart_words.chart(charts.bars([f"z{i + 1}" for i in range(5)], probs.tolist()), "activations.softmax.chart")
     st.caption(_("Low T sharpens the distribution towards the largest logit; high T flattens it towards uniform."))
 
 
@@ -70,11 +71,11 @@ def flow_section() -> None:
     flow = gradient_flow(deep_mlp([width] * depth, activation, init, seed=0), batch)
     st.info(verdicts.gradient_flow(read_flow(flow.gradient_norms), activation))
     left, right = st.columns(2)
-    left.plotly_chart(charts.lines({"‖∂L/∂W‖": flow.gradient_norms}, range(1, depth + 1),
-                                   _("hidden layer (input side first)"), title=_("‖∂L/∂W‖ per layer"),
-                                   log_y=True))
-    right.plotly_chart(charts.per_layer_boxes([a.tolist() for a in flow.activations],
-                                              _("activation values per layer")))
+    chart_words.chart(charts.lines({"‖∂L/∂W‖": flow.gradient_norms}, range(1, depth + 1),
+                                   _("hidden layer (input side first)"), title=_("‖∂L/∂W‖ per layer"), log_y=True),
+                      "activations.flow.norms", left)
+    chart_words.chart(charts.per_layer_boxes([a.tolist() for a in flow.activations], _("activation values per layer")),
+                      "activations.flow.values", right)
     st.caption(verdicts.dead_units(activation, sum(flow.dead_fraction) / len(flow.dead_fraction)))
 
 
@@ -93,8 +94,9 @@ def race_section() -> None:
     left, right = st.columns(2)
     for column, field, title in ((left, "losses", _("training loss (smoothed)")),
                                  (right, "accuracies", _("training accuracy (smoothed)"))):
-        column.plotly_chart(charts.lines({name: charts.smooth(getattr(r, field)) for name, r in results.items()},
-                                         x_title=_("batch"), title=title, log_y=False))
+        chart_words.chart(charts.lines({name: charts.smooth(getattr(r, field)) for name, r in results.items()},
+                                       x_title=_("batch"), title=title, log_y=False), f"activations.race.{field}",
+                          column)
     accuracy = _("test accuracy")
     seconds = _("seconds")
     tables.table([{_("activation"): n, accuracy: r.test_accuracy, seconds: r.seconds}

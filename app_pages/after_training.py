@@ -23,7 +23,7 @@ from dlplay.checkpoint import ModelCard, read_card
 from dlplay.data import DATASETS
 from dlplay.training.jobs.labs import ARMS, read_result
 from dlplay.training.jobs.spec import RunStatus
-from ui import charts, state, tables
+from ui import chart_words, charts, state, tables
 from ui.i18n import N_, _, say, translated
 from ui.labs import follow, start_lab
 from ui.state import AfterTrainingState
@@ -103,10 +103,10 @@ def deploy_section(label: str, card: ModelCard) -> None:
                  "float32 ONNX Runtime matches PyTorch to rounding; int8 trades a little accuracy for size."))
     names = [say(v.name) for v in variants]
     left, right = st.columns(2)
-    left.plotly_chart(charts.layer_bars(names, [v.size_bytes / 1024 for v in variants], _("file size (KB)")),
-                      key="after_training.sizes")
-    right.plotly_chart(charts.layer_bars(names, [v.latency_one * 1000 for v in variants], _("1 image (ms)")),
-                       key="after_training.latency")
+    chart_words.chart(charts.layer_bars(names, [v.size_bytes / 1024 for v in variants], _("file size (KB)")),
+                      "after_training.sizes", left)
+    chart_words.chart(charts.layer_bars(names, [v.latency_one * 1000 for v in variants], _("1 image (ms)")),
+                      "after_training.latency", right)
     columns = st.columns(len(files))
     for column, (name, data) in zip(columns, files.items(), strict=True):
         column.download_button(_("Download {name}").format(name=name), data, file_name=name,
@@ -159,8 +159,8 @@ def compress_section(label: str, card: ModelCard) -> None:
         gzipped: tables.decimals(1, help=_("the file gzip-compressed: pruning's zeros only shrink a compressed file")),
         parameters: tables.whole(), one: tables.decimals(3), batch: tables.decimals(2),
         accuracy: tables.percent(help=_("on the model's test images"))})
-    st.plotly_chart(charts.size_accuracy([say(f.name) for f in forms], [f.gzip_bytes / 1024 for f in forms],
-                                         [f.accuracy for f in forms]), key="after_training.compress_chart")
+    chart_words.chart(charts.size_accuracy([say(f.name) for f in forms], [f.gzip_bytes / 1024 for f in forms],
+                                           [f.accuracy for f in forms]), "after_training.compress_chart")
     st.caption(_("Times are medians on this server's CPU (PyTorch eager for the PyTorch forms, ONNX Runtime for "
                  "int8). Pruned weights are still stored and multiplied, so pruning alone is not faster: sparse "
                  "kernels or structured pruning (whole filters) are what turn zeros into speed."))
@@ -195,16 +195,16 @@ def federated_section() -> None:
     clients, alpha, epochs, mix, histories = found
     split = _("IID") if alpha is None else _("skewed, α = {alpha}").format(alpha=alpha)
     left, right = st.columns(2)
-    left.plotly_chart(charts.lines({_(name): [r.accuracy for r in h] for name, h in histories.items()},
+    chart_words.chart(charts.lines({_(name): [r.accuracy for r in h] for name, h in histories.items()},
                                    range(1, len(next(iter(histories.values()))) + 1),
                                    (_("communication round (1 local epoch each)") if epochs == 1 else
                                     _("communication round ({epochs} local epochs each)").format(epochs=epochs)),
                                    title=_("test accuracy, {clients} clients, {split}").format(clients=clients,
                                                                                                split=split),
                                    log_y=False),
-                      key="after_training.federated_chart")
-    right.plotly_chart(charts.client_classes(mix, state.dataset("mnist5k").class_names),
-                       key="after_training.client_mix")
+                      "after_training.federated_chart", left)
+    chart_words.chart(charts.client_classes(mix, state.dataset("mnist5k").class_names), "after_training.client_mix",
+                      right)
     final = {_(name): h[-1].accuracy for name, h in histories.items()}
     st.markdown(" · ".join(_("{name}: **{accuracy}**").format(name=name, accuracy=f"{accuracy:.1%}")
                            for name, accuracy in final.items()))
@@ -244,11 +244,11 @@ def transfer_section() -> None:
     if found is None:
         return
     frozen, (pretrained, results) = found
-    st.plotly_chart(charts.compare_bars([_("{count} per class").format(count=r.per_class) for r in results],
-                                        {_("from scratch"): [r.scratch for r in results],
-                                         _("transferred from 0–4"): [r.transferred for r in results]},
-                                        _("test accuracy on digits 5–9"), percent=True),
-                    key="after_training.transfer_chart")
+    chart_words.chart(charts.compare_bars([_("{count} per class").format(count=r.per_class) for r in results],
+                                          {_("from scratch"): [r.scratch for r in results],
+                                           _("transferred from 0–4"): [r.transferred for r in results]},
+                                          _("test accuracy on digits 5–9"), percent=True),
+                      "after_training.transfer_chart")
     first, *rest = [(f"{r.transferred - r.scratch:+.1%}", r.per_class) for r in results]
     gains = _("**{gain}** with {count} images per class").format(gain=first[0], count=first[1]) + "".join(
         _(", **{gain}** with {count}").format(gain=gain, count=count) for gain, count in rest)

@@ -22,7 +22,7 @@ from dlplay.classify import (
 from dlplay.device import pick_device
 from dlplay.images import ImageRejected, decode_image
 from dlplay.inside import feature_maps, grad_cam, saliency, to_uint8
-from ui import charts, state, tables
+from ui import chart_words, charts, state, tables
 from ui.drawing_pad import drawing_pad
 from ui.i18n import N_, _, listing, say, shown_as, translated, translator
 from ui.trainer_views import image_grid
@@ -105,7 +105,8 @@ def explain(name: str, picture: Image.Image, model, card) -> None:
                                                                           probability=f"{best[0][1]:.1%}") + (
         "" if card.dataset != "mnist5k" or card.input_shape[0] != 1 or name == DRAWING_NAME else
         _(" (a digit model sees every picture as a digit: try one you drew)")))
-    st.plotly_chart(charts.bars([n for n, __ in best], [p for __, p in best], horizontal=True, height=240))
+    chart_words.chart(charts.bars([n for n, __ in best], [p for __, p in best], horizontal=True, height=240),
+                      "classify.top5")
     st.header(_("Where it looked"))
     target = card.class_names.index(best[0][0])
     model_view = prepared.steps[-1][1]

@@ -29,7 +29,7 @@ from dlplay.lessons.convolution import (
 )
 from dlplay.limits import limits
 from dlplay.models import build_model
-from ui import charts, state, tables
+from ui import chart_words, charts, state, tables
 from ui.i18n import N_, _, say, translated, translator
 from ui.state import ConvolutionState
 
@@ -212,10 +212,10 @@ def kernel_window(setup: Setup, padded: np.ndarray, pads_: tuple, output: np.nda
     title = f"{setup.name}, {width}×{height}" + (_(" padded") if sum(row_pads + col_pads) else "")
     picture = (dict(rgb=(padded.transpose(1, 2, 0) * 255).astype(np.uint8)) if setup.colour
                else dict(values=padded.mean(axis=0)))
-    pic.plotly_chart(charts.pixel_grid(**picture, title=title, cells=cells, frame=frame),
-                     key="convolution.input_chart")
-    out.plotly_chart(charts.pixel_grid(output, title=_("output map, {size}").format(size=f"{out_w}×{out_h}"),
-                                       signed=True, cells=[(row, col)]), key="convolution.output_chart")
+    chart_words.chart(charts.pixel_grid(**picture, title=title, cells=cells, frame=frame), "convolution.input_chart",
+                      pic)
+    chart_words.chart(charts.pixel_grid(output, title=_("output map, {size}").format(size=f"{out_w}×{out_h}"),
+                                        signed=True, cells=[(row, col)]), "convolution.output_chart", out)
     return result, row, col
 
 
@@ -297,8 +297,11 @@ def shape_arithmetic() -> None:
         return
     left, right = st.columns([1, 1.4])
     anchors = window_indices(np.arange(out), 1, s, 1)
-    left.plotly_chart(charts.padding_grid(n, before, after, window_indices(0, k, s, dilation), anchors),
-                      key="convolution.grid")
+    chart_words.chart(charts.padding_grid(n, before, after, window_indices(0, k, s, dilation), anchors),
+                      "convolution.grid", left, words=_(
+                          "The {input} input inside its zero padding, the kernel's first position outlined, and a "
+                          "dot where each of its {out} positions starts.").format(input=f"{n}×{n}",
+                                                                                   out=f"{out}×{out}"))
     right.markdown(_("- the input: **{input}** (blue), zero padding: **{before}** before, **{after}** after (grey)\n"
                      "- the kernel covers **{reach}** pixels with dilation {dilation} (orange: its first position)\n"
                      "- it moves **{s}** pixel(s) at a time (a dot where each position starts): **{out}** outputs"
@@ -336,13 +339,13 @@ def pooling(output: np.ndarray) -> None:
     else:
         pooled, winners = avg_pool(activated, window, stride), []
     x, y, z = st.columns(3)
-    x.plotly_chart(charts.pixel_grid(output, title=_("the convolution's output"), signed=True),
-                   key="convolution.stage1")
-    y.plotly_chart(charts.pixel_grid(activated[0], title=_("after ReLU: max(0, x)"), marks=winners),
-                   key="convolution.stage2")
+    chart_words.chart(charts.pixel_grid(output, title=_("the convolution's output"), signed=True),
+                      "convolution.stage1", x)
+    chart_words.chart(charts.pixel_grid(activated[0], title=_("after ReLU: max(0, x)"), marks=winners),
+                      "convolution.stage2", y)
     pooled_title = (_("after max pooling: {size}") if kind == "max" else _("after average pooling: {size}")).format(
         size=f"{pooled.shape[2]}×{pooled.shape[1]}")
-    z.plotly_chart(charts.pixel_grid(pooled[0], title=pooled_title), key="convolution.stage3")
+    chart_words.chart(charts.pixel_grid(pooled[0], title=pooled_title), "convolution.stage3", z)
     if kind == "max":
         st.caption(_("Each × on the ReLU map is the input that won its {window} window (windows of zeros are not "
                      "marked; ties go to the first in reading order, as in PyTorch). Everything else is thrown away: "

@@ -25,7 +25,7 @@ from dlplay.lessons.neuron import (
     sgd_step,
     train,
 )
-from ui import charts, tables
+from ui import chart_words, charts, tables
 from ui.i18n import N_, _, say, shown_as, translated, translator
 from ui.latex import matrix, number
 from ui.state import NeuronState
@@ -73,7 +73,7 @@ def one_neuron() -> None:
              r"\end{aligned}")
     st.latex(rf"a = \mathrm{{{name}}}(z) = {number(a)}")
     xs, ys = activation_curve(name)
-    st.plotly_chart(charts.curve_with_point(xs, ys, (z, a), f"{name}(z)", "z", "a = f(z)"))
+    chart_words.chart(charts.curve_with_point(xs, ys, (z, a), f"{name}(z)", "z", "a = f(z)"), "neuron.activation")
 
 
 def class_names(count: int) -> dict[int, str]:
@@ -228,8 +228,8 @@ def training_section(net: Network, x: torch.Tensor, y: torch.Tensor, loss_now: f
     single = train(net, x, y, lr, steps)[1]
     batch_x, batch_y = binary_batch(8, seed=1)
     batch = train(net, batch_x, batch_y, lr, steps)[1]
-    st.plotly_chart(charts.lines({_("the article's single example"): single, _("a batch of 8 examples"): batch},
-                                 x_title=_("SGD step"), y_title=_("loss"), log_y=False))
+    chart_words.chart(charts.lines({_("the article's single example"): single, _("a batch of 8 examples"): batch},
+                                   x_title=_("SGD step"), y_title=_("loss"), log_y=False), "neuron.net.losses")
     st.caption(_("One example is learned perfectly; a batch whose labels no 3→3→2 network can all fit stops "
                  "at a higher loss. Raise α to 3 and watch the single-example curve jump around."))
 
@@ -271,8 +271,9 @@ def losses_section() -> None:
                   "model is confidently wrong. MSE's gradient passes through the softmax's slope, which flattens out "
                   "when the model is confidently wrong, so it learns slowly exactly when it should learn fast."))
     p, losses = loss_against_probability()
-    st.plotly_chart(charts.lines({say(name): values for name, values in losses.items()}, p,
-                                 _("predicted probability of the true class p"), _("loss"), log_y=False))
+    chart_words.chart(charts.lines({say(name): values for name, values in losses.items()}, p,
+                                   _("predicted probability of the true class p"), _("loss"), log_y=False),
+                      "neuron.losses")
 
 
 st.title(_("Neuron math"))

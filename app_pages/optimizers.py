@@ -15,7 +15,7 @@ from dlplay.lessons.optimizers import (
     surface_gradient,
 )
 from dlplay.training.schedules import SCHEDULES, lr_trace
-from ui import charts, tables, verdicts
+from ui import chart_words, charts, tables, verdicts
 from ui.i18n import _, current, shown_as, translator
 from ui.latex import matrix
 
@@ -119,9 +119,9 @@ def race_section() -> None:
                      "plain SGD, RMSprop and Adagrad keep none."))
     inputs = (name, chosen, (x0, y0), steps, settings, tolerance, schedule)
     paths = race_paths(*inputs)
-    st.plotly_chart(race_figure(*inputs, current()), key="optimizers.race.chart")
+    chart_words.chart(race_figure(*inputs, current()), "optimizers.race.chart")
     st.caption(_("Press Play under the drawing to watch the race step by step, or drag its slider."))
-    loss_chart(paths, name)
+    loss_chart(paths, name, "optimizers.race.losses")
     final, reached = _("final loss"), _("steps to tolerance")
     tables.table([{_("optimizer"): p.name, "lr": settings[p.name]["lr"], reached: p.reached_at,
                    final: p.losses[-1], _("outcome"): verdicts.optimizer_outcome(p)} for p in paths],
@@ -134,11 +134,11 @@ def race_section() -> None:
     st.caption(_("{optimizer} after step {step}: {state}").format(optimizer=who, step=at, state=kept))
 
 
-def loss_chart(paths, surface: str) -> None:
+def loss_chart(paths, surface: str, key: str) -> None:
     """Each path's loss per step, the axis held to the surface's square when it has no bottom."""
     held = loss_axis(surface)
-    st.plotly_chart(charts.lines({p.name: p.losses for p in paths}, x_title=_("step"), y_title=_("loss"),
-                                 y_range=held))
+    chart_words.chart(charts.lines({p.name: p.losses for p in paths}, x_title=_("step"), y_title=_("loss"),
+                                   y_range=held), key)
     if held:
         st.caption(_("This surface has no bottom: off the square above it falls for ever, so a run ends where it "
                      "leaves the square, and the loss axis is held to the values f takes on it."))
@@ -152,7 +152,7 @@ def learning_rate_section() -> None:
     base = b.number_input("α", 1e-5, 10.0, float(RACE_OPTIMIZERS[name][1]["lr"]), format="%.4f",
                           key="optimizers.lr.alpha")
     paths = learning_rate_paths(name, base)
-    loss_chart(paths, "ill-conditioned quadratic")
+    loss_chart(paths, "ill-conditioned quadratic", "optimizers.lr.losses")
     for path in paths:
         if path.diverged_at is not None:
             st.warning(_("{name}: diverged at step {step}.").format(name=path.name, step=path.diverged_at))
@@ -162,8 +162,10 @@ def learning_rate_section() -> None:
 
 def schedules_section() -> None:
     st.header(_("3. Schedules"))
-    st.plotly_chart(charts.lines({f"{name}: {_(what)}": lr_trace(name, 0.1, 300) for name, what in SCHEDULES.items()},
-                                 x_title=_("step"), y_title=_("learning rate (base 0.1)"), log_y=False, height=340))
+    chart_words.chart(charts.lines({f"{name}: {_(what)}": lr_trace(name, 0.1, 300)
+                                    for name, what in SCHEDULES.items()},
+                                   x_title=_("step"), y_title=_("learning rate (base 0.1)"), log_y=False, height=340),
+                      "optimizers.schedules")
 
 
 def article_section() -> None:

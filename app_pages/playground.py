@@ -23,7 +23,7 @@ from dlplay.lessons.playground import (
     train_together,
 )
 from dlplay.limits import limits
-from ui import charts, verdicts
+from ui import chart_words, charts, verdicts
 from ui.i18n import N_, _, listing, say, say_in_code, sentence, shown_as, translator
 from ui.playground_link import (
     COMPARE,
@@ -220,13 +220,17 @@ def draw_network(session: Session, show_test: bool, discretize: bool, epoch: int
     shown_points = ((points.train_x, points.train_y), (points.test_x, points.test_y) if show_test else None)
     size = 300 if compact else 440
     surface_words = _("The network's output over the plane (x₁ across, x₂ up, from −6 to 6).")
+    wrong = round((1 - session.test_accuracies[shown]) * len(points.test_y)) if session.test_accuracies else None
+    regions = chart_words.decision_regions(values, points.task, points.classes, wrong, len(points.test_y))
     if not details:  # playing: a picture drawn here, which the browser shows at once
         picture = charts.playground_picture(axis.tolist(), values, *shown_points, points.task, points.classes,
                                             discretize, size)
-        st.image(picture, width="stretch" if compact else picture.shape[1], alt=surface_words)
+        st.image(picture, width="stretch" if compact else picture.shape[1], alt=f"{surface_words} {regions}")
+        st.caption(regions)
     else:
-        st.plotly_chart(charts.playground_surface(axis.tolist(), values, *shown_points, points.task, points.classes,
-                                                  discretize, size), key=f"playground.surface{name}")
+        chart_words.chart(charts.playground_surface(axis.tolist(), values, *shown_points, points.task,
+                                                    points.classes, discretize, size), f"playground.surface{name}",
+                          words=regions)
     st.caption(surface_words)
     network_picture(session, epoch, compact)
 
@@ -288,8 +292,8 @@ def draw(sessions: list[Session], show_test: bool, discretize: bool, epoch: int 
         if session.config.regularizer != "none":
             curves[label + _("{regularizer} penalty").format(regularizer=session.config.regularizer)] = (
                 session.penalties)
-    st.plotly_chart(charts.lines(curves, x_title=_("epoch"), y_title=_("loss"), height=220, mark_x=shown),
-                    key="playground.losses")
+    chart_words.chart(charts.lines(curves, x_title=_("epoch"), y_title=_("loss"), height=220, mark_x=shown),
+                      "playground.losses")
     st.caption(loss_caption(sessions))
     if len({session.epoch for session in sessions}) > 1:
         st.caption(_("Network B started later: until it reaches A's epoch {epoch}, Step and Play train B alone."

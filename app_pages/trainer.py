@@ -45,7 +45,7 @@ from dlplay.training.jobs.spec import steps_per_epoch
 from dlplay.training.schedules import SCHEDULES
 from dlplay.training.trainer import OPTIMIZERS
 from dlplay.userdata import ZipImport
-from ui import charts, state, tables
+from ui import chart_words, charts, state, tables
 from ui import trainer_views as views
 from ui.i18n import N_, _, listing, say, sentence, shown_as, translated, translator
 from ui.labs import follow, start_lab
@@ -369,8 +369,8 @@ def live_view(job: Job, owned: bool = True) -> None:
 
 def curves(job: Job, snapshot: RunSnapshot, static: bool) -> None:
     """A run's curves as `snapshot` has them, and what each set of images is for."""
-    st.plotly_chart(views.live_figure(job.run_id, snapshot, job.config.epochs), key="trainer.live_chart",
-                    config={"staticPlot": static})
+    chart_words.chart(views.live_figure(job.run_id, snapshot, job.config.epochs), "trainer.live_chart",
+                      words=chart_words.training(snapshot.epochs), config={"staticPlot": static})
     if snapshot.train_size:
         views.curves_explained(snapshot, job.config.validation_fraction, len(state.run_dataset(job).test))
 
@@ -514,8 +514,10 @@ def runs_section() -> None:
     chosen = st.multiselect(_("Overlay the curves of"), range(len(runs)), default=list(range(len(runs)))[-2:],
                             format_func=shown_as(labels), key="trainer.overlay")
     if chosen:
-        st.plotly_chart(charts.training_curves([charts.Curves(labels[i], snapshots[i].batches, snapshots[i].epochs)
-                                                for i in chosen]))
+        chart_words.chart(charts.training_curves([charts.Curves(labels[i], snapshots[i].batches,
+                                                                snapshots[i].epochs) for i in chosen]),
+                          "trainer.overlay_chart",
+                          words=" ".join(chart_words.training(snapshots[i].epochs, labels[i]) for i in chosen))
     which = st.selectbox(_("Download"), range(len(runs)), index=len(runs) - 1, format_func=shown_as(labels),
                          key="trainer.download_run")
     run, snapshot = runs[which], snapshots[which]

@@ -16,7 +16,7 @@ from dlplay.inside import dead_relus, feature_maps, first_layer_filters, gradien
 from dlplay.models import LayerRow
 from dlplay.training.curve_reading import read_curves
 from dlplay.training.jobs import RunSnapshot, RunStatus
-from ui import charts, tables, verdicts
+from ui import chart_words, charts, tables, verdicts
 from ui.i18n import _, say, sentence, shown_as, translator
 
 GRID_COLUMNS = 8
@@ -49,7 +49,8 @@ def data_overview(dataset: Dataset) -> None:
                                          size=f"{w}×{h}", classes=dataset.num_classes))
     details = st.expander(_("Images per class, and samples of each class"), key="trainer.data_details")
     left, right = details.columns([3, 2])
-    left.plotly_chart(charts.class_counts(dataset.class_names, train_counts, test_counts))
+    chart_words.chart(charts.class_counts(dataset.class_names, train_counts, test_counts), "trainer.class_counts",
+                      left)
     tables.table({_("class"): dataset.class_names, _("train"): train_counts, _("test"): test_counts}, where=right,
                  height=260)
     details.caption(_("Samples of each class ({count} per row; the first {rows} classes):").format(
@@ -280,13 +281,13 @@ def confusion_section(evaluation: Evaluation, dataset: Dataset, key: str, pictur
     """Confusion matrix and per-class accuracy; with `pictures`, click a cell (or pick it below) to see its test
     images."""
     left, right = st.columns([3, 2])
+    matrix = charts.confusion_matrix(evaluation.confusion, dataset.class_names)
+    clickable = dict(on_select="rerun", selection_mode="points") if pictures else {}
+    event = chart_words.chart(matrix, f"{key}.chart", left, chart_words.confusion(matrix), **clickable)
+    chart_words.chart(charts.per_class_accuracy(dataset.class_names, evaluation.per_class_accuracy),
+                      f"{key}.per_class", right)
     if not pictures:
-        left.plotly_chart(charts.confusion_matrix(evaluation.confusion, dataset.class_names), key=f"{key}.chart")
-        right.plotly_chart(charts.per_class_accuracy(dataset.class_names, evaluation.per_class_accuracy))
         return
-    event = left.plotly_chart(charts.confusion_matrix(evaluation.confusion, dataset.class_names), key=f"{key}.chart",
-                              on_select="rerun", selection_mode="points")
-    right.plotly_chart(charts.per_class_accuracy(dataset.class_names, evaluation.per_class_accuracy))
     clicked = charts.clicked_cell(event.selection.points, dataset.class_names) if event else None
     if clicked and st.session_state.get(f"{key}.clicked") != clicked:  # a new click moves the pickers below
         st.session_state[f"{key}.clicked"] = clicked
@@ -351,9 +352,11 @@ def inside_section(model, dataset: Dataset, device) -> None:
     dead = dead_relus(model, dataset.test.images[:500], device)
     left, right = st.columns(2)
     left.markdown(_("**Gradient norm per layer** (one batch of 256 training images)"))
-    left.plotly_chart(charts.layer_bars([n.name for n in norms], [n.value for n in norms], "‖∂loss/∂W‖", log=True))
+    chart_words.chart(charts.layer_bars([n.name for n in norms], [n.value for n in norms], "‖∂loss/∂W‖", log=True),
+                      "trainer.inside.norms", left)
     right.markdown(_("**Dead ReLUs**: share of units that output 0 for all of 500 test images"))
-    right.plotly_chart(charts.layer_bars([d.name for d in dead], [d.value for d in dead], _("dead"), percent=True))
+    chart_words.chart(charts.layer_bars([d.name for d in dead], [d.value for d in dead], _("dead"), percent=True),
+                      "trainer.inside.dead", right)
 
 
 def stack_editor(layers: list[tuple[int, LayerSpec]], key: str) -> tuple[LayerSpec, ...]:

@@ -611,6 +611,69 @@ def chance_loss(task: str, y: torch.Tensor) -> float:
     return float(0.5 * y.double().var(correction=0))
 
 
+# The plane in ninths, from the bottom row up (rows along x₂, as the surface's): where a picture's regions lie.
+NINTHS = ("bottom left", "bottom", "bottom right", "left", "centre", "right", "top left", "top", "top right")
+CLEAR = 0.6  # a ninth belongs to a class when at least this share of it does
+_ALL = frozenset(NINTHS)
+_EDGES = frozenset({"top", "bottom", "left", "right"})
+_CORNERS = frozenset({"top left", "top right", "bottom left", "bottom right"})
+_SIDES = {side: frozenset(n for n in NINTHS if side in n.split()) for side in ("top", "bottom", "left", "right")}
+_CORNER_HALVES = {"top right": ("top left", "bottom right"), "top left": ("top right", "bottom left"),
+                  "bottom right": ("top right", "bottom left"), "bottom left": ("top left", "bottom right")}
+# Shapes a class's ninths can make, most particular first: (name, ninths it must hold, ninths it may hold besides).
+SHAPES = (("everywhere", _ALL, frozenset()),
+          ("centre", frozenset({"centre"}), _EDGES),
+          ("outside", _CORNERS, _EDGES),
+          *((side, _SIDES[side], _ALL - _SIDES[{"top": "bottom", "bottom": "top", "left": "right",
+                                                 "right": "left"}[side]] - _SIDES[side])
+            for side in ("top", "bottom", "left", "right")),
+          *((corner, frozenset({corner, *corner.split()}), frozenset({"centre", *diagonal}))
+            for corner, diagonal in _CORNER_HALVES.items()),
+          ("top left and bottom right", frozenset({"top left", "bottom right"}), _ALL - {"top right", "bottom left"}),
+          ("top right and bottom left", frozenset({"top right", "bottom left"}), _ALL - {"top left", "bottom right"}))
+
+
+def ninths(grid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A (rows, columns) grid over the plane (rows along x₂) cut into its nine parts, by name."""
+    rows, columns = (torch.linspace(0, n, 4).round().long().tolist() for n in grid.shape)
+    return {NINTHS[3 * i + j]: grid[rows[i]:rows[i + 1], columns[j]:columns[j + 1]] for i in range(3) for j in range(3)}
+
+
+def majority_ninths(labels: torch.Tensor) -> dict[str, int | None]:
+    """The class that holds each ninth of the plane (`labels`: a class per grid point, rows along x₂), or None where
+    no class holds CLEAR of it."""
+    found = {}
+    for name, part in ninths(labels).items():
+        counts = torch.bincount(part.flatten().long())
+        found[name] = int(counts.argmax()) if counts.max() >= CLEAR * part.numel() else None
+    return found
+
+
+def shape_of(held: set[str] | frozenset[str]) -> str | None:
+    """The name of the shape these ninths make (SHAPES), or None when they make none of them."""
+    for name, needed, allowed in SHAPES:
+        if needed <= held <= needed | allowed:
+            return name
+    return None
+
+
+def regions(labels: torch.Tensor) -> list[tuple[int, str | None, tuple[str, ...]]]:
+    """Where each class lies on the plane (`labels`: a class per grid point, rows along x₂): (class, its shape's
+    name or None, the ninths it holds), the class holding fewest ninths first; classes that hold none are left
+    out."""
+    held: dict[int, list[str]] = {}
+    for name, label in majority_ninths(labels).items():
+        if label is not None:
+            held.setdefault(label, []).append(name)
+    return [(label, shape_of(set(names)), tuple(names))
+            for label, names in sorted(held.items(), key=lambda item: (len(item[1]), item[0]))]
+
+
+def predicted_classes(values: torch.Tensor, classes: int) -> torch.Tensor:
+    """The class predicted at each grid point from Session.surface's values: for two classes, 1 where P(1) > P(0)."""
+    return (values > 0).long() if classes == 2 else values.round().long()
+
+
 FEATURE_CODE = {"x₁": "a", "x₂": "b", "x₁²": "a * a", "x₂²": "b * b", "x₁x₂": "a * b", "sin x₁": "torch.sin(a)",
                 "sin x₂": "torch.sin(b)"}
 ACTIVATION_CODE = {"ReLU": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()", "linear": "nn.Identity()",

@@ -66,6 +66,23 @@ def poll_until(at: AppTest, predicate, timeout=180.0) -> AppTest:
     return at
 
 
+def said_in_words(at: AppTest) -> None:
+    """After a one-epoch run: the curves and the confusion matrix are said in words (ui/chart_words.py), and the
+    matrix's "show as table" toggle shows its counts."""
+    snapshot, captions = at.session_state["state.run"].snapshot(), [c.value for c in at.caption]
+    loss = snapshot.epochs[-1].train_loss
+    said = next(c for c in captions if c.startswith("After 1 epoch: training loss "))
+    assert abs(float(said.split("training loss ")[1].split(";")[0]) - loss) < 0.005 + loss * 0.005
+    accuracy = next(m.value for m in at.metric if m.label == "Test accuracy")
+    assert any(c.startswith(f"Accuracy {accuracy}: ") and "test images on the diagonal" in c for c in captions)
+    key = next(t.key for t in at.toggle if t.key.endswith(".chart.table") and ".cell." in t.key)
+    at.toggle(key=key).set_value(True).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if list(d.value.columns)[0] == "true")
+    assert table.iloc[:, 1:].astype(int).to_numpy().tolist() == snapshot.evaluation.confusion.tolist()
+    at.toggle(key=key).set_value(False).run()
+
+
 @pytest.mark.slow  # trains in a worker process
 def test_one_epoch_on_mnist5k_shows_test_accuracy_then_a_run_starts_from_it(tmp_path):
     at = open_trainer()
@@ -76,6 +93,7 @@ def test_one_epoch_on_mnist5k_shows_test_accuracy_then_a_run_starts_from_it(tmp_
     assert float(metrics["Test accuracy"].rstrip("%")) >= 90.0
     assert any("o sign of overfitting" in box.value or "points above" in box.value for box in at.info)
     assert "Runs" in [h.value for h in at.header][-1]
+    said_in_words(at)
     assert "First-layer filters" not in " ".join(m.value for m in at.markdown)  # tabs run only when open
     at.session_state["trainer.results_tab"] = "Inside the network"  # the learner opens the look-inside tab
     at.run()
