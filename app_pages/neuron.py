@@ -68,7 +68,8 @@ def one_neuron() -> None:
     z = sum(w * x for w, x in zip(ws, xs, strict=True)) + b
     a = float(activate(name, torch.tensor(z, dtype=torch.float64)))
     terms = " + ".join(rf"({number(w, 1)})({number(x, 1)})" for w, x in zip(ws, xs, strict=True))
-    st.latex(rf"z = \sum_i w_i x_i + b = {terms} + ({number(b, 1)}) = {number(z)}")
+    st.latex(rf"\begin{{aligned}} z &= \sum_i w_i x_i + b \\"  # two lines: one is wider than a narrow window
+             rf" &= {terms} + ({number(b, 1)}) = {number(z)} \end{{aligned}}")
     st.latex(rf"a = \mathrm{{{name}}}(z) = {number(a)}")
     xs, ys = activation_curve(name)
     st.plotly_chart(charts.curve_with_point(xs, ys, (z, a), f"{name}(z)", "z", "a = f(z)"))
