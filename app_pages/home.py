@@ -43,10 +43,10 @@ st.markdown("\n".join(_(line) for line in (
     N_("5. **CNN trainer**: train a CNN on real images, watch it learn, look inside it."),
     N_("6. **Upload & classify**: your own picture in; probabilities and where the model looked out."),
     N_("7. **After training**: your model out of the playground: deployed, compressed, federated, transferred."))))
-a, b, c = st.columns(3)
-a.page_link("app_pages/neuron.py", label=_("Start with one neuron"), icon=":material/calculate:")
-b.page_link("app_pages/trainer.py", label=_("Train a CNN on real digits"), icon=":material/model_training:")
-c.page_link("app_pages/classify.py", label=_("Classify your own picture"), icon=":material/image_search:")
+links = st.container(horizontal=True)  # one row, wrapping where the window is narrow: no link cut short
+links.page_link("app_pages/neuron.py", label=_("Start with one neuron"), icon=":material/calculate:")
+links.page_link("app_pages/trainer.py", label=_("Train a CNN on real digits"), icon=":material/model_training:")
+links.page_link("app_pages/classify.py", label=_("Classify your own picture"), icon=":material/image_search:")
 st.caption(_("From a terminal, `python -m dlplay train` trains the same small CNN to about 98.5% test accuracy on "
              "the embedded digits in about eight seconds on a laptop CPU."))
 

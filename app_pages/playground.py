@@ -42,6 +42,7 @@ MY_CSV = N_("my points (CSV)")
 NAMES = ("A", "B")
 KEPT_PARAMS = ("lang",)  # the app's own query parameters, which the playground's link keeps
 NOW = "now"  # the look-back slider's last stop: it follows training
+CONTROLS_WIDTH, STAGE_WIDTH = 340, 540  # pixels
 
 
 DEFAULTS = {"data": "circle", "seed": 0, "train_share": 50, "noise": 10, "points": 300, "features": ["x₁", "x₂"],
@@ -96,7 +97,7 @@ def data_controls():
 def network_controls(prefix: str = PREFIX) -> NetworkConfig:
     """Features, hidden layers and training settings, in the widgets whose keys start with `prefix`."""
     features = st.pills(_("Input features"), list(FEATURES), selection_mode="multi", key=f"{prefix}features",
-                        width="stretch")  # the column's width: the pills wrap instead of running past its edge
+                        width="stretch", wrap=True)  # the pills wrap instead of scrolling past the column's edge
     layers = st.slider(_("Hidden layers"), 0, MAX_HIDDEN_LAYERS, key=f"{prefix}layers")
     sizes, activations = [], []
     for start in range(0, layers, 2):
@@ -362,7 +363,10 @@ st.title(_("Network playground"))
 st.caption(_("Pick 2-D data and a small network, press Play, and watch it learn to separate the points. Every "
              "number comes from a real PyTorch network trained with a real torch.optim optimizer."))
 start_from_link()
-controls, stage = st.columns([1, 1.4 if st.session_state.get(COMPARE) else 1.25], gap="large")  # room for A and B
+# The controls and the stage side by side where the window has room for both (1,400 px with the sidebar open), else
+# the stage below the controls: each keeps a width at which its widgets, and A and B side by side, can be read.
+layout = st.container(horizontal=True, gap="medium")
+controls, stage = layout.container(width=CONTROLS_WIDTH), layout.container(width=STAGE_WIDTH)
 with controls:
     points, data_key = data_controls()
     config = network_controls()

@@ -271,7 +271,8 @@ def start_run(config: RunConfig, dataset: Dataset, registered: bool, run_id: str
         st.error(_("This model cannot be trained on these images: {reason}.").format(reason=say(str(err))))
         return
     state.set_current_run(job)
-    PAGE.seen = (job.run_id, job.snapshot().step)  # all it has done yet: a run that ends unseen is replayed
+    step = job.snapshot().step  # all it has done yet: a run that ends unseen is replayed
+    PAGE.seen = (job.run_id, step, step)
     st.query_params["run"] = job.run_id  # a refresh keeps the id, so the run can be found again
     st.rerun()  # draw the whole app again with the run in it (the sidebar shows its progress on every page)
 
@@ -339,6 +340,12 @@ def replaying(job: Job | None) -> bool:
     return job is not None and PAGE.replay is not None and PAGE.replay.run_id == job.run_id
 
 
+def seen_so_far(job: Job, snapshot: RunSnapshot) -> tuple[int, int]:
+    """(the step up to which this page watched `job` grow, the step it last drew); a run it never drew: all seen."""
+    seen = PAGE.seen
+    return seen[1:] if seen and seen[0] == job.run_id else (snapshot.step, snapshot.step)
+
+
 def live_view(job: Job, owned: bool = True) -> None:
     """Progress and curves of a run (the owner's watching keeps it from the idle timeout); reruns the page once
     the run ends (to replay it first if it finished before the learner saw it grow), and for the owner when its
@@ -348,9 +355,7 @@ def live_view(job: Job, owned: bool = True) -> None:
     snapshot = job.snapshot()
     if owned and not snapshot.active and job not in state.finished_runs():  # it ended since the last look
         state.keep_finished(job)
-        seen = PAGE.seen
-        PAGE.replay = views.replay_for(job.run_id, seen[1] if seen and seen[0] == job.run_id else snapshot.step,
-                                       snapshot)
+        PAGE.replay = views.replay_for(job.run_id, seen_so_far(job, snapshot)[0], snapshot)
         st.rerun()
     if owned and replaying(job):
         replay_view(job, snapshot)
@@ -362,7 +367,7 @@ def live_view(job: Job, owned: bool = True) -> None:
         if not snapshot.active and snapshot.status is not PAGE.controls_status:
             st.rerun()  # the run ended: draw its results
         return
-    PAGE.seen = (job.run_id, snapshot.step)
+    PAGE.seen = (job.run_id, *views.watched(seen_so_far(job, snapshot), snapshot))
     if snapshot.status is not PAGE.controls_status:  # queued -> running, or paused by itself: other buttons
         st.rerun()
 

@@ -185,7 +185,7 @@ class TrainerState(PageState):
     stack = Field(factory=lambda: list(enumerate(ARTICLE_STACK)))  # the builder's (id, LayerSpec) rows
     preview_seed = Field(0)  # the augmentation preview's draw
     controls_status = Field(None)  # the run status the Train / Pause / Stop buttons were last drawn for
-    seen = Field(None)  # (run id, step) of the session's run as the live view last drew it: what the learner saw
+    seen = Field(None)  # (run id, step watched growing, step last drawn) of the session's run in the live view
     replay = Field(None)  # the trainer_views.Replay of a run that finished unseen, while it is drawn again
 
 

@@ -189,6 +189,19 @@ class Replay:
         return dataclasses.replace(self, frame=self.frame + 1)
 
 
+def watched(seen: tuple[int, int], snapshot: RunSnapshot) -> tuple[int, int]:
+    """(the step up to which the learner watched the run grow, the step of their last look) after a look at
+    `snapshot`. A look that added more than an epoch since the last one (or, in a long run, more than a replay's
+    frame) jumped over what it added: the mark stays before the jump, so that the replay at the run's end draws
+    that stretch growing too; once looks grow smoothly again, the mark follows them."""
+    mark, last = seen
+    if not snapshot.batches:
+        return mark, last
+    most = max(snapshot.batches[0].steps_per_epoch, snapshot.total_steps // MAX_REPLAY_FRAMES)
+    jumped = snapshot.step - last > most
+    return (mark if jumped else snapshot.step), snapshot.step
+
+
 def replay_for(run_id: str, seen_step: int, snapshot: RunSnapshot) -> Replay | None:
     """A replay of what the learner did not see of a finished run grow (in two frames at least, so that even the
     last stretch grows rather than jumps); None if they saw it all, or if it stopped, diverged or failed: then its

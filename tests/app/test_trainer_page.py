@@ -534,3 +534,37 @@ def test_a_replay_covers_what_the_learner_did_not_see_and_only_a_finished_run():
     assert replay_for("r", 0, replace(finished, status=RunStatus.STOPPED)) is None  # the learner stopped it
     long = replace(finished, batches=[replace(b, steps_per_epoch=1) for b in batches])  # 30 one-step epochs
     assert replay_for("r", 0, long).frames == MAX_REPLAY_FRAMES
+
+
+def test_looks_that_jump_over_an_epoch_leave_it_to_the_replay_and_smooth_looks_do_not():
+    from dlplay.training.jobs import RunSnapshot, RunStatus
+    from dlplay.training.trainer import BatchEvent
+    from ui.trainer_views import replay_for, watched
+
+    def run(per_epoch: int, epochs: int):
+        """The run after `step` steps (`status` then), as a look at the live view finds it."""
+        batches = [BatchEvent(1 + (s - 1) // per_epoch, s, per_epoch, 2.0 / s, s / 30, 100.0, 1e-3)
+                   for s in range(1, per_epoch * epochs + 1)]
+        return lambda step, status=RunStatus.RUNNING: RunSnapshot(status, "", batches[:step], [],
+                                                                  per_epoch * epochs, 64, None, "cpu", step)
+
+    def looks(at, *steps):
+        seen = (0, 0)  # Train pressed: nothing done yet
+        for step in steps:
+            seen = watched(seen, at(step))
+        return seen
+
+    three = run(10, 3)  # 3 epochs of 10 steps
+    # 3 epochs in 5 s, a look every 2 s: each look adds 1.2 epochs, so the learner saw the curves jump twice...
+    assert looks(three, 12, 24) == (0, 24)
+    replay = replay_for("r", looks(three, 12, 24)[0], three(30, RunStatus.FINISHED))
+    assert (replay.start, replay.end) == (0, 30)  # ...and the replay draws the whole run growing, not its last 6 steps
+    # 3 epochs in 8 s: under an epoch a look, every epoch's end seen on its own: only the rest is replayed.
+    assert looks(three, 8, 16, 24) == (24, 24)
+    assert replay_for("r", 24, three(30, RunStatus.FINISHED)).start == 24
+    # Back from another page in the middle of the run: the jump waits for the replay until looks grow smoothly again.
+    assert looks(three, 2, 20) == (2, 20) and looks(three, 2, 20, 25) == (25, 25)
+    assert looks(three, 5, 5, 5) == (5, 5)  # paused: nothing new, nothing jumped
+    # A long run of short epochs: its replay would draw 10 epochs a frame, so a look adding 4 is smooth enough.
+    long = run(1, 160)
+    assert looks(long, 4, 8) == (8, 8) and looks(long, 4, 30) == (4, 30)
