@@ -2,8 +2,8 @@
 中文: no critical or serious violation that the app can fix."""
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from page_actions import ACTIONS
 
+from page_actions import ACTIONS
 from serving import SCRIPT_DONE
 
 pytestmark = pytest.mark.slow  # a real server and Chromium
