@@ -172,6 +172,24 @@ def learners_done(pages, clicks) -> list[float] | None:
     return None if None in done else [(d - c) / 1000 for d, c in zip(done, clicks, strict=True)]
 
 
+def most_at_once(runs: str) -> int:
+    """The most runs one browser (one owner in the run store) had queued or training at the same moment: each run
+    lives from its record's creation to its evaluation written (else its record's last change)."""
+    lives: dict[str, list[tuple[float, int]]] = {}
+    for record in Path(runs).glob("*/run.json"):
+        run = json.loads(record.read_text())
+        done = record.parent / "evaluation.safetensors"
+        end = (done if done.exists() else record).stat().st_mtime
+        lives.setdefault(run.get("owner", ""), []).extend([(run["created"], 1), (end, -1)])
+    most = 0
+    for events in lives.values():
+        alive = 0
+        for _, change in sorted(events, key=lambda event: (event[0], event[1])):  # an end before a start at a tie
+            alive += change
+            most = max(most, alive)
+    return most
+
+
 def server_seconds(runs: str, pages) -> list[float]:
     """Each learner's run as the server lived it: from the Train press reaching it (the run's record is created) to
     its evaluation written, queue included; what a learner on a machine of their own waits, give or take the
@@ -472,6 +490,7 @@ def measure(url: str, server, runs: str, args) -> None:
                   f"{', '.join(f'{s:.1f}' for s in slowest)} s; median {ratio:.2f}× baseline, worst "
                   f"{max(slowest, default=float('inf')) / max(base):.2f}×" + (" (goal ≤ 1.3×: "
                   f"{'met' if ratio <= 1.3 else 'NOT met'})" if index else ""))
+        print(f"the most runs one browser had queued or training at once: {most_at_once(runs)} (goal: 1)")
         print(f"server stayed up: {'yes' if not monitor.died and server.poll() is None else 'NO'}")
         browser.close()
 
