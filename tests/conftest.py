@@ -54,17 +54,13 @@ def pytest_configure(config):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if a process the tests started (a zygote, a training worker, Ray, torchrun, a server, Chromium)
     is still alive once every test and fixture has ended. The pages' schedulers are the server's: end them first,
-    as the server does when it stops. Under pytest-xdist each worker ends its own, and the controller checks once
-    its workers have gone (their orphans come to it: it is a subreaper too)."""
+    as the server does when it stops."""
     if "ui.state" in sys.modules:
         sys.modules["ui.state"].shutdown_schedulers()
-    yield
-    if hasattr(session.config, "workerinput"):
-        return
     from helpers import descendants
 
     deadline = time.monotonic() + LEAK_GRACE_SECONDS
