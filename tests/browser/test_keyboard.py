@@ -23,6 +23,18 @@ NAME = """() => { const e = document.activeElement;  // a page link's text start
   return (e.getAttribute('aria-label') || e.innerText || '').trim().split('\\n').pop().trim(); }"""
 
 
+# The app's focus ring (router.py's style) is in the page: it arrives with the script's run, after the first paint.
+RING_READY = """() => [...document.styleSheets].some(sheet => [...sheet.cssRules].some(
+  rule => rule.cssText.includes('stSidebarNavLink') && rule.cssText.includes('focus-visible')))"""
+
+
+def opened(browser, url: str):
+    """The page at `url`, its script run and the app's focus ring in place."""
+    page = open_page(browser, url, height=1400)
+    page.wait_for_function(RING_READY, timeout=60_000)
+    return page
+
+
 def tab_to(page, name: str, backwards: bool = False, presses: int = 150) -> None:
     """Press Tab (Shift+Tab) until the element named `name` has the focus, checking at every stop that the focus
     shows."""
@@ -44,7 +56,7 @@ def set_number(page, name: str, value: int) -> None:
 
 
 def test_home_to_a_trained_run_with_the_keyboard_only(app_url, browser):
-    page = open_page(browser, app_url, height=1400)
+    page = opened(browser, app_url)
     tab_to(page, "CNN trainer")  # the sidebar's navigation
     page.keyboard.press("Enter")
     expect(page.get_by_text("1. Data")).to_be_visible(timeout=60_000)
@@ -68,7 +80,7 @@ def test_home_to_a_trained_run_with_the_keyboard_only(app_url, browser):
 
 
 def test_classify_another_sample_photo_with_the_keyboard_only(app_url, browser):
-    page = open_page(browser, f"{app_url}/classify", height=1400)
+    page = opened(browser, f"{app_url}/classify")
     verdict = page.get_by_text("with probability").first
     before = verdict.inner_text()
     tab_to(page, "Sample photo")
@@ -79,7 +91,7 @@ def test_classify_another_sample_photo_with_the_keyboard_only(app_url, browser):
 
 
 def test_play_and_pause_the_playground_with_the_keyboard_only(app_url, browser):
-    page = open_page(browser, f"{app_url}/playground?data=XOR&features=x1x2&net=none&opt=Adam&lr=0.1", height=1400)
+    page = opened(browser, f"{app_url}/playground?data=XOR&features=x1x2&net=none&opt=Adam&lr=0.1")
     tab_to(page, "Play")
     page.keyboard.press("Enter")
     epoch = page.locator('[data-testid="stMetric"]').filter(has_text="Epoch").locator('[data-testid="stMetricValue"]')
